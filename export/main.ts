@@ -1,0 +1,106 @@
+/**
+ * deno task export [--model DIR --out FILE.onnx] [--out DIR] [--layout nhwc|nchw]
+ *
+ * Converts trained tfjs models to ONNX with our own exporter and keeps a file
+ * only if ONNX Runtime reproduces the tfjs model on 1,000 test images.
+ */
+import { basename, join } from "node:path";
+import { loadMnist, pixelsOf } from "../data/mnist.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { exists } from "../util/files.ts";
+import { parseFlags, runMain, UsageError } from "../util/cli.ts";
+import type { Layout } from "./convert.ts";
+import { exportModel } from "./export_model.ts";
+import { MAX_ABS_DIFFERENCE } from "./verify.ts";
+
+const VERIFICATION_IMAGES = 1000;
+
+const HELP = `Export trained tfjs models to ONNX, verified against tfjs.
+
+Usage: deno task export                      every model in results/models/ -> results/models/<model>.onnx
+       deno task export --out DIR            every model in DIR/models/
+       deno task export --model DIR --out FILE.onnx
+
+Flags:
+  --model DIR       a tfjs layers model folder (model.json + weights.bin)
+  --out PATH        with --model: the ONNX file; without: the results folder (default results/)
+  --layout L        input layout: nhwc ([N, 28, 28, 1], default) or nchw ([N, 1, 28, 28])
+  --help            show this help
+
+The ONNX model's input is "input" (float32 pixels / 255, ink bright on dark),
+its output "probabilities" [N, 10]; the batch dimension is dynamic.`;
+
+async function modelDirs(resultsDir: string): Promise<string[]> {
+  const modelsDir = join(resultsDir, "models");
+  if (!(await exists(modelsDir))) {
+    throw new UsageError(
+      `There is no ${modelsDir} folder: train a model first (deno task train:baseline) or pass --model DIR.`,
+    );
+  }
+  const dirs: string[] = [];
+  for await (const entry of Deno.readDir(modelsDir)) {
+    if (entry.isDirectory && (await exists(join(modelsDir, entry.name, "model.json")))) {
+      dirs.push(join(modelsDir, entry.name));
+    }
+  }
+  if (dirs.length === 0) {
+    throw new UsageError(`${modelsDir} holds no tfjs model folders (with a model.json).`);
+  }
+  return dirs.sort();
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    model: { type: "string" },
+    out: { type: "string" },
+    layout: { type: "string", default: "nhwc" },
+    help: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (values.layout !== "nhwc" && values.layout !== "nchw") {
+    throw new UsageError(`--layout must be nhwc or nchw, got "${values.layout}".`);
+  }
+  const layout = values.layout as Layout;
+  const jobs: Array<{ modelDir: string; onnxPath: string; metricsPath?: string }> = [];
+  if (values.model) {
+    const onnxPath = values.out ?? `${values.model.replace(/\/+$/, "")}.onnx`;
+    if (!onnxPath.endsWith(".onnx")) {
+      throw new UsageError(
+        `With --model, --out names the ONNX file (ending in .onnx), got "${onnxPath}".`,
+      );
+    }
+    jobs.push({ modelDir: values.model, onnxPath });
+  } else {
+    const resultsDir = values.out ?? "results";
+    for (const modelDir of await modelDirs(resultsDir)) {
+      const name = basename(modelDir);
+      jobs.push({
+        modelDir,
+        onnxPath: join(resultsDir, "models", `${name}.onnx`),
+        metricsPath: join(resultsDir, "metrics", `${name}_metrics.json`),
+      });
+    }
+  }
+  const data = await loadMnist();
+  await useWasmBackend();
+  const indices = Array.from({ length: VERIFICATION_IMAGES }, (_, i) => i);
+  const verificationPixels = pixelsOf(data.test, indices);
+  for (const job of jobs) {
+    const started = performance.now();
+    const result = await exportModel({ ...job, layout, verificationPixels });
+    console.log(
+      `${job.modelDir} -> ${result.onnxPath} (${(result.bytes / 1024).toFixed(0)} KiB, ${layout}, ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s): on ${result.images} test images, largest |p_onnx - p_tfjs| = ${
+        result.maxAbsDifference.toExponential(2)
+      } (limit ${MAX_ABS_DIFFERENCE}), argmax agreement ${
+        (result.argmaxAgreement * 100).toFixed(2)
+      }%`,
+    );
+  }
+}
+
+if (import.meta.main) await runMain(() => main(Deno.args));

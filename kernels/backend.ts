@@ -1,0 +1,90 @@
+/**
+ * The training engine's backend: tfjs `wasm` (XNNPACK, SIMD) with our kernels
+ * registered over the one it lacks and the ones that are slow for training.
+ * Each replacement is checked against the tfjs `cpu` backend in
+ * tests/kernels_test.ts.
+ */
+import { type BackendWasm, setWasmPaths, tf, TFJS_WASM_DIST_URL } from "../deps.ts";
+import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv2d_grads.ts";
+import { batchMatMul } from "./matmul.ts";
+import { maxPoolGrad } from "./max_pool_grad.ts";
+import { mean, sum } from "./reduce.ts";
+import { tile } from "./tile.ts";
+import type { WasmKernelFunc, WasmKernels } from "./wasm_heap.ts";
+
+export const REPLACED_KERNELS = [
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "BatchMatMul",
+  "MaxPoolGrad",
+  "Tile",
+  "Sum",
+  "Mean",
+] as const;
+
+function original(name: string): WasmKernelFunc {
+  const config = tf.getKernel(name, "wasm");
+  if (config === undefined) throw new Error(`The wasm backend has no ${name} kernel.`);
+  return config.kernelFunc as unknown as WasmKernelFunc;
+}
+
+let originals:
+  | WasmKernels & Record<"conv2dBackpropInput" | "sum" | "mean", WasmKernelFunc>
+  | undefined;
+
+function register(name: string, kernelFunc: unknown): void {
+  if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "wasm",
+    kernelFunc: kernelFunc as tf.KernelFunc,
+  });
+}
+
+/** Registers our kernels over the wasm backend's (idempotent). */
+export function registerTrainingKernels(): void {
+  originals ??= {
+    conv2d: original("Conv2D"),
+    batchMatMul: original("BatchMatMul"),
+    transpose: original("Transpose"),
+    conv2dBackpropInput: original("Conv2DBackpropInput"),
+    sum: original("Sum"),
+    mean: original("Mean"),
+  };
+  register("Conv2DBackpropFilter", conv2dBackpropFilter(originals));
+  register(
+    "Conv2DBackpropInput",
+    conv2dBackpropInput(originals, originals.conv2dBackpropInput as (a: unknown) => tf.TensorInfo),
+  );
+  register("BatchMatMul", batchMatMul(originals));
+  register("MaxPoolGrad", maxPoolGrad);
+  register("Tile", tile);
+  register("Sum", sum(originals.sum));
+  register("Mean", mean(originals.mean));
+}
+
+let ready: Promise<void> | undefined;
+
+/**
+ * Makes `wasm` the active tfjs backend, with SIMD and our kernels. Safe to
+ * call more than once.
+ */
+export function useWasmBackend(): Promise<void> {
+  ready ??= (async () => {
+    // tfjs thinks Deno is Node and would print an "install tfjs-node" banner
+    // on stdout; PROD silences it (and skips debug-only checks).
+    tf.env().set("PROD", true);
+    setWasmPaths(TFJS_WASM_DIST_URL);
+    if (!(await tf.setBackend("wasm"))) {
+      throw new Error("The tfjs wasm backend failed to start.");
+    }
+    await tf.ready();
+    registerTrainingKernels();
+  })();
+  return ready;
+}
+
+/** The active backend, as the wasm backend class (for our kernels' tests). */
+export function wasmBackend(): BackendWasm {
+  return tf.backend() as unknown as BackendWasm;
+}

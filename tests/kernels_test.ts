@@ -1,0 +1,228 @@
+/**
+ * Each kernel we register over the wasm backend against the tfjs cpu
+ * backend's reference implementation, on random shapes. Tolerance: 1e-4
+ * relative to the largest magnitude of the reference (float32 sums in a
+ * different order).
+ */
+import assert from "node:assert/strict";
+import { tf } from "../deps.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { Random } from "../util/random.ts";
+import { sizeOf } from "../kernels/wasm_heap.ts";
+
+await useWasmBackend();
+const TOLERANCE = 1e-4;
+
+function randomArray(random: Random, size: number): Float32Array {
+  return Float32Array.from({ length: size }, () => random.uniform(-1, 1));
+}
+
+type Inputs = Record<string, { values: Float32Array; shape: number[] }>;
+
+function runOn(
+  backend: string,
+  kernel: string,
+  inputs: Inputs,
+  attrs: Record<string, unknown>,
+): { values: Float32Array; shape: number[] } {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const tensors = Object.fromEntries(
+      Object.entries(inputs).map(([name, { values, shape }]) => [name, tf.tensor(values, shape)]),
+    );
+    const out = tf.engine().runKernel(kernel, tensors, attrs as tf.NamedAttrMap) as tf.Tensor;
+    return { values: out.dataSync() as Float32Array, shape: out.shape };
+  });
+}
+
+function assertMatchesCpu(kernel: string, inputs: Inputs, attrs: Record<string, unknown>) {
+  const expected = runOn("cpu", kernel, inputs, attrs);
+  const actual = runOn("wasm", kernel, inputs, attrs);
+  assert.deepEqual(actual.shape, expected.shape, `${kernel} shape`);
+  let scale = 1e-6;
+  for (const value of expected.values) scale = Math.max(scale, Math.abs(value));
+  let worst = 0;
+  for (let i = 0; i < expected.values.length; i++) {
+    worst = Math.max(worst, Math.abs(actual.values[i] - expected.values[i]));
+  }
+  assert.ok(
+    worst <= TOLERANCE * scale,
+    `${kernel} ${JSON.stringify(attrs)}: max difference ${worst} > ${TOLERANCE * scale}`,
+  );
+}
+
+const convCases = [
+  { x: [2, 7, 9, 3], filter: [3, 3, 3, 5], strides: 1, pad: "same" },
+  { x: [3, 8, 8, 1], filter: [3, 3, 1, 4], strides: 1, pad: "valid" },
+  { x: [2, 9, 7, 4], filter: [3, 2, 4, 3], strides: 2, pad: "same" },
+  { x: [1, 11, 10, 2], filter: [5, 5, 2, 6], strides: [2, 1], pad: "valid" },
+  { x: [2, 6, 6, 2], filter: [2, 2, 2, 3], strides: 1, pad: "same" },
+  { x: [4, 28, 28, 1], filter: [3, 3, 1, 8], strides: 1, pad: "same" },
+] as const;
+
+function convOutput(c: typeof convCases[number]): number[] {
+  return runOn("cpu", "Conv2D", {
+    x: { values: new Float32Array(sizeOf(c.x)), shape: [...c.x] },
+    filter: { values: new Float32Array(sizeOf(c.filter)), shape: [...c.filter] },
+  }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 }).shape;
+}
+
+Deno.test("Conv2DBackpropFilter matches the cpu backend", () => {
+  const random = new Random(1);
+  for (const c of convCases) {
+    const dyShape = convOutput(c);
+    assertMatchesCpu("Conv2DBackpropFilter", {
+      x: { values: randomArray(random, sizeOf(c.x)), shape: [...c.x] },
+      dy: { values: randomArray(random, sizeOf(dyShape)), shape: dyShape },
+    }, {
+      strides: c.strides,
+      pad: c.pad,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+      filterShape: [...c.filter],
+    });
+  }
+});
+
+Deno.test("Conv2DBackpropInput matches the cpu backend", () => {
+  const random = new Random(2);
+  for (const c of convCases) {
+    const dyShape = convOutput(c);
+    assertMatchesCpu("Conv2DBackpropInput", {
+      dy: { values: randomArray(random, sizeOf(dyShape)), shape: dyShape },
+      filter: { values: randomArray(random, sizeOf(c.filter)), shape: [...c.filter] },
+    }, {
+      strides: c.strides,
+      pad: c.pad,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+      inputShape: [...c.x],
+    });
+  }
+});
+
+Deno.test("BatchMatMul with transposed operands matches the cpu backend", () => {
+  const random = new Random(3);
+  for (
+    const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]]
+  ) {
+    for (const [batch, m, k, n] of [[1, 5, 7, 3], [2, 17, 33, 9], [1, 64, 3136, 12]]) {
+      const a = transposeA ? [batch, k, m] : [batch, m, k];
+      const b = transposeB ? [batch, n, k] : [batch, k, n];
+      assertMatchesCpu("BatchMatMul", {
+        a: { values: randomArray(random, batch * m * k), shape: a },
+        b: { values: randomArray(random, batch * k * n), shape: b },
+      }, { transposeA, transposeB });
+    }
+  }
+});
+
+Deno.test("MaxPoolGrad matches the cpu backend, ties included", () => {
+  const random = new Random(4);
+  const cases = [
+    { x: [2, 8, 8, 3], filterSize: 2, strides: 2, pad: "valid" },
+    { x: [1, 9, 7, 2], filterSize: 2, strides: 2, pad: "valid" },
+    { x: [2, 7, 9, 4], filterSize: 3, strides: 2, pad: "same" },
+    { x: [1, 6, 6, 1], filterSize: [3, 2], strides: 1, pad: "valid" },
+  ] as const;
+  for (const c of cases) {
+    const size = sizeOf(c.x);
+    // Rounded values make ties, as ReLU's zeros do in real networks.
+    const x = Float32Array.from(
+      { length: size },
+      () => Math.max(0, Math.round(random.uniform(-2, 2))),
+    );
+    tf.setBackend("cpu");
+    const y = tf.tidy(() => {
+      const out = tf.maxPool(
+        tf.tensor(x, [...c.x]) as tf.Tensor4D,
+        c.filterSize as [number, number],
+        c.strides,
+        c.pad,
+      );
+      return { values: out.dataSync() as Float32Array, shape: out.shape };
+    });
+    assertMatchesCpu("MaxPoolGrad", {
+      dy: { values: randomArray(random, y.values.length), shape: y.shape },
+      input: { values: x, shape: [...c.x] },
+      output: y,
+    }, { filterSize: c.filterSize, strides: c.strides, pad: c.pad, dimRoundingMode: undefined });
+  }
+});
+
+Deno.test("Tile matches the cpu backend", () => {
+  const random = new Random(5);
+  const cases = [
+    { shape: [1, 1, 1, 32], reps: [4, 5, 3, 1] },
+    { shape: [3, 2], reps: [2, 3] },
+    { shape: [2, 1, 3], reps: [1, 4, 2] },
+    { shape: [5], reps: [7] },
+  ];
+  for (const { shape, reps } of cases) {
+    assertMatchesCpu("Tile", {
+      x: { values: randomArray(random, sizeOf(shape)), shape },
+    }, { reps });
+  }
+});
+
+Deno.test("Sum and Mean over leading axes match the cpu backend", () => {
+  const random = new Random(6);
+  const cases = [
+    { shape: [4, 5, 6, 7], axis: [0, 1, 2], keepDims: false },
+    { shape: [4, 5, 6, 7], axis: [2, 0, 1], keepDims: true },
+    { shape: [9, 3], axis: 0, keepDims: false },
+    { shape: [4, 5, 6], axis: [1, 2], keepDims: false },
+    { shape: [4, 5, 6], axis: [0, 2], keepDims: true },
+  ];
+  for (const { shape, axis, keepDims } of cases) {
+    const x = { values: randomArray(random, sizeOf(shape)), shape };
+    assertMatchesCpu("Sum", { x }, { axis, keepDims });
+    assertMatchesCpu("Mean", { x }, { axis, keepDims });
+  }
+});
+
+Deno.test("a training step's gradients on wasm match the cpu backend", async () => {
+  const { buildModel } = await import("../models/architectures.ts");
+  const { crossEntropy } = await import("../train/steps.ts");
+  const random = new Random(7);
+  const pixels = Float32Array.from({ length: 8 * 784 }, () => random.next());
+  const labels = Int32Array.from({ length: 8 }, () => random.int(10));
+  for (const name of ["baseline", "improved"] as const) {
+    tf.setBackend("cpu");
+    const model = buildModel(name);
+    const weights = model.getWeights().map((w) => w.dataSync().slice());
+    const gradientsOn = (backend: string) => {
+      tf.setBackend(backend);
+      model.setWeights(weights.map((values, i) => tf.tensor(values, model.getWeights()[i].shape)));
+      // The same dropout masks on both backends: tfjs seeds them from Math.random.
+      const dropoutRandom = new Random(8);
+      const originalRandom = Math.random;
+      Math.random = () => dropoutRandom.next();
+      try {
+        return tf.tidy(() => {
+          const x = tf.tensor4d(pixels, [8, 28, 28, 1]);
+          const y = tf.tensor1d(labels, "int32");
+          const { grads } = tf.variableGrads(() =>
+            crossEntropy(y, model.apply(x, { training: true }) as tf.Tensor)
+          );
+          return Object.values(grads).map((g) => g.dataSync().slice() as Float32Array);
+        });
+      } finally {
+        Math.random = originalRandom;
+      }
+    };
+    const expected = gradientsOn("cpu");
+    const actual = gradientsOn("wasm");
+    for (let i = 0; i < expected.length; i++) {
+      let scale = 1e-6;
+      let worst = 0;
+      expected[i].forEach((value, j) => {
+        scale = Math.max(scale, Math.abs(value));
+        worst = Math.max(worst, Math.abs(value - actual[i][j]));
+      });
+      assert.ok(worst <= 1e-3 * scale, `${name} gradient ${i}: ${worst} vs scale ${scale}`);
+    }
+    model.dispose();
+  }
+  tf.setBackend("wasm");
+});

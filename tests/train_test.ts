@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { tf } from "../deps.ts";
+import { loadMnist, pixelsOf } from "../data/mnist.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { buildModel } from "../models/architectures.ts";
+import { loadLayersModel } from "../models/layers_io.ts";
+import { RECIPES } from "../train/recipes.ts";
+import {
+  defaultConfig,
+  type Metrics,
+  outputPaths,
+  TrainingError,
+  trainModel,
+} from "../train/run.ts";
+import { evaluate, trainStep } from "../train/steps.ts";
+
+await useWasmBackend();
+const data = await loadMnist();
+const indices = Array.from({ length: 128 }, (_, i) => i);
+const pixels = pixelsOf(data.train, indices);
+const labels = data.train.labels.slice(0, 128);
+
+Deno.test("training steps lower the loss without leaking tensors", () => {
+  for (const name of ["baseline", "improved"] as const) {
+    const model = buildModel(name);
+    const optimizer = tf.train.adam(1e-3);
+    const losses = [trainStep(model, optimizer, pixels, labels).loss];
+    const tensorsAfterFirst = tf.memory().numTensors;
+    for (let step = 0; step < 12; step++) {
+      losses.push(trainStep(model, optimizer, pixels, labels).loss);
+    }
+    assert.equal(tf.memory().numTensors, tensorsAfterFirst, `${name} leaks tensors per step`);
+    assert.ok(losses.at(-1)! < losses[0] * 0.7, `${name}: loss ${losses[0]} -> ${losses.at(-1)}`);
+    const before = tf.memory().numTensors;
+    evaluate(model, { images: data.test.images, labels: data.test.labels, count: 300 });
+    assert.equal(tf.memory().numTensors, before, `${name} evaluation leaks tensors`);
+    model.dispose();
+    optimizer.dispose();
+  }
+});
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "mnist-train-test-" });
+}
+
+const quick = (epochs: number) => ({
+  ...defaultConfig("improved", RECIPES.improved, 7),
+  epochs,
+  limit: 192,
+  batchSize: 64,
+});
+
+Deno.test("a run writes a loadable model, metrics and a checkpoint; the same seed repeats it", async () => {
+  const [a, b] = [await tempDir(), await tempDir()];
+  try {
+    const first = await trainModel(data, { config: quick(1), outDir: a, command: "test" });
+    const second = await trainModel(data, { config: quick(1), outDir: b, command: "test" });
+    assert.deepEqual(
+      first.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
+      second.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
+    );
+    const metrics: Metrics = JSON.parse(
+      await Deno.readTextFile(join(a, "metrics", "improved_metrics.json")),
+    );
+    assert.equal(metrics.seed, 7);
+    assert.equal(metrics.history.length, 1);
+    assert.deepEqual(metrics.data, { train: 192, validation: 192, test: 192 });
+    for (const key of ["test_accuracy", "test_loss", "test_accuracy_augmented"] as const) {
+      assert.ok(metrics[key] >= 0 && Number.isFinite(metrics[key]));
+    }
+    assert.ok(metrics.versions["@tensorflow/tfjs"]);
+    const model = await loadLayersModel(join(a, "models", "improved"));
+    assert.equal(model.countParams(), 422314);
+    model.dispose();
+    await Deno.stat(outputPaths(a, "improved").checkpoint);
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("--resume continues a stopped run exactly where it stopped", async () => {
+  const [straight, resumed] = [await tempDir(), await tempDir()];
+  try {
+    const reference = await trainModel(data, {
+      config: quick(2),
+      outDir: straight,
+      command: "test",
+    });
+    await trainModel(data, { config: quick(1), outDir: resumed, command: "first" });
+    const continued = await trainModel(data, {
+      config: quick(2),
+      outDir: resumed,
+      command: "second",
+      resume: true,
+    });
+    assert.equal(continued.metrics.history.length, 2);
+    assert.deepEqual(continued.metrics.history[1].loss, reference.metrics.history[1].loss);
+    assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
+    assert.equal(continued.metrics.command, "first (resumed as: second)");
+    await assert.rejects(
+      () => trainModel(data, { config: quick(2), outDir: resumed, command: "third", resume: true }),
+      { message: /^Nothing to resume: the run in .* already finished 2 of 2 epochs/ },
+    );
+  } finally {
+    await Deno.remove(straight, { recursive: true });
+    await Deno.remove(resumed, { recursive: true });
+  }
+});
+
+Deno.test("a diverging run stops with one sentence and writes no model or metrics", async () => {
+  const dir = await tempDir();
+  try {
+    await assert.rejects(
+      () =>
+        trainModel(data, {
+          config: { ...quick(1), learningRate: Infinity, model: "baseline", augment: false },
+          outDir: dir,
+          command: "test",
+        }),
+      (error: Error) =>
+        error instanceof TrainingError &&
+        /^Training diverged: the loss became NaN at epoch 1/.test(error.message),
+    );
+    const paths = outputPaths(dir, "baseline");
+    await assert.rejects(() => Deno.stat(paths.metrics), Deno.errors.NotFound);
+    await assert.rejects(() => Deno.stat(paths.modelDir), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,111 @@
+/**
+ * A training checkpoint in one file, so that it is replaced atomically: a
+ * JSON header (run state, tensor names and shapes) followed by the raw
+ * tensor data (model weights, then optimizer state).
+ *
+ * Layout: "MNISTCK1" | header length (uint32 LE) | header JSON | data.
+ */
+import { tf } from "../deps.ts";
+import { writeFileAtomic } from "../util/files.ts";
+
+const MAGIC = "MNISTCK1";
+
+type NamedTensor = { name: string; tensor: tf.Tensor };
+
+interface TensorEntry {
+  name: string;
+  shape: number[];
+  dtype: "float32" | "int32";
+}
+
+export interface Checkpoint<State> {
+  state: State;
+  /** In `model.getWeights()` order. */
+  weights: tf.Tensor[];
+  /** As `optimizer.getWeights()` returns them. */
+  optimizer: NamedTensor[];
+}
+
+export class CheckpointError extends Error {}
+
+export async function saveCheckpoint<State>(
+  path: string,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  state: State,
+): Promise<void> {
+  const modelWeights = model.getWeights();
+  const named: Array<{ group: "model" | "optimizer"; name: string; tensor: tf.Tensor }> = [
+    ...model.weights.map((weight, i) => ({
+      group: "model" as const,
+      name: weight.name,
+      tensor: modelWeights[i],
+    })),
+    ...(await optimizer.getWeights()).map(({ name, tensor }) => ({
+      group: "optimizer" as const,
+      name,
+      tensor,
+    })),
+  ];
+  const entries = named.map(({ group, name, tensor }) => ({
+    group,
+    name,
+    shape: tensor.shape,
+    dtype: tensor.dtype as "float32" | "int32",
+  }));
+  const chunks = named.map(({ tensor }) => new Uint8Array(tensor.dataSync().slice().buffer));
+  const header = new TextEncoder().encode(JSON.stringify({ state, tensors: entries }));
+  const dataLength = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  const bytes = new Uint8Array(MAGIC.length + 4 + header.length + dataLength);
+  bytes.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(bytes.buffer).setUint32(MAGIC.length, header.length, true);
+  bytes.set(header, MAGIC.length + 4);
+  let offset = MAGIC.length + 4 + header.length;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  await writeFileAtomic(path, bytes);
+}
+
+export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<State>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CheckpointError(`Nothing to resume: there is no checkpoint at ${path}.`);
+    }
+    throw error;
+  }
+  const corrupt = (why: string) => new CheckpointError(`Checkpoint ${path} is corrupt: ${why}.`);
+  if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) {
+    throw corrupt("it does not start with the checkpoint signature");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(MAGIC.length, true);
+  const dataStart = MAGIC.length + 4 + headerLength;
+  if (dataStart > bytes.length) throw corrupt("its header is truncated");
+  let header: { state: State; tensors: Array<TensorEntry & { group: string }> };
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, dataStart)));
+  } catch {
+    throw corrupt("its header is not valid JSON");
+  }
+  const weights: tf.Tensor[] = [];
+  const optimizer: NamedTensor[] = [];
+  let offset = dataStart;
+  for (const entry of header.tensors) {
+    const size = entry.shape.reduce((a, b) => a * b, 1);
+    const end = offset + size * 4;
+    if (end > bytes.length) throw corrupt("its tensor data is truncated");
+    const raw = bytes.slice(offset, end).buffer;
+    const values = entry.dtype === "int32" ? new Int32Array(raw) : new Float32Array(raw);
+    const tensor = tf.tensor(values, entry.shape, entry.dtype);
+    if (entry.group === "model") weights.push(tensor);
+    else optimizer.push({ name: entry.name, tensor });
+    offset = end;
+  }
+  if (offset !== bytes.length) throw corrupt("it has trailing bytes");
+  return { state: header.state, weights, optimizer };
+}

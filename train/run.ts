@@ -1,0 +1,292 @@
+/**
+ * A whole training run: split the data, train epoch by epoch with a
+ * checkpoint after each, evaluate, and write the model and its metrics.
+ * Printing is left to the caller through `TrainHooks`.
+ */
+import { join } from "node:path";
+import { tf, VERSIONS } from "../deps.ts";
+import { type Mnist, type MnistSplit, pixelsOf, subset } from "../data/mnist.ts";
+import { buildModel, type ModelName, usesAugmentation } from "../models/architectures.ts";
+import { saveLayersModel } from "../models/layers_io.ts";
+import { augmentBatch, AUGMENTED_TEST_SEED, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
+import { Random, type RandomState } from "../util/random.ts";
+import { writeJsonAtomic } from "../util/files.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { learningRateAt, type Recipe } from "./recipes.ts";
+import { evaluate, trainStep } from "./steps.ts";
+
+export const VALIDATION_SIZE = 6000;
+
+export interface TrainConfig extends Recipe {
+  model: ModelName;
+  seed: number;
+  /** Train on the first N training images; also caps validation and test sets. */
+  limit?: number;
+  augment: boolean;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  learning_rate: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  seconds: number;
+  images_per_s: number;
+}
+
+/** What a checkpoint remembers of a run. */
+export interface RunState {
+  config: TrainConfig;
+  epochsDone: number;
+  history: EpochRecord[];
+  dataRandom: RandomState;
+  tfRandom: RandomState;
+  command: string;
+  started: string;
+}
+
+export interface TrainHooks {
+  epochStart?(epoch: number, epochs: number, batches: number): void;
+  batchEnd?(batch: number, loss: number, accuracy: number, imagesPerSecond: number): void;
+  epochEnd?(record: EpochRecord, epochs: number): void;
+  evaluating?(what: string): void;
+}
+
+export interface TrainResult {
+  metricsPath: string;
+  modelDir: string;
+  metrics: Metrics;
+}
+
+export interface Metrics {
+  model: ModelName;
+  command: string;
+  date: string;
+  started: string;
+  seed: number;
+  config: TrainConfig & { augmentation: typeof TRAINING_AUGMENTATION | null };
+  data: { train: number; validation: number; test: number };
+  parameters: { total: number; trainable: number; non_trainable: number };
+  versions: Record<string, string>;
+  history: EpochRecord[];
+  test_loss: number;
+  test_accuracy: number;
+  test_accuracy_augmented: number;
+  augmented_test_seed: number;
+  train_seconds: number;
+}
+
+export class TrainingError extends Error {}
+
+export function outputPaths(outDir: string, model: ModelName) {
+  return {
+    modelDir: join(outDir, "models", model),
+    metrics: join(outDir, "metrics", `${model}_metrics.json`),
+    checkpoint: join(outDir, "checkpoints", model, "checkpoint.bin"),
+  };
+}
+
+/** Seeded split of the 60,000 training images into training and validation. */
+export function splitTrainValidation(
+  train: MnistSplit,
+  seed: number,
+  limit?: number,
+): { train: MnistSplit; validation: MnistSplit } {
+  const order = new Random(seed ^ 0x5eed).permutation(train.count);
+  const trainIndices = order.subarray(0, train.count - VALIDATION_SIZE);
+  const validationIndices = order.subarray(train.count - VALIDATION_SIZE);
+  return {
+    train: subset(train, limit ? trainIndices.subarray(0, limit) : trainIndices),
+    validation: subset(
+      train,
+      limit ? validationIndices.subarray(0, Math.min(limit, VALIDATION_SIZE)) : validationIndices,
+    ),
+  };
+}
+
+/**
+ * tfjs draws weight initialisations and dropout masks from Math.random; a
+ * seeded generator in its place makes runs reproducible. Returns the undo.
+ */
+function seedTfRandom(random: Random): () => void {
+  const original = Math.random;
+  Math.random = () => random.next();
+  return () => {
+    Math.random = original;
+  };
+}
+
+function countParameters(model: tf.LayersModel) {
+  const count = (weights: tf.LayerVariable[]) =>
+    weights.reduce((sum, weight) => sum + weight.shape.reduce((a, b) => a! * b!, 1)!, 0);
+  const trainable = count(model.trainableWeights);
+  const nonTrainable = count(model.nonTrainableWeights);
+  return { total: trainable + nonTrainable, trainable, non_trainable: nonTrainable };
+}
+
+export interface TrainOptions {
+  config: TrainConfig;
+  outDir: string;
+  command: string;
+  /** Continue the run whose checkpoint is in `outDir`; `config.epochs` may extend it. */
+  resume?: boolean;
+  hooks?: TrainHooks;
+}
+
+export async function trainModel(data: Mnist, options: TrainOptions): Promise<TrainResult> {
+  const { outDir, hooks = {} } = options;
+  const paths = outputPaths(outDir, options.config.model);
+  let config = options.config;
+  let state: RunState;
+  let model: tf.LayersModel;
+  let optimizer: tf.AdamOptimizer;
+  let tfRandom: Random;
+
+  if (options.resume) {
+    const checkpoint = await loadCheckpoint<RunState>(paths.checkpoint);
+    state = checkpoint.state;
+    config = { ...state.config, epochs: options.config.epochs };
+    if (state.epochsDone >= config.epochs) {
+      tf.dispose(checkpoint.weights);
+      tf.dispose(checkpoint.optimizer.map((named) => named.tensor));
+      throw new TrainingError(
+        `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
+      );
+    }
+    state.config = config;
+    tfRandom = new Random(state.tfRandom);
+    // Initial weights are overwritten at once: draw them from a throwaway
+    // stream so the saved one continues exactly where it stopped.
+    const restore = seedTfRandom(new Random(0));
+    try {
+      model = buildModel(config.model);
+    } finally {
+      restore();
+    }
+    model.setWeights(checkpoint.weights);
+    tf.dispose(checkpoint.weights);
+    optimizer = tf.train.adam(config.learningRate);
+    await optimizer.setWeights(checkpoint.optimizer);
+  } else {
+    tfRandom = new Random(config.seed);
+    const restore = seedTfRandom(tfRandom);
+    try {
+      model = buildModel(config.model);
+    } finally {
+      restore();
+    }
+    optimizer = tf.train.adam(config.learningRate);
+    state = {
+      config,
+      epochsDone: 0,
+      history: [],
+      dataRandom: new Random(config.seed + 1).state,
+      tfRandom: tfRandom.state,
+      command: options.command,
+      started: new Date().toISOString(),
+    };
+  }
+
+  const { train, validation } = splitTrainValidation(data.train, config.seed, config.limit);
+  const test = config.limit
+    ? subset(
+      data.test,
+      Array.from({ length: Math.min(config.limit, data.test.count) }, (_, i) => i),
+    )
+    : data.test;
+  const dataRandom = new Random(state.dataRandom);
+  const batches = Math.ceil(train.count / config.batchSize);
+
+  try {
+    for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
+      const learningRate = learningRateAt(config, epoch);
+      // tfjs reads the rate at every update, so changing it between epochs works.
+      (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+      hooks.epochStart?.(epoch, config.epochs, batches);
+      const order = dataRandom.permutation(train.count);
+      const started = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      const restore = seedTfRandom(tfRandom);
+      try {
+        for (let batch = 0; batch < batches; batch++) {
+          const indices = order.subarray(batch * config.batchSize, (batch + 1) * config.batchSize);
+          let pixels = pixelsOf(train, indices);
+          if (config.augment) pixels = augmentBatch(pixels, dataRandom);
+          const labels = Uint8Array.from(indices, (i) => train.labels[i]);
+          const step = trainStep(model, optimizer, pixels, labels);
+          if (!Number.isFinite(step.loss)) {
+            throw new TrainingError(
+              `Training diverged: the loss became ${step.loss} at epoch ${epoch + 1}, batch ${
+                batch + 1
+              }. Lower the learning rate; the last checkpoint (epoch ${state.epochsDone}) is kept.`,
+            );
+          }
+          lossSum += step.loss * labels.length;
+          correct += step.correct;
+          seen += labels.length;
+          const elapsed = (performance.now() - started) / 1000;
+          hooks.batchEnd?.(batch + 1, lossSum / seen, correct / seen, seen / elapsed);
+        }
+      } finally {
+        restore();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      hooks.evaluating?.("validation");
+      const val = evaluate(model, validation);
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        learning_rate: learningRate,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+        val_loss: val.loss,
+        val_accuracy: val.accuracy,
+        seconds,
+        images_per_s: seen / seconds,
+      };
+      state.history.push(record);
+      state.epochsDone = epoch + 1;
+      state.dataRandom = dataRandom.state;
+      state.tfRandom = tfRandom.state;
+      await saveCheckpoint(paths.checkpoint, model, optimizer, state);
+      hooks.epochEnd?.(record, config.epochs);
+    }
+
+    hooks.evaluating?.("test");
+    const testResult = evaluate(model, test);
+    const augmentRandom = new Random(AUGMENTED_TEST_SEED);
+    const augmented = evaluate(model, test, 256, (pixels) => augmentBatch(pixels, augmentRandom));
+    const metrics: Metrics = {
+      model: config.model,
+      command: state.command === options.command
+        ? options.command
+        : `${state.command} (resumed as: ${options.command})`,
+      date: new Date().toISOString(),
+      started: state.started,
+      seed: config.seed,
+      config: { ...config, augmentation: config.augment ? TRAINING_AUGMENTATION : null },
+      data: { train: train.count, validation: validation.count, test: test.count },
+      parameters: countParameters(model),
+      versions: { deno: Deno.version.deno, ...VERSIONS },
+      history: state.history,
+      test_loss: testResult.loss,
+      test_accuracy: testResult.accuracy,
+      test_accuracy_augmented: augmented.accuracy,
+      augmented_test_seed: AUGMENTED_TEST_SEED,
+      train_seconds: state.history.reduce((sum, record) => sum + record.seconds, 0),
+    };
+    await saveLayersModel(model, paths.modelDir);
+    await writeJsonAtomic(paths.metrics, metrics);
+    return { metricsPath: paths.metrics, modelDir: paths.modelDir, metrics };
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
+}
+
+export function defaultConfig(model: ModelName, recipe: Recipe, seed = 42): TrainConfig {
+  return { ...recipe, model, seed, augment: usesAugmentation(model) };
+}
