@@ -34,3 +34,5 @@ import onnxProto from "onnx-proto";
 export const onnx = onnxProto.onnx;
 export type { onnx as OnnxTypes } from "onnx-proto";
 export * as ort from "onnxruntime-node";
+/** ONNX Runtime for browsers (wasm): used to check that exports load there too. */
+export * as ortWeb from "onnxruntime-web";

@@ -5,8 +5,8 @@
  * Inside the graph, images are NCHW (ONNX's Conv and MaxPool layout); an
  * NHWC input is transposed once at the start. BatchNormalization that
  * directly follows a Conv2D or Dense without activation is folded into its
- * weights (exact up to float rounding); elsewhere it becomes an ONNX
- * BatchNormalization. Flatten keeps ONNX's channel-first order and the
+ * weights (exact up to float rounding); elsewhere it becomes a per-channel
+ * Mul and Add. Flatten keeps ONNX's channel-first order and the
  * following Dense's rows are permuted to match, so no transpose is needed.
  */
 import { onnx, type OnnxTypes } from "../deps.ts";
@@ -311,23 +311,16 @@ class Converter {
     const channels = cursor.shape[1] as number;
     const { scale, shift } = this.batchNormAffine(layer, channels);
     const name = layer.config.name;
-    // y = scale·x + shift as an ONNX BatchNormalization with unit variance.
-    const tensor = this.graph.node(
-      "BatchNormalization",
-      [
-        cursor.tensor,
-        this.graph.constant(`${name}/scale`, [channels], Float32Array.from(scale)),
-        this.graph.constant(`${name}/shift`, [channels], Float32Array.from(shift)),
-        this.graph.constant(`${name}/zero_mean`, [channels], new Float32Array(channels)),
-        this.graph.constant(
-          `${name}/unit_variance`,
-          [channels],
-          new Float32Array(channels).fill(1),
-        ),
-      ],
-      name,
-      { epsilon: 0 },
-    );
+    // y = scale·x + shift, broadcast over the channel axis (1 in NCHW and [N, C]).
+    const dims = cursor.shape.length === 4 ? [channels, 1, 1] : [channels];
+    const scaled = this.graph.node("Mul", [
+      cursor.tensor,
+      this.graph.constant(`${name}/scale`, dims, Float32Array.from(scale)),
+    ], `${name}/scaled`);
+    const tensor = this.graph.node("Add", [
+      scaled,
+      this.graph.constant(`${name}/shift`, dims, Float32Array.from(shift)),
+    ], name);
     return { ...cursor, tensor };
   }
 

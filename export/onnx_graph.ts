@@ -5,6 +5,9 @@ import { onnx, type OnnxTypes } from "../deps.ts";
 
 export type Dim = number | string;
 
+/** Integer, integer list or string attributes: all our operators need. */
+export type AttributeValue = number | number[] | string;
+
 export class GraphBuilder {
   readonly nodes: OnnxTypes.INodeProto[] = [];
   readonly initializers: OnnxTypes.ITensorProto[] = [];
@@ -49,7 +52,7 @@ export class GraphBuilder {
     opType: string,
     inputs: string[],
     outputBase: string,
-    attributes: Record<string, number | number[] | string> = {},
+    attributes: Record<string, AttributeValue> = {},
     outputName?: string,
   ): string {
     const output = outputName ?? this.name(outputBase);
@@ -65,15 +68,16 @@ export class GraphBuilder {
   }
 }
 
-function attribute(name: string, value: number | number[] | string): OnnxTypes.IAttributeProto {
+function attribute(name: string, value: AttributeValue): OnnxTypes.IAttributeProto {
   const { AttributeType } = onnx.AttributeProto;
   if (typeof value === "string") {
     return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
   }
   if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: value };
-  return Number.isInteger(value)
-    ? { name, type: AttributeType.INT, i: value }
-    : { name, type: AttributeType.FLOAT, f: value };
+  if (!Number.isInteger(value)) {
+    throw new Error(`Attribute ${name} must be an integer, got ${value}.`);
+  }
+  return { name, type: AttributeType.INT, i: value };
 }
 
 export function tensorValueInfo(name: string, dims: Dim[]): OnnxTypes.IValueInfoProto {

@@ -30,7 +30,12 @@ export async function compareWithTfjs(
   layout: Layout,
 ): Promise<Agreement> {
   const count = pixels.length / 784;
-  const session = await ort.InferenceSession.create(onnxBytes, { graphOptimizationLevel: "all" });
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(onnxBytes, { graphOptimizationLevel: "all" });
+  } catch (error) {
+    throw new Error(`ONNX Runtime rejects the exported model: ${(error as Error).message}`);
+  }
   try {
     const { data, dims } = toLayout(pixels, count, layout);
     const results = await session.run({
