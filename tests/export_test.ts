@@ -238,11 +238,11 @@ Deno.test("unsupported layers and bad model files: one sentence, no file", async
     /cannot be exported: activation "tanh" \(supported: linear, relu, softmax\)\.$/,
   );
   assert.match(
-    await exportError(async () => {}),
+    await exportError(() => {}),
     /^tfjs model file .*model\.json does not exist\.$/,
   );
   assert.match(
-    await exportError(async (dir) => join(dir, "nowhere")),
+    await exportError((dir) => join(dir, "nowhere")),
     /^Model folder .*nowhere does not exist\.$/,
   );
   assert.match(
