@@ -36,3 +36,4 @@ export type { onnx as OnnxTypes } from "onnx-proto";
 export * as ort from "onnxruntime-node";
 /** ONNX Runtime for browsers (wasm): used to check that exports load there too. */
 export * as ortWeb from "onnxruntime-web";
+export { default as sharp } from "sharp";

@@ -1,0 +1,192 @@
+/**
+ * Any MNIST classifier in ONNX, behind one interface: the input layout is
+ * read from the model ([N, 28, 28, 1], [N, 1, 28, 28] or [N, 784]; batch
+ * fixed or dynamic), and logits are turned into probabilities. The
+ * deployment side: ONNX Runtime only, no tfjs.
+ */
+import { ort } from "../deps.ts";
+
+export type InputLayout = "nhwc" | "nchw" | "flat";
+export const INPUT_LAYOUTS: readonly InputLayout[] = ["nhwc", "nchw", "flat"];
+
+export class ModelError extends Error {}
+
+const PIXELS = 28 * 28;
+
+function dimsFor(layout: InputLayout, count: number): number[] {
+  if (layout === "nhwc") return [count, 28, 28, 1];
+  if (layout === "nchw") return [count, 1, 28, 28];
+  return [count, PIXELS];
+}
+
+/** The layout a model's input shape asks for, or undefined if it cannot take a 28×28 image. */
+export function detectLayout(shape: ReadonlyArray<number | string>): InputLayout | undefined {
+  const fixed = (dim: number | string | undefined, size: number) => dim === size;
+  if (shape.length === 4 && fixed(shape[1], 28) && fixed(shape[2], 28) && fixed(shape[3], 1)) {
+    return "nhwc";
+  }
+  if (shape.length === 4 && fixed(shape[1], 1) && fixed(shape[2], 28) && fixed(shape[3], 28)) {
+    return "nchw";
+  }
+  if (shape.length === 2 && fixed(shape[1], PIXELS)) return "flat";
+  return undefined;
+}
+
+/** Whether every row is a probability distribution (in [0, 1], summing to 1). */
+export function rowsAreProbabilities(values: Float32Array, classes: number): boolean {
+  for (let base = 0; base < values.length; base += classes) {
+    let sum = 0;
+    for (let c = 0; c < classes; c++) {
+      const value = values[base + c];
+      if (!(value >= 0 && value <= 1)) return false;
+      sum += value;
+    }
+    if (Math.abs(sum - 1) > 1e-3) return false;
+  }
+  return true;
+}
+
+/** Softmax of each row (numerically stable). */
+export function softmaxRows(values: Float32Array, classes: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let base = 0; base < values.length; base += classes) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, values[base + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += out[base + c] = Math.exp(values[base + c] - max);
+    for (let c = 0; c < classes; c++) out[base + c] /= sum;
+  }
+  return out;
+}
+
+export interface ClassifierInfo {
+  path: string;
+  inputName: string;
+  outputName: string;
+  inputShape: ReadonlyArray<number | string>;
+  layout: InputLayout;
+  /** The batch size the model insists on, or undefined when it is dynamic. */
+  fixedBatch?: number;
+}
+
+export class OnnxClassifier {
+  readonly info: ClassifierInfo;
+  #session: ort.InferenceSession;
+  /** Whether the model's outputs were found to be logits (decided on the first batch). */
+  outputsLogits?: boolean;
+
+  private constructor(session: ort.InferenceSession, info: ClassifierInfo) {
+    this.#session = session;
+    this.info = info;
+  }
+
+  static async load(
+    path: string,
+    options: { layout?: InputLayout; threads?: number } = {},
+  ): Promise<OnnxClassifier> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new ModelError(`Model file ${path} does not exist.`);
+      }
+      throw new ModelError(`Model file ${path} cannot be read: ${(error as Error).message}`);
+    }
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        graphOptimizationLevel: "all",
+        intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency,
+        interOpNumThreads: 1,
+      });
+    } catch (error) {
+      const why = (error as Error).message.split("\n")[0];
+      throw new ModelError(`${path} is not an ONNX model that ONNX Runtime can load (${why}).`);
+    }
+    const input = session.inputMetadata[0];
+    const output = session.outputMetadata[0];
+    const inputShape = input && input.isTensor ? input.shape : [];
+    if (session.inputNames.length !== 1 || !input?.isTensor || input.type !== "float32") {
+      await session.release();
+      throw new ModelError(
+        `${path} must take one float32 image tensor; it takes ${session.inputNames.length} input(s)${
+          input?.isTensor ? ` of type ${input.type}` : ""
+        }.`,
+      );
+    }
+    const layout = options.layout ?? detectLayout(inputShape);
+    if (!layout || (options.layout && inputShape.length !== dimsFor(layout, 1).length)) {
+      await session.release();
+      throw new ModelError(
+        `${path} takes input "${input.name}" of shape [${
+          inputShape.join(", ")
+        }], which cannot hold a 28x28 image; expected [N, 28, 28, 1], [N, 1, 28, 28] or [N, 784].`,
+      );
+    }
+    const batch = inputShape[0];
+    return new OnnxClassifier(session, {
+      path,
+      inputName: input.name,
+      outputName: output.name,
+      inputShape,
+      layout,
+      fixedBatch: typeof batch === "number" && batch > 0 ? batch : undefined,
+    });
+  }
+
+  /**
+   * Class probabilities for images given as count × 784 floats in [0, 1]
+   * (MNIST polarity). Batches are split or padded for fixed-batch models.
+   */
+  async predict(pixels: Float32Array, batchSize = 256): Promise<Float32Array> {
+    const count = pixels.length / PIXELS;
+    const step = this.info.fixedBatch ?? batchSize;
+    const all = new Float32Array(count * 10);
+    for (let start = 0; start < count; start += step) {
+      const end = Math.min(count, start + step);
+      const rows = this.info.fixedBatch ?? end - start;
+      let batch = pixels.subarray(start * PIXELS, end * PIXELS);
+      if (rows > end - start) {
+        const padded = new Float32Array(rows * PIXELS);
+        padded.set(batch);
+        batch = padded;
+      }
+      const feeds = {
+        [this.info.inputName]: new ort.Tensor("float32", batch, dimsFor(this.info.layout, rows)),
+      };
+      const output = (await this.#session.run(feeds))[this.info.outputName];
+      const values = output.data as Float32Array;
+      if (values.length !== rows * 10) {
+        throw new ModelError(
+          `${this.info.path} gives ${
+            values.length / rows
+          } outputs per image; an MNIST classifier gives 10.`,
+        );
+      }
+      const real = values.subarray(0, (end - start) * 10);
+      // Decided once per model, on its first batch.
+      this.outputsLogits ??= !rowsAreProbabilities(real, 10);
+      all.set(this.outputsLogits ? softmaxRows(real, 10) : real, start * 10);
+    }
+    return all;
+  }
+
+  async release(): Promise<void> {
+    await this.#session.release();
+  }
+}
+
+/** Index of the largest value in each row of 10. */
+export function argmaxRows(probabilities: Float32Array, classes = 10): Uint8Array {
+  const rows = probabilities.length / classes;
+  const out = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) {
+      if (probabilities[r * classes + c] > probabilities[r * classes + best]) best = c;
+    }
+    out[r] = best;
+  }
+  return out;
+}

@@ -1,0 +1,109 @@
+/**
+ * Reading people's image files with sharp, and finding them in folders.
+ */
+import { extname, join } from "node:path";
+import { sharp } from "../deps.ts";
+import { writeFileAtomic } from "../util/files.ts";
+import type { GrayImage } from "./preprocess.ts";
+
+export class ImageError extends Error {}
+
+export const IMAGE_EXTENSIONS = [
+  ".png",
+  ".jpg",
+  ".jpeg",
+  ".webp",
+  ".gif",
+  ".tif",
+  ".tiff",
+  ".avif",
+  ".svg",
+];
+
+/** sharp's default decoder limit (268 megapixels), kept on deliberately. */
+export const PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+function explain(message: string): string {
+  if (/unsupported image format/i.test(message)) {
+    return "is not an image in a format sharp can decode";
+  }
+  if (/exceeds pixel limit/i.test(message)) {
+    return `is too large: it exceeds the decoder's limit of ${
+      Math.round(PIXEL_LIMIT / 1e6)
+    } megapixels`;
+  }
+  if (/premature end|corrupt|truncated|read error|bad|invalid/i.test(message)) {
+    return `cannot be decoded: it is truncated or corrupt (${
+      message.split("\n")[0].replace(/:\s*$/, "")
+    })`;
+  }
+  return `cannot be decoded (${message.split("\n")[0]})`;
+}
+
+/** Decodes an image file to 8-bit gray, transparency flattened onto white. */
+export async function readGray(path: string): Promise<GrayImage> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new ImageError("does not exist");
+    throw new ImageError(`cannot be read (${(error as Error).message})`);
+  }
+  if (bytes.length === 0) throw new ImageError("is empty (0 bytes)");
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: PIXEL_LIMIT, failOn: "error" })
+      .flatten({ background: "#ffffff" })
+      .toColourspace("b-w")
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1) {
+      throw new ImageError(`decoded to ${info.channels} channels instead of 1`);
+    }
+    return { width: info.width, height: info.height, data: new Uint8Array(data) };
+  } catch (error) {
+    if (error instanceof ImageError) throw error;
+    throw new ImageError(explain((error as Error).message));
+  }
+}
+
+/** Writes a 28×28 [0, 1] image as an 8-bit grayscale PNG. */
+export async function writeMnistPng(pixels: Float32Array, path: string): Promise<void> {
+  const bytes = Uint8Array.from(
+    pixels,
+    (value) => Math.round(Math.min(1, Math.max(0, value)) * 255),
+  );
+  const png = await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace("b-w")
+    .png()
+    .toBuffer();
+  await writeFileAtomic(path, new Uint8Array(png));
+}
+
+/**
+ * The image files named: files as given, folders walked (recursively) for
+ * files with an image extension, in sorted order.
+ */
+export async function collectImages(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (dir: string) => {
+    const entries = [];
+    for await (const entry of Deno.readDir(dir)) entries.push(entry);
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else if (IMAGE_EXTENSIONS.includes(extname(entry.name).toLowerCase())) files.push(path);
+    }
+  };
+  for (const path of paths) {
+    let isDirectory = false;
+    try {
+      isDirectory = (await Deno.stat(path)).isDirectory;
+    } catch {
+      // Reported per file when it is read.
+    }
+    if (isDirectory) await walk(path);
+    else files.push(path);
+  }
+  return files;
+}

@@ -1,0 +1,104 @@
+/**
+ * Inference over files and over the MNIST test set, as library functions.
+ */
+import { basename, extname, join } from "node:path";
+import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
+import { argmaxRows, type OnnxClassifier } from "./classifier.ts";
+import { collectImages, ImageError, readGray, writeMnistPng } from "./images.ts";
+import { PreprocessError, toMnist } from "./preprocess.ts";
+
+export interface Candidate {
+  digit: number;
+  probability: number;
+}
+
+export type FileResult =
+  | {
+    file: string;
+    prediction: number;
+    confidence: number;
+    top: Candidate[];
+    preprocessed?: string;
+  }
+  | { file: string; error: string };
+
+/** The k most probable digits of one row of probabilities. */
+export function topK(probabilities: Float32Array, k = 3): Candidate[] {
+  return Array.from(probabilities, (probability, digit) => ({ digit, probability }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, k);
+}
+
+/** Classifies image files (folders walked); a bad file gets its own error and the rest go on. */
+export async function classifyFiles(
+  classifier: OnnxClassifier,
+  paths: string[],
+  options: { savePreprocessedDir?: string } = {},
+): Promise<FileResult[]> {
+  const files = await collectImages(paths);
+  const results: FileResult[] = [];
+  const ready: Array<{ index: number; pixels: Float32Array }> = [];
+  const used = new Set<string>();
+  for (const file of files) {
+    try {
+      const pixels = toMnist(await readGray(file));
+      ready.push({ index: results.length, pixels });
+      results.push({ file, prediction: -1, confidence: 0, top: [] });
+    } catch (error) {
+      if (!(error instanceof ImageError || error instanceof PreprocessError)) throw error;
+      results.push({ file, error: `${file} ${error.message}.` });
+    }
+  }
+  if (ready.length === 0) return results;
+  const batch = new Float32Array(ready.length * 784);
+  ready.forEach(({ pixels }, i) => batch.set(pixels, i * 784));
+  const probabilities = await classifier.predict(batch);
+  for (const [i, { index, pixels }] of ready.entries()) {
+    const row = probabilities.subarray(i * 10, (i + 1) * 10);
+    const top = topK(row);
+    const result: FileResult = {
+      file: files[index],
+      prediction: top[0].digit,
+      confidence: top[0].probability,
+      top,
+    };
+    if (options.savePreprocessedDir) {
+      let name = basename(files[index], extname(files[index]));
+      for (let n = 2; used.has(name); n++) {
+        name = `${basename(files[index], extname(files[index]))}-${n}`;
+      }
+      used.add(name);
+      result.preprocessed = join(options.savePreprocessedDir, `${name}.png`);
+      await writeMnistPng(pixels, result.preprocessed);
+    }
+    results[index] = result;
+  }
+  return results;
+}
+
+export interface TestSetResult {
+  images: number;
+  accuracy: number;
+  images_per_s: number;
+}
+
+/** Accuracy and speed on a split (timed: ONNX Runtime only, pixels prepared beforehand). */
+export async function evaluateOnSplit(
+  classifier: OnnxClassifier,
+  split: MnistSplit,
+  batchSize = 256,
+): Promise<TestSetResult> {
+  const pixels = pixelsOf(split, Array.from({ length: split.count }, (_, i) => i));
+  await classifier.predict(pixels.subarray(0, Math.min(split.count, batchSize) * 784), batchSize);
+  const started = performance.now();
+  const probabilities = await classifier.predict(pixels, batchSize);
+  const seconds = (performance.now() - started) / 1000;
+  const predictions = argmaxRows(probabilities);
+  let correct = 0;
+  for (let i = 0; i < split.count; i++) if (predictions[i] === split.labels[i]) correct++;
+  return {
+    images: split.count,
+    accuracy: correct / split.count,
+    images_per_s: split.count / seconds,
+  };
+}
