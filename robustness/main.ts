@@ -1,0 +1,236 @@
+/**
+ * deno task eval:robustness [--model FILE.onnx]... [--family NAME]... [--limit N] [--seed N] [--out DIR]
+ *
+ * How accuracy holds up under rotation, shift, zoom, shear, elastic
+ * deformation, noise, blur and the MNIST-C corruptions, for every model
+ * given (ONNX, through ONNX Runtime: ours or any other MNIST classifier).
+ */
+import { basename, join } from "node:path";
+import { cliProgress, VERSIONS } from "../deps.ts";
+import { loadMnist, subset } from "../data/mnist.ts";
+import { OnnxClassifier } from "../infer/classifier.ts";
+import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { exists, writeJsonAtomic } from "../util/files.ts";
+import { Random } from "../util/random.ts";
+import { evaluateRobustness, levelSeed, type NamedClassifier, summarize } from "./evaluate.ts";
+import { FAMILIES, type Family } from "./families.ts";
+import { writeExamplesGrid, writeRobustnessPlots } from "./plots.ts";
+
+const HELP = `Evaluate MNIST classifiers (ONNX) on perturbed and corrupted digits.
+
+Usage: deno task eval:robustness [flags]
+
+Flags:
+  --model FILE.onnx   a model to evaluate (repeatable; default: every .onnx in DIR/models/)
+  --family NAME       restrict the suite (repeatable); "mnist_c" selects all 15 MNIST-C corruptions
+  --limit N           use the first N test images (default all 10,000)
+  --seed N            seed of the random perturbations (default 0)
+  --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json and DIR/plots/ (default results/)
+  --help              show this help
+
+Families: ${FAMILIES.map((f) => f.name).join(", ")}`;
+
+function selectFamilies(requested: string[]): Family[] {
+  if (requested.length === 0) return FAMILIES;
+  const selected = new Set<Family>();
+  for (const name of requested) {
+    const matches = name === "mnist_c"
+      ? FAMILIES.filter((f) => f.group === "mnist-c")
+      : FAMILIES.filter((f) => f.name === name || f.name === `mnist_c/${name}`);
+    if (matches.length === 0) {
+      throw new UsageError(
+        `Unknown family "${name}"; known families: mnist_c, ${
+          FAMILIES.map((f) => f.name).join(", ")
+        }.`,
+      );
+    }
+    for (const family of matches) selected.add(family);
+  }
+  return FAMILIES.filter((family) => selected.has(family));
+}
+
+async function modelFiles(resultsDir: string): Promise<string[]> {
+  const dir = join(resultsDir, "models");
+  if (!(await exists(dir))) {
+    throw new UsageError(
+      `There is no ${dir} folder: export models first (deno task export) or pass --model FILE.onnx.`,
+    );
+  }
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(".onnx")) files.push(join(dir, entry.name));
+  }
+  if (files.length === 0) {
+    throw new UsageError(`${dir} holds no .onnx models: run deno task export first.`);
+  }
+  return files.sort();
+}
+
+function modelName(file: string, taken: Set<string>): string {
+  let name = basename(file).replace(/\.onnx$/, "");
+  if (taken.has(name)) name = `${basename(join(file, "..", ".."))}/${name}`;
+  taken.add(name);
+  return name;
+}
+
+function percent(value: number | null | undefined): string {
+  return value === null || value === undefined ? "-" : `${(value * 100).toFixed(1)}%`;
+}
+
+function progressBar() {
+  if (!Deno.stdout.isTerminal()) {
+    return {
+      step(family: string, level: number, done: number, total: number) {
+        if (done === total || done % 20 === 0) {
+          console.log(`  ${done}/${total} levels (${family} ${level})`);
+        }
+      },
+      stop() {},
+    };
+  }
+  const bar = new cliProgress.SingleBar({
+    format: "robustness [{bar}] {value}/{total} levels  {family}  ETA {eta_formatted}",
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    step(family: string, level: number, done: number, total: number) {
+      if (!started) {
+        bar.start(total, 0, { family: "" });
+        started = true;
+      }
+      bar.update(done, { family: `${family} ${level}` });
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    model: { type: "string", multiple: true },
+    family: { type: "string", multiple: true },
+    limit: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string", default: "results" },
+    help: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const families = selectFamilies(values.family ?? []);
+  const limit = intFlag(values.limit, "limit", 10000, 1, 10000);
+  const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
+  const outDir = values.out!;
+  const files = values.model?.length ? values.model : await modelFiles(outDir);
+
+  const taken = new Set<string>();
+  const models: NamedClassifier[] = [];
+  try {
+    for (const file of files) {
+      models.push({ name: modelName(file, taken), classifier: await OnnxClassifier.load(file) });
+    }
+    const { test } = await loadMnist();
+    const images = limit < test.count
+      ? subset(test, Array.from({ length: limit }, (_, i) => i))
+      : test;
+    const levels = families.reduce((sum, f) => sum + f.levels.length, 0);
+    console.log(
+      `Evaluating ${
+        models.map((m) => m.name).join(", ")
+      } on ${images.count} test images, ${families.length} families, ${levels} levels (seed ${seed}).`,
+    );
+    const started = performance.now();
+    const bar = progressBar();
+    let done = 0;
+    const results = await evaluateRobustness(models, images, families, seed, {
+      step(family, level) {
+        bar.step(family, level, ++done, levels);
+      },
+      done() {
+        bar.stop();
+      },
+    });
+    const seconds = (performance.now() - started) / 1000;
+
+    const summaries = Object.fromEntries(
+      Object.entries(results).map(([name, r]) => [name, summarize(r, families)]),
+    );
+    console.log(
+      `\n${"model".padEnd(14)}${"clean".padStart(8)}${
+        families.filter((f) => f.group === "sweep").map((f) => f.name.padStart(15)).join("")
+      }${"MNIST-C".padStart(10)}  worst case`,
+    );
+    for (const [name, s] of Object.entries(summaries)) {
+      const sweeps = families.filter((f) => f.group === "sweep").map((f) =>
+        percent(s.families[f.name]).padStart(15)
+      ).join("");
+      const worst = s.worst
+        ? `${percent(s.worst.accuracy)} (${s.worst.family} ${s.worst.level})`
+        : "-";
+      console.log(
+        `${name.padEnd(14)}${percent(s.clean).padStart(8)}${sweeps}${
+          percent(s.mnist_c_mean).padStart(10)
+        }  ${worst}`,
+      );
+    }
+    console.log(
+      `(sweep columns: mean accuracy over the family's levels; ${seconds.toFixed(0)} s in all)`,
+    );
+
+    const metricsPath = join(outDir, "metrics", "robustness.json");
+    await writeJsonAtomic(metricsPath, {
+      models: Object.fromEntries(
+        Object.entries(results).map(([name, r]) => [name, {
+          file: files[models.findIndex((m) => m.name === name)],
+          clean: r.clean,
+          clean_mean_confidence: r.clean_confidence,
+          families: r.families,
+          summary: summaries[name],
+        }]),
+      ),
+      families: Object.fromEntries(
+        families.map((f) => [f.name, { unit: f.unit, levels: f.levels, group: f.group }]),
+      ),
+      config: { images: images.count, seed, interpolation: "bilinear, zero fill" },
+      seconds,
+      command: commandLine("deno task eval:robustness", args),
+      date: new Date().toISOString(),
+      versions: { deno: Deno.version.deno, ...VERSIONS },
+    });
+    const plotsDir = join(outDir, "plots");
+    const plots = await writeRobustnessPlots(results, families, plotsDir);
+    // The first test digit under every level; MNIST-C's corruptions share one row.
+    const clean = Float32Array.from(images.images.subarray(0, 784), (v) => v / 255);
+    const tiles = (family: Family) => {
+      const prepared = family.prepare?.(clean, new Random(levelSeed(seed, family.name, -1)));
+      return family.levels.map((level, index) => ({
+        label: family.group === "mnist-c" ? family.name.replace("mnist_c/", "") : String(level),
+        pixels: family.apply(
+          clean,
+          level,
+          new Random(levelSeed(seed, family.name, index)),
+          prepared,
+          0,
+        ),
+      }));
+    };
+    const mnistC = families.filter((f) => f.group === "mnist-c");
+    const grid = join(plotsDir, "robustness_examples.png");
+    await writeExamplesGrid([
+      ...families.filter((f) => f.group === "sweep").map((f) => ({
+        title: f.name,
+        images: tiles(f),
+      })),
+      ...(mnistC.length ? [{ title: "MNIST-C", images: mnistC.flatMap(tiles) }] : []),
+    ], grid);
+    console.log(`written: ${metricsPath}, ${[...plots, grid].join(", ")}`);
+  } finally {
+    for (const { classifier } of models) await classifier.release();
+  }
+}
+
+if (import.meta.main) await runMain(() => main(Deno.args));
