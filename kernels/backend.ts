@@ -4,7 +4,7 @@
  * Each replacement is checked against the tfjs `cpu` backend in
  * tests/kernels_test.ts.
  */
-import { type BackendWasm, setWasmPaths, tf, TFJS_WASM_DIST_URL } from "../deps.ts";
+import { type BackendWasm, setWasmPaths, tf, TFJS_WASM_DIST_URL } from "../deps_tfjs.ts";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv2d_grads.ts";
 import { batchMatMul } from "./matmul.ts";
 import { maxPoolGrad } from "./max_pool_grad.ts";

@@ -5,7 +5,7 @@
  * is about 12x slower than a forward convolution. Both are rewritten here as
  * the backend's fast XNNPACK kernels (matrix product, forward convolution).
  */
-import { type BackendWasm, tf } from "../deps.ts";
+import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernels } from "./wasm_heap.ts";
 
 interface ConvAttrs {

@@ -3,7 +3,7 @@
  * than without. An explicit transpose (a cheap memory pass) followed by the
  * untransposed product is much faster.
  */
-import type { BackendWasm } from "../deps.ts";
+import type { BackendWasm } from "../deps_tfjs.ts";
 import type { TensorInfo, WasmKernels } from "./wasm_heap.ts";
 
 function transposeLastTwo(

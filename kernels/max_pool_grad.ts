@@ -3,7 +3,7 @@
  * the first maximum of its window, as the tfjs cpu backend does. The
  * backend's own kernel is several times slower.
  */
-import { type BackendWasm, tf } from "../deps.ts";
+import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, type TensorInfo } from "./wasm_heap.ts";
 
 export function maxPoolGrad(args: {

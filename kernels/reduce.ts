@@ -4,7 +4,7 @@
  * transposes before it reduces; a flat pass over the rows is several times
  * faster. Other reductions use the backend's kernels.
  */
-import { type BackendWasm, tf } from "../deps.ts";
+import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernelFunc } from "./wasm_heap.ts";
 
 /** Number of leading axes reduced, or -1 when the reduction is not of that form. */

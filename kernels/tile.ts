@@ -2,7 +2,7 @@
  * Tile by block copies. The BatchNorm gradient tiles per-channel vectors over
  * whole activations; the backend's element-wise kernel is slow at that.
  */
-import type { BackendWasm } from "../deps.ts";
+import type { BackendWasm } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo } from "./wasm_heap.ts";
 
 /** Repeats `block` elements at `start` until `total` elements are filled. */

@@ -5,7 +5,7 @@
  * The heap's views go stale whenever wasm memory grows (every allocation may
  * grow it), so always take `heap(backend)` after the last `makeOutput`.
  */
-import type { BackendWasm, tf } from "../deps.ts";
+import type { BackendWasm, tf } from "../deps_tfjs.ts";
 
 export type TensorInfo = tf.TensorInfo;
 

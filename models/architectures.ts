@@ -2,7 +2,7 @@
  * The two CNNs of the study, as tfjs layers models. They know nothing of
  * kernels, data or training.
  */
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 
 export const MODEL_NAMES = ["baseline", "improved"] as const;
 export type ModelName = typeof MODEL_NAMES[number];

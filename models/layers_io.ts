@@ -5,7 +5,7 @@
  */
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { writeDirAtomic } from "../util/files.ts";
 
 export const MODEL_JSON = "model.json";

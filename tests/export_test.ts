@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { onnx, type OnnxTypes, ort, ortWeb, tf } from "../deps.ts";
+import { onnx, type OnnxTypes, ort, ortWeb } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { buildModel } from "../models/architectures.ts";
 import { saveLayersModel } from "../models/layers_io.ts";

@@ -5,7 +5,7 @@
  * different order).
  */
 import assert from "node:assert/strict";
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { Random } from "../util/random.ts";
 import { sizeOf } from "../kernels/wasm_heap.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { buildModel } from "../models/architectures.ts";
 

@@ -5,7 +5,7 @@
  *
  * Layout: "MNISTCK1" | header length (uint32 LE) | header JSON | data.
  */
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { writeFileAtomic } from "../util/files.ts";
 
 const MAGIC = "MNISTCK1";

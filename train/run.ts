@@ -4,7 +4,8 @@
  * Printing is left to the caller through `TrainHooks`.
  */
 import { join } from "node:path";
-import { tf, VERSIONS } from "../deps.ts";
+import { VERSIONS } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { type Mnist, type MnistSplit, pixelsOf, subset } from "../data/mnist.ts";
 import { buildModel, type ModelName, usesAugmentation } from "../models/architectures.ts";
 import { saveLayersModel } from "../models/layers_io.ts";

@@ -2,7 +2,7 @@
  * One optimisation step and batched evaluation: the inner loops of training,
  * free of files, flags and printing.
  */
-import { tf } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
 import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
 import { NUM_CLASSES } from "../models/architectures.ts";
 

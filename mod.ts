@@ -1,0 +1,42 @@
+/**
+ * The library's public face: data, models, the training engine, the ONNX
+ * exporter, and (re-exported from deploy.ts) inference and robustness.
+ *
+ * ```ts
+ * import { defaultConfig, loadMnist, RECIPES, trainModel, useWasmBackend } from "./mod.ts";
+ * await useWasmBackend();
+ * const result = await trainModel(await loadMnist(), {
+ *   config: { ...defaultConfig("baseline", RECIPES.baseline), epochs: 1, limit: 2000 },
+ *   outDir: "my-results",
+ *   command: "example",
+ * });
+ * console.log(result.metrics.test_accuracy);
+ * ```
+ */
+export * from "./deploy.ts";
+export { parseIdxImages, parseIdxLabels } from "./data/mnist.ts";
+export { registerTrainingKernels, REPLACED_KERNELS, useWasmBackend } from "./kernels/backend.ts";
+export {
+  buildBaseline,
+  buildImproved,
+  buildModel,
+  MODEL_NAMES,
+  type ModelName,
+  usesAugmentation,
+} from "./models/architectures.ts";
+export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
+export { augmentBatch, type AugmentRanges, TRAINING_AUGMENTATION } from "./transforms/augment.ts";
+export { learningRateAt, type Recipe, RECIPES } from "./train/recipes.ts";
+export {
+  defaultConfig,
+  type Metrics,
+  type TrainConfig,
+  TrainingError,
+  trainModel,
+} from "./train/run.ts";
+export { crossEntropy, evaluate, trainStep } from "./train/steps.ts";
+export { loadCheckpoint, saveCheckpoint } from "./train/checkpoint.ts";
+export { convertToOnnx, encodeOnnx, type Layout, UnsupportedModelError } from "./export/convert.ts";
+export { readLayersArtifacts } from "./export/layers_artifacts.ts";
+export { exportModel, VerificationError } from "./export/export_model.ts";
+export { compareWithTfjs } from "./export/verify.ts";

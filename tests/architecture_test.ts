@@ -1,0 +1,57 @@
+/**
+ * The deployment side runs ONNX models only: inference and robustness
+ * evaluation must not load TensorFlow.js, and only deps files name npm packages.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url);
+
+async function moduleGraph(entry: string): Promise<string[]> {
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: ROOT.pathname,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.equal(code, 0, `deno info ${entry} failed`);
+  const info = JSON.parse(new TextDecoder().decode(stdout));
+  return info.modules.map((m: { specifier: string }) => m.specifier);
+}
+
+Deno.test("inference, robustness evaluation and the deploy face never load tfjs", async () => {
+  for (const entry of ["infer/main.ts", "robustness/main.ts", "deploy.ts"]) {
+    const graph = await moduleGraph(entry);
+    assert.ok(
+      graph.some((m) => m.includes("onnxruntime-node")),
+      `${entry} should use onnxruntime-node`,
+    );
+    const tfjs = graph.filter((m) => m.includes("tensorflow") || m.endsWith("deps_tfjs.ts"));
+    assert.deepEqual(tfjs, [], `${entry} loads tfjs`);
+  }
+});
+
+Deno.test("only deps.ts and deps_tfjs.ts import npm packages", async () => {
+  const offenders: string[] = [];
+  let scanned = 0;
+  const walk = async (dir: URL) => {
+    for await (const entry of Deno.readDir(dir)) {
+      if (["node_modules", ".git", "scratch", "results"].includes(entry.name)) continue;
+      const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+      if (entry.isDirectory) await walk(url);
+      else if (entry.name.endsWith(".ts") && !entry.name.startsWith("deps")) {
+        const source = await Deno.readTextFile(url);
+        const statements =
+          /^(?:import|export) (?:type )?(?:\* as [\w$]+|\*|\{[^}]*\}|[\w$]+(?:, \{[^}]*\})?) from "([^"]+)"/gm;
+        for (const match of source.matchAll(statements)) {
+          scanned++;
+          if (!match[1].startsWith(".") && !match[1].startsWith("node:")) {
+            offenders.push(`${url.pathname}: ${match[1]}`);
+          }
+        }
+      }
+    }
+  };
+  await walk(ROOT);
+  assert.ok(scanned > 100, `only ${scanned} import statements found: the scan is broken`);
+  assert.deepEqual(offenders, []);
+});
