@@ -5,7 +5,9 @@
  * classifier in ONNX, through ONNX Runtime.
  */
 import { loadMnist } from "../data/mnist.ts";
-import { parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { VERSIONS } from "../deps.ts";
+import { commandLine, parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { writeJsonAtomic } from "../util/files.ts";
 import { INPUT_LAYOUTS, type InputLayout, OnnxClassifier } from "./classifier.ts";
 import { classifyFiles, evaluateOnSplit } from "./run.ts";
 
@@ -20,6 +22,8 @@ Flags:
   --json                     one JSON object per image (or one for --test-set)
   --save-preprocessed DIR    write the 28x28 images the model saw, as PNG
   --layout L                 override the detected input layout: nhwc, nchw or flat
+  --metrics FILE             with --test-set: also write accuracy, confusion matrix and
+                             sample predictions as JSON (read by deno task report)
   --help                     show this help
 
 Images (PNG, JPEG, WebP, GIF, TIFF, AVIF, SVG) may be dark ink on light paper or
@@ -36,6 +40,7 @@ export async function main(args: string[]): Promise<number> {
     json: { type: "boolean", default: false },
     "save-preprocessed": { type: "string" },
     layout: { type: "string" },
+    metrics: { type: "string" },
     help: { type: "boolean", default: false },
   }, true);
   if (values.help) {
@@ -50,6 +55,9 @@ export async function main(args: string[]): Promise<number> {
       `--layout must be one of ${INPUT_LAYOUTS.join(", ")}, got "${values.layout}".`,
     );
   }
+  if (values.metrics && !values["test-set"]) {
+    throw new UsageError("--metrics goes with --test-set.");
+  }
   if (!values["test-set"] && positionals.length === 0) {
     throw new UsageError("Give image files or folders to classify, or --test-set.");
   }
@@ -60,8 +68,19 @@ export async function main(args: string[]): Promise<number> {
     if (values["test-set"]) {
       const { test } = await loadMnist();
       const result = await evaluateOnSplit(classifier, test);
-      if (values.json) console.log(JSON.stringify({ model: values.model, ...result }));
-      else {
+      if (values.metrics) {
+        await writeJsonAtomic(values.metrics, {
+          model: values.model,
+          ...result,
+          command: commandLine("deno task infer", args),
+          date: new Date().toISOString(),
+          versions: { deno: Deno.version.deno, ...VERSIONS },
+        });
+      }
+      const { accuracy, images_per_s, images } = result;
+      if (values.json) {
+        console.log(JSON.stringify({ model: values.model, images, accuracy, images_per_s }));
+      } else {
         console.log(
           `${values.model}: accuracy ${
             (result.accuracy * 100).toFixed(2)

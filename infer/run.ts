@@ -80,13 +80,26 @@ export interface TestSetResult {
   images: number;
   accuracy: number;
   images_per_s: number;
+  /** confusion[label][prediction] counts. */
+  confusion: number[][];
+  /** The first test images, and the most confident mistakes: what a reader looks at. */
+  samples: Prediction[];
+  confident_mistakes: Prediction[];
 }
 
-/** Accuracy and speed on a split (timed: ONNX Runtime only, pixels prepared beforehand). */
+export interface Prediction {
+  index: number;
+  label: number;
+  prediction: number;
+  confidence: number;
+}
+
+/** Accuracy, speed, confusion matrix and sample predictions on a split (timed: ONNX Runtime only). */
 export async function evaluateOnSplit(
   classifier: OnnxClassifier,
   split: MnistSplit,
   batchSize = 256,
+  sampleCount = 24,
 ): Promise<TestSetResult> {
   const pixels = pixelsOf(split, Array.from({ length: split.count }, (_, i) => i));
   await classifier.predict(pixels.subarray(0, Math.min(split.count, batchSize) * 784), batchSize);
@@ -94,11 +107,24 @@ export async function evaluateOnSplit(
   const probabilities = await classifier.predict(pixels, batchSize);
   const seconds = (performance.now() - started) / 1000;
   const predictions = argmaxRows(probabilities);
+  const confusion = Array.from({ length: 10 }, () => Array(10).fill(0));
+  const all: Prediction[] = [];
   let correct = 0;
-  for (let i = 0; i < split.count; i++) if (predictions[i] === split.labels[i]) correct++;
+  for (let i = 0; i < split.count; i++) {
+    const label = split.labels[i];
+    const prediction = predictions[i];
+    confusion[label][prediction]++;
+    if (prediction === label) correct++;
+    all.push({ index: i, label, prediction, confidence: probabilities[i * 10 + prediction] });
+  }
   return {
     images: split.count,
     accuracy: correct / split.count,
     images_per_s: split.count / seconds,
+    confusion,
+    samples: all.slice(0, sampleCount),
+    confident_mistakes: all.filter((p) => p.prediction !== p.label)
+      .sort((a, b) => b.confidence - a.confidence)
+      .slice(0, sampleCount),
   };
 }

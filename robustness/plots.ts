@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { sharp } from "../deps.ts";
 import { writePlot } from "../report/plot.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import type { Family } from "./families.ts";
+/** What the plots need of a family: its name and whether it is an MNIST-C corruption. */
+export type FamilyRef = { name: string; group: "sweep" | "mnist-c" };
 import type { ModelRobustness } from "./evaluate.ts";
 
 type Results = Record<string, ModelRobustness>;
@@ -54,7 +55,7 @@ function sweepSpec(title: string, xTitle: string, values: unknown[], dashByFamil
 /** Writes the plots for the families that were run; returns the files written. */
 export async function writeRobustnessPlots(
   results: Results,
-  families: Family[],
+  families: FamilyRef[],
   plotsDir: string,
 ): Promise<string[]> {
   const names = new Set(families.map((f) => f.name));

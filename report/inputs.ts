@@ -1,0 +1,152 @@
+/**
+ * The metrics files the report is made from, read and checked: a missing
+ * optional file is skipped, a malformed one is named in one sentence.
+ */
+import { join } from "node:path";
+import { exists } from "../util/files.ts";
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  seconds: number;
+  images_per_s: number;
+}
+
+export interface TrainingMetrics {
+  model: string;
+  history: EpochRecord[];
+  test_accuracy: number;
+  test_loss: number;
+  test_accuracy_augmented: number;
+  train_seconds: number;
+  seed: number;
+  command: string;
+  date: string;
+  data: { train: number; validation: number; test: number };
+}
+
+export interface TestSetMetrics {
+  accuracy: number;
+  images_per_s: number;
+  confusion: number[][];
+  samples: Array<{ index: number; label: number; prediction: number; confidence: number }>;
+  confident_mistakes: Array<
+    { index: number; label: number; prediction: number; confidence: number }
+  >;
+}
+
+export interface RobustnessMetrics {
+  models: Record<string, {
+    clean: number;
+    clean_mean_confidence: number;
+    families: Record<string, Array<{ level: number; accuracy: number; mean_confidence: number }>>;
+    summary: {
+      families: Record<string, number>;
+      mnist_c_mean: number | null;
+      worst: { family: string; level: number; accuracy: number } | null;
+    };
+  }>;
+  families: Record<string, { unit: string; levels: number[]; group: "sweep" | "mnist-c" }>;
+  config: { images: number; seed: number };
+  command: string;
+}
+
+export interface BenchMetrics {
+  train?: Record<string, number>;
+  infer_tfjs?: Record<string, number>;
+  infer_onnx?: Record<string, number>;
+  command?: string;
+}
+
+export interface ReportInputs {
+  training: Record<string, TrainingMetrics>;
+  testSets: Record<string, TestSetMetrics>;
+  robustness?: RobustnessMetrics;
+  bench?: BenchMetrics;
+}
+
+export class MetricsError extends Error {}
+
+async function readJson<T>(
+  path: string,
+  check: (value: Record<string, unknown>) => string | undefined,
+): Promise<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new MetricsError(`Metrics file ${path} is not valid JSON.`);
+    }
+    throw new MetricsError(`Metrics file ${path} cannot be read: ${(error as Error).message}`);
+  }
+  const problem = typeof value === "object" && value !== null
+    ? check(value as Record<string, unknown>)
+    : "it is not a JSON object";
+  if (problem) throw new MetricsError(`Metrics file ${path} is malformed: ${problem}.`);
+  return value as T;
+}
+
+const isNumber = (value: unknown) => typeof value === "number" && Number.isFinite(value);
+
+function checkTraining(value: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(value.history) || value.history.length === 0) {
+    return "it has no per-epoch history";
+  }
+  for (const key of ["test_accuracy", "test_loss", "test_accuracy_augmented"]) {
+    if (!isNumber(value[key])) return `"${key}" is missing or not a number`;
+  }
+  const bad = (value.history as Record<string, unknown>[]).findIndex((record) =>
+    !["loss", "accuracy", "val_loss", "val_accuracy"].every((key) => isNumber(record[key]))
+  );
+  return bad >= 0
+    ? `epoch record ${bad + 1} lacks loss, accuracy, val_loss or val_accuracy`
+    : undefined;
+}
+
+function checkTestSet(value: Record<string, unknown>): string | undefined {
+  const confusion = value.confusion as unknown[];
+  if (!Array.isArray(confusion) || confusion.length !== 10) {
+    return "it has no 10x10 confusion matrix";
+  }
+  if (!Array.isArray(value.samples)) return "it has no sample predictions";
+  return isNumber(value.accuracy) ? undefined : `"accuracy" is missing or not a number`;
+}
+
+function checkRobustness(value: Record<string, unknown>): string | undefined {
+  if (typeof value.models !== "object" || value.models === null) return `it has no "models"`;
+  if (typeof value.families !== "object" || value.families === null) return `it has no "families"`;
+  return undefined;
+}
+
+/** Reads DIR/*_metrics.json, *_test.json, robustness.json and bench.json. */
+export async function readMetrics(dir: string): Promise<ReportInputs> {
+  if (!(await exists(dir))) {
+    throw new MetricsError(
+      `There is no metrics folder ${dir}: train a model first (deno task train:baseline).`,
+    );
+  }
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) if (entry.isFile) names.push(entry.name);
+  names.sort();
+  const inputs: ReportInputs = { training: {}, testSets: {} };
+  for (const name of names) {
+    const path = join(dir, name);
+    if (name.endsWith("_metrics.json")) {
+      inputs.training[name.replace(/_metrics\.json$/, "")] = await readJson(path, checkTraining);
+    } else if (name.endsWith("_test.json")) {
+      inputs.testSets[name.replace(/_test\.json$/, "")] = await readJson(path, checkTestSet);
+    } else if (name === "robustness.json") {
+      inputs.robustness = await readJson(path, checkRobustness);
+    } else if (name === "bench.json") {
+      inputs.bench = await readJson(path, () => undefined);
+    }
+  }
+  if (Object.keys(inputs.training).length === 0) {
+    throw new MetricsError(`${dir} holds no <model>_metrics.json files: train a model first.`);
+  }
+  return inputs;
+}

@@ -1,0 +1,85 @@
+/**
+ * deno task report [--out DIR]
+ *
+ * Regenerates the figures and REPORT.md from the metrics files alone (no
+ * training, no model runs): learning curves, the comparison of the models,
+ * confusion matrices and sample predictions, the robustness plots.
+ */
+import { join } from "node:path";
+import { loadMnist } from "../data/mnist.ts";
+import { writeExamplesTile } from "./predictions.ts";
+import { commandLine, parseFlags, runMain } from "../util/cli.ts";
+import { exists, writeFileAtomic } from "../util/files.ts";
+import { writePlot } from "./plot.ts";
+import { writeRobustnessPlots } from "../robustness/plots.ts";
+import { comparisonSpec, confusionSpec, curveSpec } from "./specs.ts";
+import { readMetrics, type ReportInputs } from "./inputs.ts";
+import { renderMarkdown } from "./markdown.ts";
+
+const HELP = `Regenerate plots and REPORT.md from the metrics files.
+
+Usage: deno task report [--out DIR]
+
+  --out DIR   reads DIR/metrics/*.json, writes DIR/plots/*.png and DIR/REPORT.md (default results/)`;
+
+export async function writeReport(outDir: string, command: string): Promise<string[]> {
+  const inputs: ReportInputs = await readMetrics(join(outDir, "metrics"));
+  const plots = join(outDir, "plots");
+  const written: string[] = [];
+  const plot = async (file: string, spec: Record<string, unknown>) => {
+    await writePlot(join(plots, file), spec);
+    written.push(join(plots, file));
+  };
+  for (const [name, metrics] of Object.entries(inputs.training)) {
+    await plot(`${name}_accuracy_curve.png`, curveSpec(name, metrics.history));
+  }
+  if (Object.keys(inputs.training).length > 0) {
+    await plot("comparison.png", comparisonSpec(inputs.training));
+  }
+  for (const [name, test] of Object.entries(inputs.testSets)) {
+    await plot(`confusion_${name}.png`, confusionSpec(name, test.confusion));
+  }
+  const withPredictions = inputs.testSets.improved ?? Object.values(inputs.testSets)[0];
+  if (withPredictions) {
+    const { test } = await loadMnist();
+    const path = join(plots, "predictions.png");
+    await writeExamplesTile(withPredictions, test, path);
+    written.push(path);
+  }
+  if (inputs.robustness) {
+    const families = Object.entries(inputs.robustness.families).map(([name, f]) => ({
+      name,
+      group: f.group,
+    }));
+    const results = Object.fromEntries(
+      Object.entries(inputs.robustness.models).map((
+        [name, m],
+      ) => [name, {
+        clean: m.clean,
+        clean_confidence: m.clean_mean_confidence,
+        families: m.families,
+      }]),
+    );
+    written.push(...await writeRobustnessPlots(results, families, plots));
+  }
+  const reportPath = join(outDir, "REPORT.md");
+  const robustnessGrid = await exists(join(plots, "robustness_examples.png"));
+  await writeFileAtomic(reportPath, renderMarkdown(inputs, { command, robustnessGrid }));
+  written.push(reportPath);
+  return written;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    out: { type: "string", default: "results" },
+    help: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const written = await writeReport(values.out!, commandLine("deno task report", args));
+  console.log(`written: ${written.join(", ")}`);
+}
+
+if (import.meta.main) await runMain(() => main(Deno.args));

@@ -1,0 +1,106 @@
+/** Vega-lite specs of the report's figures, from metrics only. */
+import type { EpochRecord, TrainingMetrics } from "./inputs.ts";
+
+const percentAxis = { format: "%" };
+
+/** Training and validation accuracy and loss per epoch, side by side. */
+export function curveSpec(model: string, history: EpochRecord[]) {
+  const values = history.flatMap((r) => [
+    { epoch: r.epoch, split: "training", metric: "accuracy", value: r.accuracy },
+    { epoch: r.epoch, split: "validation", metric: "accuracy", value: r.val_accuracy },
+    { epoch: r.epoch, split: "training", metric: "loss", value: r.loss },
+    { epoch: r.epoch, split: "validation", metric: "loss", value: r.val_loss },
+  ]);
+  const panel = (metric: string) => ({
+    width: 320,
+    height: 220,
+    transform: [{ filter: `datum.metric === '${metric}'` }],
+    mark: { type: "line", point: true, strokeWidth: 2 },
+    encoding: {
+      x: { field: "epoch", type: "quantitative", title: "Epoch", axis: { tickMinStep: 1 } },
+      y: {
+        field: "value",
+        type: "quantitative",
+        title: metric === "accuracy" ? "Accuracy" : "Cross-entropy loss",
+        scale: { zero: false },
+        ...(metric === "accuracy" ? { axis: percentAxis } : {}),
+      },
+      color: { field: "split", type: "nominal", title: "Data" },
+    },
+  });
+  return {
+    title: `${model}: learning curves`,
+    data: { values },
+    hconcat: [panel("accuracy"), panel("loss")],
+  };
+}
+
+/** Both models' validation accuracy and loss on shared axes. */
+export function comparisonSpec(training: Record<string, TrainingMetrics>) {
+  const values = Object.entries(training).flatMap(([model, m]) =>
+    m.history.flatMap((r) => [
+      { model, epoch: r.epoch, metric: "accuracy", value: r.val_accuracy },
+      { model, epoch: r.epoch, metric: "loss", value: r.val_loss },
+    ])
+  );
+  const panel = (metric: string) => ({
+    width: 320,
+    height: 220,
+    transform: [{ filter: `datum.metric === '${metric}'` }],
+    mark: { type: "line", point: true, strokeWidth: 2 },
+    encoding: {
+      x: { field: "epoch", type: "quantitative", title: "Epoch", axis: { tickMinStep: 1 } },
+      y: {
+        field: "value",
+        type: "quantitative",
+        title: metric === "accuracy" ? "Validation accuracy" : "Validation loss",
+        scale: { zero: false },
+        ...(metric === "accuracy" ? { axis: percentAxis } : {}),
+      },
+      color: { field: "model", type: "nominal", title: "Model" },
+    },
+  });
+  return {
+    title: "Validation accuracy and loss of the models",
+    data: { values },
+    hconcat: [panel("accuracy"), panel("loss")],
+  };
+}
+
+export function confusionSpec(model: string, confusion: number[][]) {
+  const values = confusion.flatMap((row, label) =>
+    row.map((count, prediction) => ({ label, prediction, count }))
+  );
+  const encoding = {
+    x: { field: "prediction", type: "ordinal", title: "Predicted digit", axis: { labelAngle: 0 } },
+    y: { field: "label", type: "ordinal", title: "True digit" },
+  };
+  return {
+    title: `${model}: confusion matrix on the MNIST test set`,
+    width: 380,
+    height: 380,
+    data: { values },
+    layer: [
+      {
+        mark: "rect",
+        encoding: {
+          ...encoding,
+          color: {
+            field: "count",
+            type: "quantitative",
+            title: "Images",
+            scale: { type: "symlog", scheme: "blues" },
+          },
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 11 },
+        encoding: {
+          ...encoding,
+          text: { field: "count", type: "quantitative" },
+          color: { condition: { test: "datum.count > 200", value: "white" }, value: "black" },
+        },
+      },
+    ],
+  };
+}
