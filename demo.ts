@@ -36,7 +36,9 @@ async function demo(): Promise<void> {
   await robustnessMain(["--out", OUT, "--limit", "1000"]);
   step("6/6 Plots and REPORT.md from the metrics");
   await reportMain(["--out", OUT]);
-  console.log(`\nEverything is in ${OUT}/ (open ${OUT}/REPORT.md). The full runs' results are in results/.`);
+  console.log(
+    `\nEverything is in ${OUT}/ (open ${OUT}/REPORT.md). The full runs' results are in results/.`,
+  );
 }
 
 if (import.meta.main) await runMain(demo);

@@ -16,10 +16,23 @@ interface ConvAttrs {
   dilations?: number | [number, number];
 }
 
-function channelsLastOnly(dataFormat: string, kernel: string): void {
-  if (dataFormat !== "NHWC") {
-    throw new Error(`${kernel} supports only NHWC data, got ${dataFormat}.`);
+type Shape4 = [number, number, number, number];
+
+/** The convolution's geometry, for NHWC data (all our kernels support). */
+function convInfo(kernel: string, inputShape: Shape4, filterShape: Shape4, attrs: ConvAttrs) {
+  if (attrs.dataFormat !== "NHWC") {
+    throw new Error(`${kernel} supports only NHWC data, got ${attrs.dataFormat}.`);
   }
+  return tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filterShape,
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    "channelsLast",
+  );
 }
 
 /**
@@ -34,17 +47,7 @@ export function conv2dBackpropFilter(kernels: WasmKernels) {
     attrs: ConvAttrs & { filterShape: [number, number, number, number] };
   }): TensorInfo => {
     const { inputs: { x, dy }, backend, attrs } = args;
-    channelsLastOnly(attrs.dataFormat, "Conv2DBackpropFilter");
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterShape,
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      "channelsLast",
-    );
+    const info = convInfo("Conv2DBackpropFilter", x.shape as Shape4, attrs.filterShape, attrs);
     const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
     const { filterHeight, filterWidth, outChannels } = info;
     const { strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
@@ -122,17 +125,7 @@ export function conv2dBackpropInput(
     attrs: ConvAttrs & { inputShape: [number, number, number, number] };
   }): TensorInfo => {
     const { inputs: { dy, filter }, backend, attrs } = args;
-    channelsLastOnly(attrs.dataFormat, "Conv2DBackpropInput");
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      "channelsLast",
-    );
+    const info = convInfo("Conv2DBackpropInput", attrs.inputShape, filter.shape as Shape4, attrs);
     if (
       info.strideHeight !== 1 || info.strideWidth !== 1 ||
       info.dilationHeight !== 1 || info.dilationWidth !== 1

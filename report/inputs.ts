@@ -5,15 +5,8 @@
 import { join } from "node:path";
 import { exists } from "../util/files.ts";
 
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  seconds: number;
-  images_per_s: number;
-}
+export type { EpochRecord } from "../train/records.ts";
+import type { EpochRecord } from "../train/records.ts";
 
 export interface TrainingMetrics {
   model: string;

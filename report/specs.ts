@@ -1,17 +1,14 @@
 /** Vega-lite specs of the report's figures, from metrics only. */
 import type { EpochRecord, TrainingMetrics } from "./inputs.ts";
 
-const percentAxis = { format: "%" };
-
-/** Training and validation accuracy and loss per epoch, side by side. */
-export function curveSpec(model: string, history: EpochRecord[]) {
-  const values = history.flatMap((r) => [
-    { epoch: r.epoch, split: "training", metric: "accuracy", value: r.accuracy },
-    { epoch: r.epoch, split: "validation", metric: "accuracy", value: r.val_accuracy },
-    { epoch: r.epoch, split: "training", metric: "loss", value: r.loss },
-    { epoch: r.epoch, split: "validation", metric: "loss", value: r.val_loss },
-  ]);
-  const panel = (metric: string) => ({
+/** One panel of per-epoch values: `metric` rows, one line per `series`. */
+function epochPanel(
+  metric: "accuracy" | "loss",
+  series: string,
+  seriesTitle: string,
+  yTitle: string,
+) {
+  return {
     width: 320,
     height: 220,
     transform: [{ filter: `datum.metric === '${metric}'` }],
@@ -21,17 +18,30 @@ export function curveSpec(model: string, history: EpochRecord[]) {
       y: {
         field: "value",
         type: "quantitative",
-        title: metric === "accuracy" ? "Accuracy" : "Cross-entropy loss",
+        title: yTitle,
         scale: { zero: false },
-        ...(metric === "accuracy" ? { axis: percentAxis } : {}),
+        ...(metric === "accuracy" ? { axis: { format: "%" } } : {}),
       },
-      color: { field: "split", type: "nominal", title: "Data" },
+      color: { field: series, type: "nominal", title: seriesTitle },
     },
-  });
+  };
+}
+
+/** Training and validation accuracy and loss per epoch, side by side. */
+export function curveSpec(model: string, history: EpochRecord[]) {
+  const values = history.flatMap((r) => [
+    { epoch: r.epoch, split: "training", metric: "accuracy", value: r.accuracy },
+    { epoch: r.epoch, split: "validation", metric: "accuracy", value: r.val_accuracy },
+    { epoch: r.epoch, split: "training", metric: "loss", value: r.loss },
+    { epoch: r.epoch, split: "validation", metric: "loss", value: r.val_loss },
+  ]);
   return {
     title: `${model}: learning curves`,
     data: { values },
-    hconcat: [panel("accuracy"), panel("loss")],
+    hconcat: [
+      epochPanel("accuracy", "split", "Data", "Accuracy"),
+      epochPanel("loss", "split", "Data", "Cross-entropy loss"),
+    ],
   };
 }
 
@@ -43,27 +53,13 @@ export function comparisonSpec(training: Record<string, TrainingMetrics>) {
       { model, epoch: r.epoch, metric: "loss", value: r.val_loss },
     ])
   );
-  const panel = (metric: string) => ({
-    width: 320,
-    height: 220,
-    transform: [{ filter: `datum.metric === '${metric}'` }],
-    mark: { type: "line", point: true, strokeWidth: 2 },
-    encoding: {
-      x: { field: "epoch", type: "quantitative", title: "Epoch", axis: { tickMinStep: 1 } },
-      y: {
-        field: "value",
-        type: "quantitative",
-        title: metric === "accuracy" ? "Validation accuracy" : "Validation loss",
-        scale: { zero: false },
-        ...(metric === "accuracy" ? { axis: percentAxis } : {}),
-      },
-      color: { field: "model", type: "nominal", title: "Model" },
-    },
-  });
   return {
     title: "Validation accuracy and loss of the models",
     data: { values },
-    hconcat: [panel("accuracy"), panel("loss")],
+    hconcat: [
+      epochPanel("accuracy", "model", "Model", "Validation accuracy"),
+      epochPanel("loss", "model", "Model", "Validation loss"),
+    ],
   };
 }
 

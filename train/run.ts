@@ -14,6 +14,7 @@ import { Random, type RandomState } from "../util/random.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
+import type { EpochRecord } from "./records.ts";
 import { evaluate, trainStep } from "./steps.ts";
 
 export const VALIDATION_SIZE = 6000;
@@ -26,16 +27,7 @@ export interface TrainConfig extends Recipe {
   augment: boolean;
 }
 
-export interface EpochRecord {
-  epoch: number;
-  learning_rate: number;
-  loss: number;
-  accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  seconds: number;
-  images_per_s: number;
-}
+export type { EpochRecord };
 
 /** What a checkpoint remembers of a run. */
 export interface RunState {

@@ -1,0 +1,14 @@
+/**
+ * The per-epoch record of a training run, as metrics files store it. Kept
+ * free of tfjs so the report can read metrics without loading it.
+ */
+export interface EpochRecord {
+  epoch: number;
+  learning_rate: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  seconds: number;
+  images_per_s: number;
+}
