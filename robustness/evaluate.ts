@@ -4,8 +4,8 @@
  */
 import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
 import { argmaxRows, type OnnxClassifier } from "../infer/classifier.ts";
-import { Random } from "../util/random.ts";
-import { type Family, perturbBatch } from "./families.ts";
+import type { Family } from "./families.ts";
+import { perturbLevels, perturbLevelsInWorker } from "./perturb.ts";
 
 export interface LevelResult {
   level: number;
@@ -33,15 +33,6 @@ export function score(
   return { accuracy: correct / labels.length, confidence: confidence / labels.length };
 }
 
-/** A seed for one family and level, independent of which other families run. */
-export function levelSeed(seed: number, family: string, levelIndex: number): number {
-  let hash = (seed ^ 0x9e3779b9) >>> 0;
-  for (const char of `${family}#${levelIndex}`) {
-    hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0;
-  }
-  return hash;
-}
-
 export interface SuiteProgress {
   start?(total: number): void;
   step?(family: string, level: number): void;
@@ -55,12 +46,17 @@ export interface NamedClassifier {
 
 const BATCH = 1000;
 
+/**
+ * Every model on the clean test set, then on every family and level.
+ * `inWorker` perturbs in a worker thread, overlapping with inference.
+ */
 export async function evaluateRobustness(
   models: NamedClassifier[],
   test: MnistSplit,
   families: Family[],
   seed: number,
   progress: SuiteProgress = {},
+  inWorker = false,
 ): Promise<Record<string, ModelRobustness>> {
   const clean = pixelsOf(test, Array.from({ length: test.count }, (_, i) => i));
   const results: Record<string, ModelRobustness> = {};
@@ -69,26 +65,21 @@ export async function evaluateRobustness(
     results[name] = { clean: scored.accuracy, clean_confidence: scored.confidence, families: {} };
   }
   progress.start?.(families.reduce((sum, family) => sum + family.levels.length, 0));
-  for (const family of families) {
-    for (const model of models) results[model.name].families[family.name] = [];
-    const prepared = family.prepare?.(clean, new Random(levelSeed(seed, family.name, -1)));
-    for (const [index, level] of family.levels.entries()) {
-      const isIdentity = level === family.identity;
-      const images = isIdentity ? clean : perturbBatch(
-        family,
-        clean,
+  const levels = inWorker
+    ? perturbLevelsInWorker(clean, families, seed)
+    : perturbLevels(clean, families, seed);
+  for await (const { family, level, images } of levels) {
+    for (const { name, classifier } of models) {
+      const { accuracy, confidence } = images === null
+        ? { accuracy: results[name].clean, confidence: results[name].clean_confidence }
+        : score(await classifier.predict(images, BATCH), test.labels);
+      (results[name].families[family] ??= []).push({
         level,
-        new Random(levelSeed(seed, family.name, index)),
-        prepared,
-      );
-      for (const { name, classifier } of models) {
-        const { accuracy, confidence } = isIdentity
-          ? { accuracy: results[name].clean, confidence: results[name].clean_confidence }
-          : score(await classifier.predict(images, BATCH), test.labels);
-        results[name].families[family.name].push({ level, accuracy, mean_confidence: confidence });
-      }
-      progress.step?.(family.name, level);
+        accuracy,
+        mean_confidence: confidence,
+      });
     }
+    progress.step?.(family, level);
   }
   progress.done?.();
   return results;

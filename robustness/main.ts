@@ -12,7 +12,8 @@ import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
-import { evaluateRobustness, levelSeed, type NamedClassifier, summarize } from "./evaluate.ts";
+import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
+import { levelSeed } from "./perturb.ts";
 import { FAMILIES, type Family } from "./families.ts";
 import { writeExamplesGrid, writeRobustnessPlots } from "./plots.ts";
 
@@ -153,7 +154,7 @@ export async function main(args: string[]): Promise<void> {
       done() {
         bar.stop();
       },
-    });
+    }, true);
     const seconds = (performance.now() - started) / 1000;
 
     const summaries = Object.fromEntries(
