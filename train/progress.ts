@@ -32,7 +32,7 @@ export function progressHooks(
       if (!interactive) return;
       bar = new cliProgress.SingleBar({
         format: `${model} epoch ${epoch + 1}/${epochs} [{bar}] {value}/{total} ` +
-          `loss {loss} acc {acc}% {speed} img/s ETA {eta_formatted}`,
+          `loss {loss} acc {acc} {speed} img/s ETA {eta_formatted}`,
         hideCursor: true,
         clearOnComplete: true,
       }, cliProgress.Presets.shades_classic);
@@ -42,7 +42,7 @@ export function progressHooks(
       if (batch % 5 !== 0 && batch !== batches) return;
       bar?.update(batch, {
         loss: loss.toFixed(4),
-        acc: (accuracy * 100).toFixed(2),
+        acc: `${(accuracy * 100).toFixed(2)}%`,
         speed: imagesPerSecond.toFixed(0),
       });
     },
