@@ -130,3 +130,33 @@ Deno.test("a diverging run stops with one sentence and writes no model or metric
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("weight averaging: the update rule, evaluation on the averages, exact resume", async () => {
+  const { WeightAverage } = await import("../train/weight_average.ts");
+  const model = buildModel("baseline");
+  const kernel = model.trainableWeights[0];
+  const start = kernel.read().dataSync().slice();
+  const average = new WeightAverage(model, 0.75);
+  kernel.write(tf.onesLike(kernel.read()));
+  average.update();
+  const before = tf.memory().numTensors;
+  const seen = average.with(() => kernel.read().dataSync().slice());
+  assert.equal(tf.memory().numTensors, before, "with() leaks tensors");
+  seen.forEach((value, i) => assert.ok(Math.abs(value - (0.75 * start[i] + 0.25)) < 1e-6));
+  assert.ok(kernel.read().dataSync().every((value) => value === 1), "live weights restored");
+  average.dispose();
+  model.dispose();
+
+  const config = (epochs: number) => ({ ...quick(epochs), weightAverageDecay: 0.9 });
+  const [straight, resumed] = [await tempDir(), await tempDir()];
+  try {
+    const reference = await trainModel(data, { config: config(2), outDir: straight, command: "t" });
+    await trainModel(data, { config: config(1), outDir: resumed, command: "t" });
+    const continued = await trainModel(data, { config: config(2), outDir: resumed, command: "t", resume: true });
+    assert.equal(continued.metrics.history[1].val_loss, reference.metrics.history[1].val_loss);
+    assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
+  } finally {
+    await Deno.remove(straight, { recursive: true });
+    await Deno.remove(resumed, { recursive: true });
+  }
+});

@@ -24,6 +24,8 @@ export interface Checkpoint<State> {
   weights: tf.Tensor[];
   /** As `optimizer.getWeights()` returns them. */
   optimizer: NamedTensor[];
+  /** Averaged trainable weights, when the run keeps them. */
+  averages: tf.Tensor[];
 }
 
 export class CheckpointError extends Error {}
@@ -33,9 +35,12 @@ export async function saveCheckpoint<State>(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   state: State,
+  averages: tf.Tensor[] = [],
 ): Promise<void> {
   const modelWeights = model.getWeights();
-  const named: Array<{ group: "model" | "optimizer"; name: string; tensor: tf.Tensor }> = [
+  const named: Array<
+    { group: "model" | "optimizer" | "average"; name: string; tensor: tf.Tensor }
+  > = [
     ...model.weights.map((weight, i) => ({
       group: "model" as const,
       name: weight.name,
@@ -46,6 +51,7 @@ export async function saveCheckpoint<State>(
       name,
       tensor,
     })),
+    ...averages.map((tensor, i) => ({ group: "average" as const, name: `average_${i}`, tensor })),
   ];
   const entries = named.map(({ group, name, tensor }) => ({
     group,
@@ -94,6 +100,7 @@ export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<St
   }
   const weights: tf.Tensor[] = [];
   const optimizer: NamedTensor[] = [];
+  const averages: tf.Tensor[] = [];
   let offset = dataStart;
   for (const entry of header.tensors) {
     const size = entry.shape.reduce((a, b) => a * b, 1);
@@ -103,9 +110,10 @@ export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<St
     const values = entry.dtype === "int32" ? new Int32Array(raw) : new Float32Array(raw);
     const tensor = tf.tensor(values, entry.shape, entry.dtype);
     if (entry.group === "model") weights.push(tensor);
+    else if (entry.group === "average") averages.push(tensor);
     else optimizer.push({ name: entry.name, tensor });
     offset = end;
   }
   if (offset !== bytes.length) throw corrupt("it has trailing bytes");
-  return { state: header.state, weights, optimizer };
+  return { state: header.state, weights, optimizer, averages };
 }

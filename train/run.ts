@@ -16,6 +16,7 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, trainStep } from "./steps.ts";
+import { WeightAverage } from "./weight_average.ts";
 
 export const VALIDATION_SIZE = 6000;
 
@@ -136,6 +137,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   let model: tf.LayersModel;
   let optimizer: tf.AdamOptimizer;
   let tfRandom: Random;
+  let average: WeightAverage | undefined;
 
   if (options.resume) {
     const checkpoint = await loadCheckpoint<RunState>(paths.checkpoint);
@@ -162,6 +164,10 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     tf.dispose(checkpoint.weights);
     optimizer = tf.train.adam(config.learningRate);
     await optimizer.setWeights(checkpoint.optimizer);
+    if (config.weightAverageDecay > 0) {
+      average = new WeightAverage(model, config.weightAverageDecay, checkpoint.averages);
+    }
+    tf.dispose(checkpoint.averages);
   } else {
     tfRandom = new Random(config.seed);
     const restore = seedTfRandom(tfRandom);
@@ -171,6 +177,9 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       restore();
     }
     optimizer = tf.train.adam(config.learningRate);
+    if (config.weightAverageDecay > 0) {
+      average = new WeightAverage(model, config.weightAverageDecay);
+    }
     state = {
       config,
       epochsDone: 0,
@@ -211,6 +220,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
           if (config.augment) pixels = augmentBatch(pixels, dataRandom);
           const labels = Uint8Array.from(indices, (i) => train.labels[i]);
           const step = trainStep(model, optimizer, pixels, labels);
+          average?.update();
           if (!Number.isFinite(step.loss)) {
             throw new TrainingError(
               `Training diverged: the loss became ${step.loss} at epoch ${epoch + 1}, batch ${
@@ -229,7 +239,9 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       }
       const seconds = (performance.now() - started) / 1000;
       hooks.evaluating?.("validation");
-      const val = evaluate(model, validation);
+      const val = average
+        ? average.with(() => evaluate(model, validation))
+        : evaluate(model, validation);
       const record: EpochRecord = {
         epoch: epoch + 1,
         learning_rate: learningRate,
@@ -244,10 +256,11 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       state.epochsDone = epoch + 1;
       state.dataRandom = dataRandom.state;
       state.tfRandom = tfRandom.state;
-      await saveCheckpoint(paths.checkpoint, model, optimizer, state);
+      await saveCheckpoint(paths.checkpoint, model, optimizer, state, average?.tensors());
       hooks.epochEnd?.(record, config.epochs);
     }
 
+    average?.apply();
     hooks.evaluating?.("test");
     const testResult = evaluate(model, test);
     const augmentRandom = new Random(AUGMENTED_TEST_SEED);
@@ -277,6 +290,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   } finally {
     model.dispose();
     optimizer.dispose();
+    average?.dispose();
   }
 }
 

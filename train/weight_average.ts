@@ -1,0 +1,61 @@
+/**
+ * An exponential moving average of the trainable weights (Polyak
+ * averaging, Keras's `use_ema`): after every step
+ * average ← decay · average + (1 − decay) · weight. Evaluation and the saved
+ * model use the averages, which sit in a flatter region than the last
+ * step's weights.
+ */
+import { tf } from "../deps_tfjs.ts";
+
+export class WeightAverage {
+  readonly decay: number;
+  #model: tf.LayersModel;
+  #averages: tf.Variable[];
+
+  constructor(model: tf.LayersModel, decay: number, initial?: tf.Tensor[]) {
+    this.decay = decay;
+    this.#model = model;
+    const weights = model.trainableWeights;
+    if (initial && initial.length !== weights.length) {
+      throw new Error(`Expected ${weights.length} averaged weights, got ${initial.length}.`);
+    }
+    this.#averages = weights.map((weight, i) =>
+      tf.variable((initial?.[i] ?? weight.read()).clone(), false)
+    );
+  }
+
+  update(): void {
+    tf.tidy(() => {
+      this.#model.trainableWeights.forEach((weight, i) => {
+        const average = this.#averages[i];
+        average.assign(tf.add(tf.mul(average, this.decay), tf.mul(weight.read(), 1 - this.decay)));
+      });
+    });
+  }
+
+  /** Runs `f` with the averages in the model, then puts the live weights back. */
+  with<T>(f: () => T): T {
+    const weights = this.#model.trainableWeights;
+    const live = weights.map((weight) => weight.read().clone());
+    try {
+      weights.forEach((weight, i) => weight.write(this.#averages[i]));
+      return f();
+    } finally {
+      weights.forEach((weight, i) => weight.write(live[i]));
+      tf.dispose(live);
+    }
+  }
+
+  /** Leaves the averages in the model for good (before saving it). */
+  apply(): void {
+    this.#model.trainableWeights.forEach((weight, i) => weight.write(this.#averages[i]));
+  }
+
+  tensors(): tf.Tensor[] {
+    return this.#averages;
+  }
+
+  dispose(): void {
+    tf.dispose(this.#averages);
+  }
+}
