@@ -17,15 +17,16 @@ export interface Recipe {
 }
 
 export const RECIPES: Record<ModelName, Recipe> = {
-  // The baseline overfits from epoch 4 on; a slow decay keeps the late
-  // updates noisy. (Decay 0.75 reached 99.01% test accuracy; 0.9 is the
-  // PyTorch reference recipe for this architecture.)
+  // The baseline overfits from epoch 4 on. A slow learning-rate decay keeps
+  // the late steps noisy and the moving average of the weights settles
+  // them (Adam 1e-3 with decay 0.75 and no average reached 99.01% test
+  // accuracy).
   baseline: {
     epochs: 12,
     batchSize: 64,
     learningRate: 1e-3,
     learningRateDecay: 0.9,
-    weightAverageDecay: 0,
+    weightAverageDecay: 0.999,
   },
   // Augmentation keeps the improved model learning for longer.
   improved: {
