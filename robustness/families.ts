@@ -113,11 +113,11 @@ export const FAMILIES: Family[] = [
   affineFamily("shift_x", "pixels (right)", range(-6, 6, 1), 0, (s) => ({ shiftX: s })),
   affineFamily("shift_y", "pixels (down)", range(-6, 6, 1), 0, (s) => ({ shiftY: s })),
   affineFamily("zoom", "scale factor", range(0.5, 1.5, 0.1), 1, (z) => ({ zoom: z })),
-  affineFamily("shear", "horizontal shear", range(-0.6, 0.6, 0.1), 0, (k) => ({ shear: k })),
+  affineFamily("shear", "horizontal shear", range(-0.6, 0.6, 0.2), 0, (k) => ({ shear: k })),
   {
     name: "elastic",
     unit: "displacement scale alpha (sigma 4)",
-    levels: [0, 15, 30, 45, 60, 75],
+    levels: [0, 20, 40, 60, 80],
     identity: 0,
     group: "sweep",
     prepare: (images, random) => perImage(images, random, elasticField),
@@ -127,7 +127,7 @@ export const FAMILIES: Family[] = [
   {
     name: "gaussian_noise",
     unit: "noise standard deviation",
-    levels: [0, 0.1, 0.2, 0.3, 0.4, 0.5],
+    levels: [0, 0.1, 0.2, 0.3, 0.4],
     identity: 0,
     group: "sweep",
     prepare: (images, random) =>
@@ -140,7 +140,7 @@ export const FAMILIES: Family[] = [
   {
     name: "gaussian_blur",
     unit: "blur sigma (pixels)",
-    levels: [0, 0.5, 1, 1.5, 2, 2.5],
+    levels: [0, 0.5, 1, 1.5, 2],
     identity: 0,
     group: "sweep",
     apply: (image, level) => gaussianBlur(image, level),

@@ -154,7 +154,7 @@ export async function main(args: string[]): Promise<void> {
       done() {
         bar.stop();
       },
-    }, true);
+    });
     const seconds = (performance.now() - started) / 1000;
 
     const summaries = Object.fromEntries(

@@ -1,10 +1,13 @@
 /**
- * The perturbed test sets, level by level: generated in this thread, or in a
- * worker thread one level ahead, so that perturbing the next level overlaps
- * with ONNX Runtime classifying the current one.
+ * The perturbed test sets, level by level, generated as they are needed.
+ *
+ * Generating the next level in a worker thread while ONNX Runtime classifies
+ * the current one was measured slower on two cores (117 to 127 s against
+ * 107 s for the default suite): ONNX Runtime's two threads stall whenever a
+ * core is taken.
  */
 import { Random } from "../util/random.ts";
-import { type Family, familyByName, perturbBatch } from "./families.ts";
+import { type Family, perturbBatch } from "./families.ts";
 
 export interface PerturbedLevel {
   family: string;
@@ -44,53 +47,4 @@ export function* perturbLevels(
       };
     }
   }
-}
-
-export interface WorkerRequest {
-  clean: Float32Array;
-  families: string[];
-  seed: number;
-}
-
-/** perturbLevels run in a worker thread, one level ahead of the consumer. */
-export async function* perturbLevelsInWorker(
-  clean: Float32Array,
-  families: Family[],
-  seed: number,
-): AsyncGenerator<PerturbedLevel> {
-  const worker = new Worker(new URL("./perturb_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
-  const next = () =>
-    new Promise<PerturbedLevel | { error: string }>((resolve, reject) => {
-      worker.onmessage = (event) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new Error(`The perturbation worker failed: ${event.message}`));
-      };
-      worker.postMessage("next");
-    });
-  try {
-    const request: WorkerRequest = { clean, families: families.map((f) => f.name), seed };
-    worker.postMessage(request);
-    const total = families.reduce((sum, family) => sum + family.levels.length, 0);
-    let pending = next();
-    for (let i = 0; i < total; i++) {
-      const message = await pending;
-      if ("error" in message) throw new Error(message.error);
-      if (i + 1 < total) pending = next();
-      yield message;
-    }
-  } finally {
-    worker.terminate();
-  }
-}
-
-/** Looks up families by name (the worker receives names, not functions). */
-export function familiesByName(names: string[]): Family[] {
-  return names.map((name) => {
-    const family = familyByName(name);
-    if (!family) throw new Error(`Unknown family "${name}".`);
-    return family;
-  });
 }

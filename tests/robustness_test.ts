@@ -7,7 +7,6 @@ import { MNIST_C, MNIST_C_PREPARE } from "../robustness/corruptions.ts";
 import { evaluateRobustness, summarize } from "../robustness/evaluate.ts";
 import { FAMILIES, familyByName, perturbBatch } from "../robustness/families.ts";
 import { Random } from "../util/random.ts";
-import { loadMnist } from "../data/mnist.ts";
 
 const SIZE = 28;
 
@@ -149,29 +148,6 @@ Deno.test("accuracy counting is exact on a model whose predictions are known", a
     const summary = summarize(results.rows, [shiftDown]);
     assert.equal(summary.families.shift_y, (15 / 20 + 5 / 20) / 2);
     assert.deepEqual(summary.worst, { family: "shift_y", level: 1, accuracy: 5 / 20 });
-    await classifier.release();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("perturbing in a worker thread gives the same figures as in this thread", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const classifier = await OnnxClassifier.load(await rowModel(dir));
-    const { test } = await loadMnist();
-    const count = 40;
-    const split = {
-      images: test.images.subarray(0, count * 784),
-      labels: test.labels.subarray(0, count),
-      count,
-    };
-    const families = ["rotation", "elastic", "gaussian_noise", "mnist_c/fog", "mnist_c/glass_blur"]
-      .map((n) => familyByName(n)!);
-    const models = [{ name: "rows", classifier }];
-    const inline = await evaluateRobustness(models, split, families, 3);
-    const threaded = await evaluateRobustness(models, split, families, 3, {}, true);
-    assert.deepEqual(threaded, inline);
     await classifier.release();
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -152,7 +152,12 @@ Deno.test("weight averaging: the update rule, evaluation on the averages, exact 
   try {
     const reference = await trainModel(data, { config: config(2), outDir: straight, command: "t" });
     await trainModel(data, { config: config(1), outDir: resumed, command: "t" });
-    const continued = await trainModel(data, { config: config(2), outDir: resumed, command: "t", resume: true });
+    const continued = await trainModel(data, {
+      config: config(2),
+      outDir: resumed,
+      command: "t",
+      resume: true,
+    });
     assert.equal(continued.metrics.history[1].val_loss, reference.metrics.history[1].val_loss);
     assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
   } finally {
