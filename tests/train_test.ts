@@ -142,7 +142,13 @@ Deno.test("weight averaging: the update rule, evaluation on the averages, exact 
   const before = tf.memory().numTensors;
   const seen = average.with(() => kernel.read().dataSync().slice());
   assert.equal(tf.memory().numTensors, before, "with() leaks tensors");
-  seen.forEach((value, i) => assert.ok(Math.abs(value - (0.75 * start[i] + 0.25)) < 1e-6));
+  // The first update uses d = min(0.75, 1/10): the average follows the weights quickly.
+  seen.forEach((value, i) => assert.ok(Math.abs(value - (0.1 * start[i] + 0.9)) < 1e-6));
+  for (let n = 1; n < 40; n++) average.update();
+  // After 40 updates the decay has reached 0.75, and the average has converged to the ones.
+  assert.ok(
+    average.with(() => kernel.read().dataSync().every((value) => Math.abs(value - 1) < 1e-3)),
+  );
   assert.ok(kernel.read().dataSync().every((value) => value === 1), "live weights restored");
   average.dispose();
   model.dispose();
@@ -164,4 +170,31 @@ Deno.test("weight averaging: the update rule, evaluation on the averages, exact 
     await Deno.remove(straight, { recursive: true });
     await Deno.remove(resumed, { recursive: true });
   }
+});
+
+Deno.test("BatchNorm statistics: exact ones replace the moving averages until those converge", async () => {
+  const { setExactStatistics, statisticsUnconverged, stepsToConverge } = await import(
+    "../train/batch_norm_stats.ts"
+  );
+  assert.equal(stepsToConverge(0.99), 688); // 0.99^688 < 1e-3 < 0.99^687
+  const model = buildModel("improved");
+  assert.ok(statisticsUnconverged(model, 100));
+  assert.ok(!statisticsUnconverged(model, 5000));
+  assert.ok(!statisticsUnconverged(buildModel("baseline"), 0), "no BatchNorm, nothing to converge");
+  const before = tf.memory().numTensors;
+  setExactStatistics(model, pixels);
+  assert.equal(tf.memory().numTensors, before, "leaks tensors");
+  // The first BatchNorm now holds the exact statistics of the first convolution's output.
+  const [conv, norm] = model.layers;
+  const expected = tf.tidy(() => {
+    const { mean, variance } = tf.moments(
+      conv.apply(tf.tensor4d(pixels, [128, 28, 28, 1])) as tf.Tensor,
+      [0, 1, 2],
+    );
+    return [mean.dataSync().slice(), variance.dataSync().slice()];
+  });
+  const [, , movingMean, movingVariance] = norm.getWeights().map((w) => w.dataSync());
+  expected[0].forEach((v, i) => assert.ok(Math.abs(v - movingMean[i]) < 1e-6));
+  expected[1].forEach((v, i) => assert.ok(Math.abs(v - movingVariance[i]) < 1e-6));
+  model.dispose();
 });

@@ -16,6 +16,7 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, trainStep } from "./steps.ts";
+import { setExactStatistics, statisticsUnconverged } from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
 
 export const VALIDATION_SIZE = 6000;
@@ -39,6 +40,8 @@ export interface RunState {
   tfRandom: RandomState;
   command: string;
   started: string;
+  /** Updates of the weight average so far (when the recipe keeps one). */
+  averageUpdates?: number;
 }
 
 export interface TrainHooks {
@@ -165,7 +168,12 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     optimizer = tf.train.adam(config.learningRate);
     await optimizer.setWeights(checkpoint.optimizer);
     if (config.weightAverageDecay > 0) {
-      average = new WeightAverage(model, config.weightAverageDecay, checkpoint.averages);
+      average = new WeightAverage(
+        model,
+        config.weightAverageDecay,
+        checkpoint.averages,
+        state.averageUpdates ?? 0,
+      );
     }
     tf.dispose(checkpoint.averages);
   } else {
@@ -238,6 +246,15 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         restore();
       }
       const seconds = (performance.now() - started) / 1000;
+      if (statisticsUnconverged(model, (epoch + 1) * batches)) {
+        // Short runs: exact statistics over (augmented, as in training) training images.
+        const sample = Array.from({ length: Math.min(train.count, 2048) }, (_, i) => i);
+        const pixels = pixelsOf(train, sample);
+        setExactStatistics(
+          model,
+          config.augment ? augmentBatch(pixels, new Random(config.seed + epoch)) : pixels,
+        );
+      }
       hooks.evaluating?.("validation");
       const val = average
         ? average.with(() => evaluate(model, validation))
@@ -256,6 +273,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       state.epochsDone = epoch + 1;
       state.dataRandom = dataRandom.state;
       state.tfRandom = tfRandom.state;
+      if (average) state.averageUpdates = average.updates;
       await saveCheckpoint(paths.checkpoint, model, optimizer, state, average?.tensors());
       hooks.epochEnd?.(record, config.epochs);
     }

@@ -1,19 +1,24 @@
 /**
  * An exponential moving average of the trainable weights (Polyak
  * averaging, Keras's `use_ema`): after every step
- * average ← decay · average + (1 − decay) · weight. Evaluation and the saved
- * model use the averages, which sit in a flatter region than the last
- * step's weights.
+ * average ← d · average + (1 − d) · weight. Evaluation and the saved model
+ * use the averages, which sit in a flatter region than the last step's
+ * weights. As in TensorFlow's ExponentialMovingAverage, d starts small and
+ * grows to `decay` (d = min(decay, (1 + n) / (10 + n)) after n updates), so
+ * short runs are not averaged with their random initial weights.
  */
 import { tf } from "../deps_tfjs.ts";
 
 export class WeightAverage {
   readonly decay: number;
+  /** Updates so far (kept in checkpoints, so a resumed run averages the same). */
+  updates: number;
   #model: tf.LayersModel;
   #averages: tf.Variable[];
 
-  constructor(model: tf.LayersModel, decay: number, initial?: tf.Tensor[]) {
+  constructor(model: tf.LayersModel, decay: number, initial?: tf.Tensor[], updates = 0) {
     this.decay = decay;
+    this.updates = updates;
     this.#model = model;
     const weights = model.trainableWeights;
     if (initial && initial.length !== weights.length) {
@@ -25,12 +30,14 @@ export class WeightAverage {
   }
 
   update(): void {
+    const decay = Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
     tf.tidy(() => {
       this.#model.trainableWeights.forEach((weight, i) => {
         const average = this.#averages[i];
-        average.assign(tf.add(tf.mul(average, this.decay), tf.mul(weight.read(), 1 - this.decay)));
+        average.assign(tf.add(tf.mul(average, decay), tf.mul(weight.read(), 1 - decay)));
       });
     });
+    this.updates++;
   }
 
   /** Runs `f` with the averages in the model, then puts the live weights back. */
