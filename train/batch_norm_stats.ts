@@ -5,6 +5,8 @@
  * variance is still mostly its initial 1 and inference-mode outputs are
  * wrong (a 2-epoch run on 6,000 images scored 11%). Until they have
  * converged, the statistics are replaced by exact ones over training images.
+ * Averaged weights (Polyak averaging) need exact statistics too: the moving
+ * ones belong to the live weights.
  */
 import { tf } from "../deps_tfjs.ts";
 
@@ -15,6 +17,22 @@ export function stepsToConverge(momentum: number, tolerance = 1e-3): number {
 
 function batchNormLayers(model: tf.LayersModel): tf.layers.Layer[] {
   return model.layers.filter((layer) => layer.getClassName() === "BatchNormalization");
+}
+
+export function hasBatchNorm(model: tf.LayersModel): boolean {
+  return batchNormLayers(model).length > 0;
+}
+
+/** Runs `f` and puts the model's moving statistics back as they were. */
+export function keepingStatistics<T>(model: tf.LayersModel, f: () => T): T {
+  const layers = batchNormLayers(model);
+  const saved = layers.map((layer) => layer.getWeights().map((w) => w.clone()));
+  try {
+    return f();
+  } finally {
+    layers.forEach((layer, i) => layer.setWeights(saved[i]));
+    saved.forEach((weights) => tf.dispose(weights));
+  }
 }
 
 /** Whether the model's moving statistics have not yet forgotten their initial values. */

@@ -16,7 +16,12 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, trainStep } from "./steps.ts";
-import { setExactStatistics, statisticsUnconverged } from "./batch_norm_stats.ts";
+import {
+  hasBatchNorm,
+  keepingStatistics,
+  setExactStatistics,
+  statisticsUnconverged,
+} from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
 
 export const VALIDATION_SIZE = 6000;
@@ -208,6 +213,15 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     : data.test;
   const dataRandom = new Random(state.dataRandom);
   const batches = Math.ceil(train.count / config.batchSize);
+  // Exact BatchNorm statistics (for short runs and for averaged weights) come
+  // from training images, augmented as in training.
+  const statisticsPixels = (salt: number) => {
+    const pixels = pixelsOf(
+      train,
+      Array.from({ length: Math.min(train.count, 4096) }, (_, i) => i),
+    );
+    return config.augment ? augmentBatch(pixels, new Random(config.seed + salt)) : pixels;
+  };
 
   try {
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
@@ -247,18 +261,19 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       }
       const seconds = (performance.now() - started) / 1000;
       if (statisticsUnconverged(model, (epoch + 1) * batches)) {
-        // Short runs: exact statistics over (augmented, as in training) training images.
-        const sample = Array.from({ length: Math.min(train.count, 2048) }, (_, i) => i);
-        const pixels = pixelsOf(train, sample);
-        setExactStatistics(
-          model,
-          config.augment ? augmentBatch(pixels, new Random(config.seed + epoch)) : pixels,
-        );
+        setExactStatistics(model, statisticsPixels(epoch));
       }
       hooks.evaluating?.("validation");
-      const val = average
-        ? average.with(() => evaluate(model, validation))
-        : evaluate(model, validation);
+      const val = !average
+        ? evaluate(model, validation)
+        : average.with(() =>
+          hasBatchNorm(model)
+            ? keepingStatistics(model, () => {
+              setExactStatistics(model, statisticsPixels(epoch));
+              return evaluate(model, validation);
+            })
+            : evaluate(model, validation)
+        );
       const record: EpochRecord = {
         epoch: epoch + 1,
         learning_rate: learningRate,
@@ -278,7 +293,10 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       hooks.epochEnd?.(record, config.epochs);
     }
 
-    average?.apply();
+    if (average) {
+      average.apply();
+      if (hasBatchNorm(model)) setExactStatistics(model, statisticsPixels(config.epochs));
+    }
     hooks.evaluating?.("test");
     const testResult = evaluate(model, test);
     const augmentRandom = new Random(AUGMENTED_TEST_SEED);
