@@ -137,72 +137,89 @@ export interface TrainOptions {
   hooks?: TrainHooks;
 }
 
-export async function trainModel(data: Mnist, options: TrainOptions): Promise<TrainResult> {
-  const { outDir, hooks = {} } = options;
-  const paths = outputPaths(outDir, options.config.model);
-  let config = options.config;
-  let state: RunState;
-  let model: tf.LayersModel;
-  let optimizer: tf.AdamOptimizer;
-  let tfRandom: Random;
-  let average: WeightAverage | undefined;
+/** A run's live parts: what a fresh start builds and a checkpoint restores. */
+interface Run {
+  config: TrainConfig;
+  state: RunState;
+  model: tf.LayersModel;
+  optimizer: tf.AdamOptimizer;
+  tfRandom: Random;
+  average?: WeightAverage;
+}
 
-  if (options.resume) {
-    const checkpoint = await loadCheckpoint<RunState>(paths.checkpoint);
-    state = checkpoint.state;
-    config = { ...state.config, epochs: options.config.epochs };
-    if (state.epochsDone >= config.epochs) {
-      tf.dispose(checkpoint.weights);
-      tf.dispose(checkpoint.optimizer.map((named) => named.tensor));
-      throw new TrainingError(
-        `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
-      );
-    }
-    state.config = config;
-    tfRandom = new Random(state.tfRandom);
-    // Initial weights are overwritten at once: draw them from a throwaway
-    // stream so the saved one continues exactly where it stopped.
-    const restore = seedTfRandom(new Random(0));
-    try {
-      model = buildModel(config.model);
-    } finally {
-      restore();
-    }
-    model.setWeights(checkpoint.weights);
-    tf.dispose(checkpoint.weights);
-    optimizer = tf.train.adam(config.learningRate);
-    await optimizer.setWeights(checkpoint.optimizer);
-    if (config.weightAverageDecay > 0) {
-      average = new WeightAverage(
-        model,
-        config.weightAverageDecay,
-        checkpoint.averages,
-        state.averageUpdates ?? 0,
-      );
-    }
-    tf.dispose(checkpoint.averages);
-  } else {
-    tfRandom = new Random(config.seed);
-    const restore = seedTfRandom(tfRandom);
-    try {
-      model = buildModel(config.model);
-    } finally {
-      restore();
-    }
-    optimizer = tf.train.adam(config.learningRate);
-    if (config.weightAverageDecay > 0) {
-      average = new WeightAverage(model, config.weightAverageDecay);
-    }
-    state = {
+function buildSeeded(name: ModelName, random: Random): tf.LayersModel {
+  const restore = seedTfRandom(random);
+  try {
+    return buildModel(name);
+  } finally {
+    restore();
+  }
+}
+
+function startRun(config: TrainConfig, command: string): Run {
+  const tfRandom = new Random(config.seed);
+  const model = buildSeeded(config.model, tfRandom);
+  return {
+    config,
+    model,
+    tfRandom,
+    optimizer: tf.train.adam(config.learningRate),
+    average: config.weightAverageDecay > 0
+      ? new WeightAverage(model, config.weightAverageDecay)
+      : undefined,
+    state: {
       config,
       epochsDone: 0,
       history: [],
       dataRandom: new Random(config.seed + 1).state,
       tfRandom: tfRandom.state,
-      command: options.command,
+      command,
       started: new Date().toISOString(),
-    };
+    },
+  };
+}
+
+async function resumeRun(checkpointPath: string, outDir: string, epochs: number): Promise<Run> {
+  const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
+  const state = checkpoint.state;
+  const config = { ...state.config, epochs };
+  try {
+    if (state.epochsDone >= config.epochs) {
+      throw new TrainingError(
+        `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
+      );
+    }
+    state.config = config;
+    // The initial weights are overwritten at once: draw them from a throwaway
+    // stream so that the saved one continues exactly where it stopped.
+    const model = buildSeeded(config.model, new Random(0));
+    model.setWeights(checkpoint.weights);
+    const optimizer = tf.train.adam(config.learningRate);
+    await optimizer.setWeights(checkpoint.optimizer);
+    const average = config.weightAverageDecay > 0
+      ? new WeightAverage(
+        model,
+        config.weightAverageDecay,
+        checkpoint.averages,
+        state.averageUpdates ?? 0,
+      )
+      : undefined;
+    return { config, state, model, optimizer, average, tfRandom: new Random(state.tfRandom) };
+  } finally {
+    tf.dispose([
+      ...checkpoint.weights,
+      ...checkpoint.averages,
+      ...checkpoint.optimizer.map((n) => n.tensor),
+    ]);
   }
+}
+
+export async function trainModel(data: Mnist, options: TrainOptions): Promise<TrainResult> {
+  const { outDir, hooks = {} } = options;
+  const paths = outputPaths(outDir, options.config.model);
+  const { config, state, model, optimizer, tfRandom, average } = options.resume
+    ? await resumeRun(paths.checkpoint, outDir, options.config.epochs)
+    : startRun(options.config, options.command);
 
   const { train, validation } = splitTrainValidation(data.train, config.seed, config.limit);
   const test = config.limit
