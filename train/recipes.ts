@@ -28,15 +28,15 @@ export const RECIPES: Record<ModelName, Recipe> = {
     learningRateDecay: 0.9,
     weightAverageDecay: 0.999,
   },
-  // Augmentation keeps the improved model learning for longer. The moving
-  // average of the weights gets exact BatchNorm statistics of its own.
-  // (Without the average: 99.02% test accuracy.)
+  // Augmentation keeps the improved model learning for longer. (A moving
+  // average of the weights, with exact BatchNorm statistics for it, tracked
+  // 0.1 points below on validation through epoch 12 and was stopped.)
   improved: {
     epochs: 18,
     batchSize: 64,
     learningRate: 1e-3,
     learningRateDecay: 0.8,
-    weightAverageDecay: 0.999,
+    weightAverageDecay: 0,
   },
 };
 
