@@ -7,8 +7,8 @@
 import { basename, join } from "node:path";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { exists } from "../util/files.ts";
 import { parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { listModels } from "../util/results_dir.ts";
 import type { Layout } from "./convert.ts";
 import { exportModel } from "./export_model.ts";
 import { MAX_ABS_DIFFERENCE } from "./verify.ts";
@@ -29,25 +29,6 @@ Flags:
 
 The ONNX model's input is "input" (float32 pixels / 255, ink bright on dark),
 its output "probabilities" [N, 10]; the batch dimension is dynamic.`;
-
-async function modelDirs(resultsDir: string): Promise<string[]> {
-  const modelsDir = join(resultsDir, "models");
-  if (!(await exists(modelsDir))) {
-    throw new UsageError(
-      `There is no ${modelsDir} folder: train a model first (deno task train:baseline) or pass --model DIR.`,
-    );
-  }
-  const dirs: string[] = [];
-  for await (const entry of Deno.readDir(modelsDir)) {
-    if (entry.isDirectory && (await exists(join(modelsDir, entry.name, "model.json")))) {
-      dirs.push(join(modelsDir, entry.name));
-    }
-  }
-  if (dirs.length === 0) {
-    throw new UsageError(`${modelsDir} holds no tfjs model folders (with a model.json).`);
-  }
-  return dirs.sort();
-}
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseFlags(args, {
@@ -75,7 +56,7 @@ export async function main(args: string[]): Promise<void> {
     jobs.push({ modelDir: values.model, onnxPath });
   } else {
     const resultsDir = values.out ?? "results";
-    for (const modelDir of await modelDirs(resultsDir)) {
+    for (const modelDir of await listModels(resultsDir, "tfjs")) {
       const name = basename(modelDir);
       jobs.push({
         modelDir,

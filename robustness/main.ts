@@ -10,7 +10,8 @@ import { cliProgress, VERSIONS } from "../deps.ts";
 import { loadMnist, subset } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
-import { exists, writeJsonAtomic } from "../util/files.ts";
+import { listModels } from "../util/results_dir.ts";
+import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
 import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
 import { levelSeed } from "./perturb.ts";
@@ -48,23 +49,6 @@ function selectFamilies(requested: string[]): Family[] {
     for (const family of matches) selected.add(family);
   }
   return FAMILIES.filter((family) => selected.has(family));
-}
-
-async function modelFiles(resultsDir: string): Promise<string[]> {
-  const dir = join(resultsDir, "models");
-  if (!(await exists(dir))) {
-    throw new UsageError(
-      `There is no ${dir} folder: export models first (deno task export) or pass --model FILE.onnx.`,
-    );
-  }
-  const files: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".onnx")) files.push(join(dir, entry.name));
-  }
-  if (files.length === 0) {
-    throw new UsageError(`${dir} holds no .onnx models: run deno task export first.`);
-  }
-  return files.sort();
 }
 
 function modelName(file: string, taken: Set<string>): string {
@@ -126,7 +110,7 @@ export async function main(args: string[]): Promise<void> {
   const limit = intFlag(values.limit, "limit", 10000, 1, 10000);
   const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
   const outDir = values.out!;
-  const files = values.model?.length ? values.model : await modelFiles(outDir);
+  const files = values.model?.length ? values.model : await listModels(outDir, "onnx");
 
   const taken = new Set<string>();
   const models: NamedClassifier[] = [];

@@ -14,8 +14,6 @@
  */
 export type InverseAffine = readonly [number, number, number, number, number, number];
 
-export const IDENTITY: InverseAffine = [1, 0, 0, 0, 1, 0];
-
 /** What an affine transform does to the digit, applied in this order about the centre. */
 export interface AffineParams {
   /** Counter-clockwise on screen, in radians. */
