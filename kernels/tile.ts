@@ -40,11 +40,7 @@ export function tile(args: {
   // Fill out[axis...] from x[axis...], innermost axes first, then repeat the
   // filled block along this axis.
   const fill = (axis: number, from: number, to: number) => {
-    if (axis === rank) {
-      mem[to] = mem[from];
-      return;
-    }
-    const inner = axis === rank - 1 ? 1 : outStrides[axis];
+    const inner = outStrides[axis];
     if (axis === rank - 1) {
       mem.copyWithin(to, from, from + inShape[axis]);
     } else {

@@ -13,7 +13,12 @@ import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/c
 import { listModels } from "../util/results_dir.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
-import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
+import {
+  evaluateRobustness,
+  type NamedClassifier,
+  type SuiteProgress,
+  summarize,
+} from "./evaluate.ts";
 import { levelSeed } from "./perturb.ts";
 import { FAMILIES, type Family } from "./families.ts";
 import { writeExamplesGrid, writeRobustnessPlots } from "./plots.ts";
@@ -62,15 +67,21 @@ function percent(value: number | null | undefined): string {
   return value === null || value === undefined ? "-" : `${(value * 100).toFixed(1)}%`;
 }
 
-function progressBar() {
+/** Suite progress: a live bar on a terminal, a line every 20 levels otherwise. */
+function progressBar(): SuiteProgress {
+  let total = 0;
+  let done = 0;
   if (!Deno.stdout.isTerminal()) {
     return {
-      step(family: string, level: number, done: number, total: number) {
+      start(levels) {
+        total = levels;
+      },
+      step(family, level) {
+        done++;
         if (done === total || done % 20 === 0) {
           console.log(`  ${done}/${total} levels (${family} ${level})`);
         }
       },
-      stop() {},
     };
   }
   const bar = new cliProgress.SingleBar({
@@ -78,16 +89,14 @@ function progressBar() {
     hideCursor: true,
     clearOnComplete: true,
   }, cliProgress.Presets.shades_classic);
-  let started = false;
   return {
-    step(family: string, level: number, done: number, total: number) {
-      if (!started) {
-        bar.start(total, 0, { family: "" });
-        started = true;
-      }
-      bar.update(done, { family: `${family} ${level}` });
+    start(levels) {
+      bar.start(levels, 0, { family: "" });
     },
-    stop() {
+    step(family, level) {
+      bar.update(++done, { family: `${family} ${level}` });
+    },
+    done() {
       bar.stop();
     },
   };
@@ -129,16 +138,7 @@ export async function main(args: string[]): Promise<void> {
       } on ${images.count} test images, ${families.length} families, ${levels} levels (seed ${seed}).`,
     );
     const started = performance.now();
-    const bar = progressBar();
-    let done = 0;
-    const results = await evaluateRobustness(models, images, families, seed, {
-      step(family, level) {
-        bar.step(family, level, ++done, levels);
-      },
-      done() {
-        bar.stop();
-      },
-    });
+    const results = await evaluateRobustness(models, images, families, seed, progressBar());
     const seconds = (performance.now() - started) / 1000;
 
     const summaries = Object.fromEntries(
