@@ -1,11 +1,13 @@
 /**
- * deno task bench [--out DIR] [--steps N]
+ * deno task bench [--out DIR] [--steps N] [--workers N] [--profile]
  *
  * Training images/s (batch 64, real MNIST, the improved model with its
- * augmentation) and tfjs inference images/s (batch 256) for both models,
- * measured after warm-up. Writes DIR/metrics/bench.json. If PyTorch is
- * installed (Debian's python3-torch), its speed on the same machine is
- * measured in the same run and printed as a ratio.
+ * augmentation) in this thread and over data-parallel workers, and tfjs and
+ * ONNX Runtime inference images/s (batch 256) for both models, measured
+ * after warm-up; peak resident memory. Writes DIR/metrics/bench.json. If
+ * PyTorch is installed (Debian's python3-torch), its speed on the same
+ * machine is measured in the same run and printed as a ratio. --profile
+ * adds the time per kernel of a training step.
  */
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
@@ -13,13 +15,19 @@ import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import {
+  ARCHITECTURES,
   buildModel,
   MODEL_NAMES,
   type ModelName,
   usesAugmentation,
 } from "../models/architectures.ts";
-import { augmentBatch } from "../transforms/augment.ts";
+import { augmentBatch, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
 import { trainStep } from "../train/steps.ts";
+import { FlatAdam } from "../train/adam.ts";
+import { encodeCheckpoint } from "../train/checkpoint.ts";
+import { WorkerPool } from "../train/parallel.ts";
+import { DEFAULT_WORKERS } from "../train/run.ts";
+import { type KernelTime, profileKernels } from "../kernels/profile.ts";
 import { exportModel } from "../export/export_model.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
@@ -36,19 +44,18 @@ function sampleMemory(): void {
   peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
 }
 
-function benchTraining(
-  name: ModelName,
-  data: Awaited<ReturnType<typeof loadMnist>>,
-  steps: number,
-): number {
+type Data = Awaited<ReturnType<typeof loadMnist>>;
+
+const batchIndices = (data: Data, step: number) =>
+  Array.from({ length: TRAIN_BATCH }, (_, j) => (step * TRAIN_BATCH + j) % data.train.count);
+
+/** Training images/s with every step in this thread. */
+function benchTraining(name: ModelName, data: Data, steps: number): number {
   const model = buildModel(name);
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = FlatAdam.forModel(model, 1e-3);
   const random = new Random(1);
   const step = (i: number) => {
-    const indices = Array.from(
-      { length: TRAIN_BATCH },
-      (_, j) => (i * TRAIN_BATCH + j) % data.train.count,
-    );
+    const indices = batchIndices(data, i);
     let pixels = pixelsOf(data.train, indices);
     if (usesAugmentation(name)) pixels = augmentBatch(pixels, random);
     trainStep(model, optimizer, pixels, Uint8Array.from(indices, (k) => data.train.labels[k]));
@@ -59,8 +66,80 @@ function benchTraining(
   for (let i = 0; i < steps; i++) step(WARMUP_STEPS + i);
   const imagesPerSecond = (steps * TRAIN_BATCH) / ((performance.now() - started) / 1000);
   model.dispose();
-  optimizer.dispose();
   return imagesPerSecond;
+}
+
+/** Training images/s with each step spread over `workers` data-parallel workers. */
+async function benchParallelTraining(
+  name: ModelName,
+  data: Data,
+  steps: number,
+  workers: number,
+): Promise<number> {
+  const model = buildModel(name);
+  const pool = await WorkerPool.start({
+    name,
+    architecture: ARCHITECTURES[name],
+    augmentation: usesAugmentation(name) ? TRAINING_AUGMENTATION : null,
+    seed: 1,
+    workers,
+    split: data.train,
+  });
+  try {
+    await pool.load(
+      await encodeCheckpoint(model, FlatAdam.forModel(model, 1e-3), { averageDecay: 0 }),
+    );
+    await pool.beginEpoch(0, 1e-3);
+    for (let i = 0; i < WARMUP_STEPS; i++) await pool.step(batchIndices(data, i));
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) {
+      await pool.step(batchIndices(data, WARMUP_STEPS + i));
+      sampleMemory();
+    }
+    await pool.states(); // the last update applied
+    return (steps * TRAIN_BATCH) / ((performance.now() - started) / 1000);
+  } finally {
+    pool.close();
+    model.dispose();
+  }
+}
+
+/** Time per kernel of a training step in this thread, slowest first. */
+function profileTraining(name: ModelName, data: Data, steps: number): KernelTime[] {
+  benchTraining(name, data, 2);
+  const profiler = profileKernels();
+  try {
+    const started = performance.now();
+    benchTraining(name, data, steps);
+    // benchTraining ran WARMUP_STEPS + steps steps under the profiler.
+    const perStep = WARMUP_STEPS + steps;
+    const total = performance.now() - started;
+    const kernels = profiler.report().map(({ kernel, calls, milliseconds }) => ({
+      kernel,
+      calls: calls / perStep,
+      milliseconds: milliseconds / perStep,
+    }));
+    const inKernels = kernels.reduce((sum, k) => sum + k.milliseconds, 0);
+    return [
+      ...kernels,
+      { kernel: "(outside kernels)", calls: 0, milliseconds: total / perStep - inKernels },
+    ];
+  } finally {
+    profiler.stop();
+  }
+}
+
+function printProfile(name: ModelName, profile: KernelTime[]): void {
+  const total = profile.reduce((sum, k) => sum + k.milliseconds, 0);
+  console.log(`profile ${name}: ${total.toFixed(1)} ms per step of ${TRAIN_BATCH} in this thread`);
+  for (const { kernel, calls, milliseconds } of profile) {
+    if (milliseconds < 0.05 * total / 100) continue;
+    console.log(
+      `  ${kernel.padEnd(28)} ${milliseconds.toFixed(2).padStart(7)} ms ${
+        (100 * milliseconds / total).toFixed(1).padStart(5)
+      }%  ${calls ? `${calls.toFixed(0)} calls` : ""}`,
+    );
+  }
 }
 
 function benchInference(
@@ -160,33 +239,53 @@ export async function main(args: string[]): Promise<void> {
   const { values } = parseFlags(args, {
     out: { type: "string", default: "results" },
     steps: { type: "string" },
+    workers: { type: "string" },
+    profile: { type: "boolean", default: false },
     "no-reference": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(`Measure training and inference speed.
 
-Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
+Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--profile] [--no-reference]
 
   --out DIR        writes DIR/metrics/bench.json (default results/)
   --steps N        timed training steps of batch ${TRAIN_BATCH} per model (default 64 = 4,096 images)
+  --workers N      data-parallel training workers to measure besides 1 (default ${DEFAULT_WORKERS})
+  --profile        also print the time per kernel of a training step in this thread
   --no-reference   skip the PyTorch reference even if it is installed`);
     return;
   }
   const steps = intFlag(values.steps, "steps", 64, 1, 100000);
+  const workers = intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64);
   const data = await loadMnist();
   await useWasmBackend();
   const train: Record<string, number> = {};
+  const trainOneThread: Record<string, number> = {};
   const inferTfjs: Record<string, number> = {};
+  const profiles: Record<string, KernelTime[]> = {};
   for (const name of MODEL_NAMES) {
-    train[name] = Math.round(benchTraining(name, data, steps));
+    const what = `batch ${TRAIN_BATCH}, ${
+      steps * TRAIN_BATCH
+    } images after ${WARMUP_STEPS} warm-up steps${
+      usesAugmentation(name) ? ", with augmentation" : ""
+    }`;
+    trainOneThread[name] = Math.round(benchTraining(name, data, steps));
     console.log(
-      `train ${name}: ${train[name]} images/s (batch ${TRAIN_BATCH}, ${
-        steps * TRAIN_BATCH
-      } images after ${WARMUP_STEPS} warm-up steps${
-        usesAugmentation(name) ? ", with augmentation" : ""
-      })`,
+      `train ${name}, 1 worker (this thread): ${trainOneThread[name]} images/s (${what})`,
     );
+    train[name] = workers === 1
+      ? trainOneThread[name]
+      : Math.round(await benchParallelTraining(name, data, steps, workers));
+    console.log(
+      `train ${name}, ${workers} workers: ${train[name]} images/s (${what}), ${
+        (train[name] / trainOneThread[name]).toFixed(2)
+      }x 1 worker`,
+    );
+    if (values.profile) {
+      profiles[name] = profileTraining(name, data, Math.min(steps, 32));
+      printProfile(name, profiles[name]);
+    }
   }
   const inferOnnx: Record<string, number> = {};
   for (const name of MODEL_NAMES) {
@@ -205,7 +304,9 @@ Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
     );
     model.dispose();
   }
-  console.log(`peak resident memory: ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `peak resident memory: ${(peakRss / 2 ** 20).toFixed(0)} MiB (this process and its workers)`,
+  );
 
   const reference = values["no-reference"] ? "skipped (--no-reference)" : await peerTorch();
   if (typeof reference === "string") {
@@ -224,6 +325,9 @@ Usage: deno task bench [--out DIR] [--steps N] [--no-reference]
   await writeJsonAtomic(path, {
     ...(await existing(path)),
     train,
+    train_workers: workers,
+    train_one_worker: trainOneThread,
+    ...(values.profile ? { train_profile_ms_per_step: profiles } : {}),
     infer_tfjs: inferTfjs,
     infer_onnx: inferOnnx,
     peak_rss_mib: Math.round(peakRss / 2 ** 20),

@@ -10,6 +10,7 @@ import { batchMatMul } from "./matmul.ts";
 import { maxPoolGrad } from "./max_pool_grad.ts";
 import { mean, sum } from "./reduce.ts";
 import { tile } from "./tile.ts";
+import { installTrainingLayers } from "./training_layers.ts";
 import type { WasmKernelFunc, WasmKernels } from "./wasm_heap.ts";
 
 export const REPLACED_KERNELS = [
@@ -80,6 +81,7 @@ export function useWasmBackend(): Promise<void> {
     }
     await tf.ready();
     registerTrainingKernels();
+    installTrainingLayers();
   })();
   return ready;
 }

@@ -11,59 +11,77 @@ export const IMAGE_SIZE = 28;
 export const NUM_CLASSES = 10;
 const INPUT_SHAPE = [IMAGE_SIZE, IMAGE_SIZE, 1];
 
-/** Conv(32) ReLU, pool, Conv(64) ReLU, pool, Dense(128) ReLU, Dense(10). */
-export function buildBaseline(): tf.LayersModel {
-  return tf.sequential({
-    name: "baseline",
-    layers: [
+/**
+ * What varies between the study's CNNs (and the ablation's variants): all
+ * are Conv(32) → pool → Conv(64) → pool → Dense(128) → Dense(10) softmax.
+ */
+export interface CnnOptions {
+  /** BatchNorm between each bias-free conv or dense layer and its ReLU. */
+  batchNorm: boolean;
+  /** Dropout rate after each pooling block (0: none). */
+  convDropout: number;
+  /** Dropout rate after the Dense(128) block (0: none). */
+  denseDropout: number;
+}
+
+export const ARCHITECTURES: Record<ModelName, CnnOptions> = {
+  baseline: { batchNorm: false, convDropout: 0, denseDropout: 0 },
+  improved: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
+};
+
+/** A linear layer (conv or dense) followed by ReLU, through BatchNorm if asked. */
+function withActivation(
+  batchNorm: boolean,
+  linear: (options: { useBias: boolean; activation?: "relu" }) => tf.layers.Layer,
+): tf.layers.Layer[] {
+  return batchNorm
+    ? [
+      linear({ useBias: false }),
+      tf.layers.batchNormalization(),
+      tf.layers.activation({ activation: "relu" }),
+    ]
+    : [linear({ useBias: true, activation: "relu" })];
+}
+
+/** The CNN with `options`; augmentation is a training concern, not a layer. */
+export function buildCnn(options: CnnOptions, name: string): tf.LayersModel {
+  const dropout = (rate: number) => rate > 0 ? [tf.layers.dropout({ rate })] : [];
+  const convBlock = (filters: number, first: boolean) => [
+    ...withActivation(options.batchNorm, (layer) =>
       tf.layers.conv2d({
-        inputShape: INPUT_SHAPE,
-        filters: 32,
+        ...(first ? { inputShape: INPUT_SHAPE } : {}),
+        filters,
         kernelSize: 3,
         padding: "same",
-        activation: "relu",
-      }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: "same", activation: "relu" }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
+        ...layer,
+      })),
+    tf.layers.maxPooling2d({ poolSize: 2 }),
+    ...dropout(options.convDropout),
+  ];
+  return tf.sequential({
+    name,
+    layers: [
+      ...convBlock(32, true),
+      ...convBlock(64, false),
       tf.layers.flatten(),
-      tf.layers.dense({ units: 128, activation: "relu" }),
+      ...withActivation(options.batchNorm, (layer) => tf.layers.dense({ units: 128, ...layer })),
+      ...dropout(options.denseDropout),
       tf.layers.dense({ units: NUM_CLASSES, activation: "softmax" }),
     ],
   });
 }
 
+/** Conv(32) ReLU, pool, Conv(64) ReLU, pool, Dense(128) ReLU, Dense(10). */
+export function buildBaseline(): tf.LayersModel {
+  return buildCnn(ARCHITECTURES.baseline, "baseline");
+}
+
 /**
  * The baseline with BatchNorm after each bias-free conv and dense layer, and
- * dropout after each block. Augmentation is a training concern, not a layer.
+ * dropout after each block.
  */
 export function buildImproved(): tf.LayersModel {
-  const convBlock = (filters: number, first: boolean) => [
-    tf.layers.conv2d({
-      ...(first ? { inputShape: INPUT_SHAPE } : {}),
-      filters,
-      kernelSize: 3,
-      padding: "same",
-      useBias: false,
-    }),
-    tf.layers.batchNormalization(),
-    tf.layers.activation({ activation: "relu" }),
-    tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.dropout({ rate: 0.25 }),
-  ];
-  return tf.sequential({
-    name: "improved",
-    layers: [
-      ...convBlock(32, true),
-      ...convBlock(64, false),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 128, useBias: false }),
-      tf.layers.batchNormalization(),
-      tf.layers.activation({ activation: "relu" }),
-      tf.layers.dropout({ rate: 0.5 }),
-      tf.layers.dense({ units: NUM_CLASSES, activation: "softmax" }),
-    ],
-  });
+  return buildCnn(ARCHITECTURES.improved, "improved");
 }
 
 export function buildModel(name: ModelName): tf.LayersModel {

@@ -54,11 +54,15 @@ export interface BenchMetrics {
   command?: string;
 }
 
+export type { AblationFile } from "../ablation/results.ts";
+import type { AblationFile } from "../ablation/results.ts";
+
 export interface ReportInputs {
   training: Record<string, TrainingMetrics>;
   testSets: Record<string, TestSetMetrics>;
   robustness?: RobustnessMetrics;
   bench?: BenchMetrics;
+  ablation?: AblationFile;
 }
 
 export class MetricsError extends Error {}
@@ -109,13 +113,22 @@ function checkTestSet(value: Record<string, unknown>): string | undefined {
   return isNumber(value.accuracy) ? undefined : `"accuracy" is missing or not a number`;
 }
 
+function checkAblation(value: Record<string, unknown>): string | undefined {
+  if (typeof value.settings !== "object" || value.settings === null) return `it has no "settings"`;
+  if (!Array.isArray(value.variants)) return `it has no "variants" list`;
+  const bad = (value.variants as Record<string, unknown>[]).findIndex((variant) =>
+    typeof variant.name !== "string" || !isNumber(variant.test_accuracy)
+  );
+  return bad >= 0 ? `variant ${bad + 1} lacks a name or a test accuracy` : undefined;
+}
+
 function checkRobustness(value: Record<string, unknown>): string | undefined {
   if (typeof value.models !== "object" || value.models === null) return `it has no "models"`;
   if (typeof value.families !== "object" || value.families === null) return `it has no "families"`;
   return undefined;
 }
 
-/** Reads DIR/*_metrics.json, *_test.json, robustness.json and bench.json. */
+/** Reads DIR/*_metrics.json, *_test.json, robustness.json, ablation.json and bench.json. */
 export async function readMetrics(dir: string): Promise<ReportInputs> {
   if (!(await exists(dir))) {
     throw new MetricsError(
@@ -134,6 +147,8 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
       inputs.testSets[name.replace(/_test\.json$/, "")] = await readJson(path, checkTestSet);
     } else if (name === "robustness.json") {
       inputs.robustness = await readJson(path, checkRobustness);
+    } else if (name === "ablation.json") {
+      inputs.ablation = await readJson(path, checkAblation);
     } else if (name === "bench.json") {
       inputs.bench = await readJson(path, () => undefined);
     }

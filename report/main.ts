@@ -3,7 +3,8 @@
  *
  * Regenerates the figures and REPORT.md from the metrics files alone (no
  * training, no model runs): learning curves, the comparison of the models,
- * confusion matrices and sample predictions, the robustness plots.
+ * confusion matrices and sample predictions, the robustness plots, the
+ * ablation.
  */
 import { join } from "node:path";
 import { loadMnist } from "../data/mnist.ts";
@@ -15,6 +16,7 @@ import { writeRobustnessPlots } from "../robustness/plots.ts";
 import { comparisonSpec, confusionSpec, curveSpec } from "./specs.ts";
 import { readMetrics, type ReportInputs } from "./inputs.ts";
 import { renderMarkdown } from "./markdown.ts";
+import { ablationSpec, hasRotationSweep, rotationSweepSpec } from "./ablation.ts";
 
 const HELP = `Regenerate plots and REPORT.md from the metrics files.
 
@@ -61,6 +63,12 @@ export async function writeReport(outDir: string, command: string): Promise<stri
       }]),
     );
     written.push(...await writeRobustnessPlots(results, families, plots));
+  }
+  if (inputs.ablation) {
+    await plot("ablation.png", ablationSpec(inputs.ablation));
+    if (hasRotationSweep(inputs.ablation)) {
+      await plot("ablation_rotation.png", rotationSweepSpec(inputs.ablation));
+    }
   }
   const reportPath = join(outDir, "REPORT.md");
   const robustnessGrid = await exists(join(plots, "robustness_examples.png"));

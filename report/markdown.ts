@@ -1,5 +1,6 @@
 /** REPORT.md from the metrics: tables of numbers, with the plots embedded. */
 import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
+import { ablationMarkdown } from "./ablation.ts";
 
 const pct = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
@@ -126,6 +127,7 @@ export function renderMarkdown(
       "",
     );
   }
+  if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation));
   const bench = inputs.bench;
   if (bench?.train) {
     const names = Object.keys(bench.train);

@@ -6,19 +6,15 @@
  * given (ONNX, through ONNX Runtime: ours or any other MNIST classifier).
  */
 import { basename, join } from "node:path";
-import { cliProgress, VERSIONS } from "../deps.ts";
+import { VERSIONS } from "../deps.ts";
 import { loadMnist, subset } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
-import {
-  evaluateRobustness,
-  type NamedClassifier,
-  type SuiteProgress,
-  summarize,
-} from "./evaluate.ts";
+import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
+import { progressBar } from "./progress.ts";
 import { levelSeed } from "./perturb.ts";
 import { FAMILIES, type Family } from "./families.ts";
 import { writeExamplesGrid, writeRobustnessPlots } from "./plots.ts";
@@ -65,41 +61,6 @@ function modelName(file: string, taken: Set<string>): string {
 
 function percent(value: number | null | undefined): string {
   return value === null || value === undefined ? "-" : `${(value * 100).toFixed(1)}%`;
-}
-
-/** Suite progress: a live bar on a terminal, a line every 20 levels otherwise. */
-function progressBar(): SuiteProgress {
-  let total = 0;
-  let done = 0;
-  if (!Deno.stdout.isTerminal()) {
-    return {
-      start(levels) {
-        total = levels;
-      },
-      step(family, level) {
-        done++;
-        if (done === total || done % 20 === 0) {
-          console.log(`  ${done}/${total} levels (${family} ${level})`);
-        }
-      },
-    };
-  }
-  const bar = new cliProgress.SingleBar({
-    format: "robustness [{bar}] {value}/{total} levels  {family}  ETA {eta_formatted}",
-    hideCursor: true,
-    clearOnComplete: true,
-  }, cliProgress.Presets.shades_classic);
-  return {
-    start(levels) {
-      bar.start(levels, 0, { family: "" });
-    },
-    step(family, level) {
-      bar.update(++done, { family: `${family} ${level}` });
-    },
-    done() {
-      bar.stop();
-    },
-  };
 }
 
 export async function main(args: string[]): Promise<void> {

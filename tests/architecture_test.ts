@@ -30,6 +30,17 @@ Deno.test("inference, robustness evaluation and the deploy face never load tfjs"
   }
 });
 
+Deno.test("the report reads metrics files only: no tfjs, no training, no models", async () => {
+  const graph = await moduleGraph("report/main.ts");
+  // train/records.ts is the shape of a metrics file's epoch record, nothing more.
+  const forbidden = graph.filter((m) =>
+    m.includes("tensorflow") || m.endsWith("deps_tfjs.ts") ||
+    (/\/(train|models|kernels|ablation)\//.test(m) &&
+      !/\/(train\/records|ablation\/results)\.ts$/.test(m))
+  );
+  assert.deepEqual(forbidden, [], "report/main.ts loads the training or deployment side");
+});
+
 Deno.test("only deps.ts and deps_tfjs.ts import npm packages", async () => {
   const offenders: string[] = [];
   let scanned = 0;

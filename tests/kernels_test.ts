@@ -106,12 +106,15 @@ Deno.test("BatchMatMul with transposed operands matches the cpu backend", () => 
   for (
     const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]]
   ) {
-    for (const [batch, m, k, n] of [[1, 5, 7, 3], [2, 17, 33, 9], [1, 64, 3136, 12]]) {
-      const a = transposeA ? [batch, k, m] : [batch, m, k];
-      const b = transposeB ? [batch, n, k] : [batch, k, n];
+    // Cases with n > m take the swapped product (Bᵀ·Aᵀ)ᵀ; batch 0 means rank 2.
+    const cases = [[1, 5, 7, 3], [2, 17, 33, 9], [1, 64, 3136, 12], [1, 4, 50, 37], [0, 9, 31, 40]];
+    for (const [batch, m, k, n] of cases) {
+      const lead = batch ? [batch] : [];
+      const a = transposeA ? [...lead, k, m] : [...lead, m, k];
+      const b = transposeB ? [...lead, n, k] : [...lead, k, n];
       assertMatchesCpu("BatchMatMul", {
-        a: { values: randomArray(random, batch * m * k), shape: a },
-        b: { values: randomArray(random, batch * k * n), shape: b },
+        a: { values: randomArray(random, sizeOf(a)), shape: a },
+        b: { values: randomArray(random, sizeOf(b)), shape: b },
       }, { transposeA, transposeB });
     }
   }
@@ -225,4 +228,81 @@ Deno.test("a training step's gradients on wasm match the cpu backend", async () 
     model.dispose();
   }
   tf.setBackend("wasm");
+});
+
+Deno.test("fused training BatchNorm matches tfjs's moments and batchNorm, gradients included", async () => {
+  const { batchNormTraining } = await import("../kernels/batch_norm.ts");
+  const random = new Random(9);
+  for (const shape of [[3, 5, 7, 4], [6, 10], [2, 3, 3, 1]]) {
+    const channels = shape.at(-1)!;
+    const x = tf.tensor(randomArray(random, sizeOf(shape)).map((v) => 3 * v + 1), shape);
+    const gamma = tf.tensor1d(randomArray(random, channels));
+    const beta = tf.tensor1d(randomArray(random, channels));
+    // A weighted sum, so that every output element has its own gradient.
+    const weights = tf.tensor(randomArray(random, sizeOf(shape)), shape);
+    const reference = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(a, shape.map((_, i) => i).slice(0, -1));
+      return tf.batchNorm(a, mean, variance, b, g, 1e-3);
+    };
+    const ours = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(a, g, b, 1e-3)[0];
+    const loss = (f: typeof ours) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(f(a, g, b), weights));
+    const expected = [reference(x, gamma, beta), ...tf.grads(loss(reference))([x, gamma, beta])];
+    const actual = [ours(x, gamma, beta), ...tf.grads(loss(ours))([x, gamma, beta])];
+    ["output", "dx", "dgamma", "dbeta"].forEach((what, i) => {
+      const difference = tf.max(tf.abs(tf.sub(expected[i], actual[i]))).dataSync()[0];
+      const scale = Math.max(1, tf.max(tf.abs(expected[i])).dataSync()[0]);
+      assert.ok(difference <= 1e-4 * scale, `${shape}: ${what} differs by ${difference}`);
+    });
+    const [, mean, variance] = batchNormTraining(x, gamma, beta, 1e-3);
+    const moments = tf.moments(x, shape.map((_, i) => i).slice(0, -1));
+    assert.ok(tf.max(tf.abs(tf.sub(mean, moments.mean))).dataSync()[0] < 1e-5);
+    assert.ok(tf.max(tf.abs(tf.sub(variance, moments.variance))).dataSync()[0] < 1e-4);
+    tf.dispose([
+      x,
+      gamma,
+      beta,
+      weights,
+      mean,
+      variance,
+      moments.mean,
+      moments.variance,
+      ...expected,
+      ...actual,
+    ]);
+  }
+});
+
+Deno.test("training-mode dropout keeps 1 − rate of the units, scaled, and passes gradients through its mask", async () => {
+  const { dropoutMask } = await import("../kernels/training_layers.ts");
+  const mask = dropoutMask([200, 500], 0.25).dataSync();
+  const kept = mask.filter((v) => v !== 0);
+  assert.ok(Math.abs(kept.length / mask.length - 0.75) < 0.01, `kept ${kept.length / mask.length}`);
+  assert.ok(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6));
+
+  const layer = tf.layers.dropout({ rate: 0.5 });
+  const x = tf.ones([4, 50]);
+  const original = Math.random;
+  const random = new Random(2);
+  Math.random = () => random.next();
+  try {
+    const [y, dx] = tf.tidy(() => {
+      const output = layer.apply(x, { training: true }) as tf.Tensor;
+      return [
+        output,
+        tf.grad((input: tf.Tensor) => tf.sum(layer.apply(input, { training: true }) as tf.Tensor))(
+          x,
+        ),
+      ];
+    });
+    const values = y.dataSync();
+    assert.ok(values.every((v) => v === 0 || v === 2), "kept units scaled by 1/(1 − rate)");
+    assert.ok(dx.dataSync().every((v) => v === 0 || v === 2), "the gradient is the mask");
+    const inference = layer.apply(x, { training: false }) as tf.Tensor;
+    assert.deepEqual(inference.dataSync(), x.dataSync(), "inference leaves the input alone");
+    tf.dispose([y, dx, inference]);
+  } finally {
+    Math.random = original;
+    x.dispose();
+  }
 });

@@ -12,6 +12,11 @@ const MAGIC = "MNISTCK1";
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
+/** What a checkpoint needs of an optimizer (tfjs's and train/adam.ts's both have it). */
+export interface OptimizerState {
+  getWeights(): Promise<NamedTensor[]>;
+}
+
 interface TensorEntry {
   name: string;
   shape: number[];
@@ -30,13 +35,13 @@ export interface Checkpoint<State> {
 
 export class CheckpointError extends Error {}
 
-export async function saveCheckpoint<State>(
-  path: string,
+/** A run's state as checkpoint bytes (also how training workers exchange it). */
+export async function encodeCheckpoint<State>(
   model: tf.LayersModel,
-  optimizer: tf.Optimizer,
+  optimizer: OptimizerState,
   state: State,
   averages: tf.Tensor[] = [],
-): Promise<void> {
+): Promise<Uint8Array> {
   const modelWeights = model.getWeights();
   const named: Array<
     { group: "model" | "optimizer" | "average"; name: string; tensor: tf.Tensor }
@@ -60,6 +65,8 @@ export async function saveCheckpoint<State>(
     dtype: tensor.dtype as "float32" | "int32",
   }));
   const chunks = named.map(({ tensor }) => new Uint8Array(tensor.dataSync().slice().buffer));
+  // Optimizers hand out new tensors for (some of) their state.
+  tf.dispose(named.filter(({ tensor }) => !(tensor instanceof tf.Variable)).map((n) => n.tensor));
   const header = new TextEncoder().encode(JSON.stringify({ state, tensors: entries }));
   const dataLength = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
   const bytes = new Uint8Array(MAGIC.length + 4 + header.length + dataLength);
@@ -71,7 +78,17 @@ export async function saveCheckpoint<State>(
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  await writeFileAtomic(path, bytes);
+  return bytes;
+}
+
+export async function saveCheckpoint<State>(
+  path: string,
+  model: tf.LayersModel,
+  optimizer: OptimizerState,
+  state: State,
+  averages: tf.Tensor[] = [],
+): Promise<void> {
+  await writeFileAtomic(path, await encodeCheckpoint(model, optimizer, state, averages));
 }
 
 export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<State>> {
@@ -84,7 +101,12 @@ export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<St
     }
     throw error;
   }
-  const corrupt = (why: string) => new CheckpointError(`Checkpoint ${path} is corrupt: ${why}.`);
+  return decodeCheckpoint(bytes, path);
+}
+
+/** Parses checkpoint bytes; `source` names them in errors. */
+export function decodeCheckpoint<State>(bytes: Uint8Array, source: string): Checkpoint<State> {
+  const corrupt = (why: string) => new CheckpointError(`Checkpoint ${source} is corrupt: ${why}.`);
   if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) {
     throw corrupt("it does not start with the checkpoint signature");
   }

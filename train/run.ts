@@ -7,12 +7,30 @@ import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { type Mnist, type MnistSplit, pixelsOf, subset } from "../data/mnist.ts";
-import { buildModel, type ModelName, usesAugmentation } from "../models/architectures.ts";
+import {
+  ARCHITECTURES,
+  buildCnn,
+  type CnnOptions,
+  type ModelName,
+  usesAugmentation,
+} from "../models/architectures.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
-import { augmentBatch, AUGMENTED_TEST_SEED, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
+import {
+  augmentBatch,
+  AUGMENTED_TEST_SEED,
+  type AugmentRanges,
+  TRAINING_AUGMENTATION,
+} from "../transforms/augment.ts";
 import { Random, type RandomState } from "../util/random.ts";
 import { writeJsonAtomic } from "../util/files.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import {
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+import { WorkerFailure, WorkerPool } from "./parallel.ts";
+import { FlatAdam } from "./adam.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, trainStep } from "./steps.ts";
@@ -25,13 +43,25 @@ import {
 import { WeightAverage } from "./weight_average.ts";
 
 export const VALIDATION_SIZE = 6000;
+/** Data-parallel workers by default: the two cores of the machines this was built for. */
+export const DEFAULT_WORKERS = 2;
 
 export interface TrainConfig extends Recipe {
-  model: ModelName;
+  /** The model's name: "baseline", "improved" or an ablation variant's. */
+  model: string;
+  /** Its layers (default: those of the model of that name). */
+  architecture?: CnnOptions;
+  /** The augmentation when `augment` is on (default: the improved model's). */
+  augmentation?: AugmentRanges;
   seed: number;
   /** Train on the first N training images; also caps validation and test sets. */
   limit?: number;
   augment: boolean;
+  /**
+   * Data-parallel workers (1: train in this thread). Part of the run's
+   * identity: dropout and augmentation streams depend on it.
+   */
+  workers?: number;
 }
 
 export type { EpochRecord };
@@ -63,12 +93,15 @@ export interface TrainResult {
 }
 
 export interface Metrics {
-  model: ModelName;
+  model: string;
   command: string;
   date: string;
   started: string;
   seed: number;
-  config: TrainConfig & { augmentation: typeof TRAINING_AUGMENTATION | null };
+  config: Omit<TrainConfig, "augmentation"> & {
+    architecture: CnnOptions;
+    augmentation: AugmentRanges | null;
+  };
   data: { train: number; validation: number; test: number };
   parameters: { total: number; trainable: number; non_trainable: number };
   versions: Record<string, string>;
@@ -82,7 +115,7 @@ export interface Metrics {
 
 export class TrainingError extends Error {}
 
-export function outputPaths(outDir: string, model: ModelName) {
+export function outputPaths(outDir: string, model: string) {
   return {
     modelDir: join(outDir, "models", model),
     metrics: join(outDir, "metrics", `${model}_metrics.json`),
@@ -132,9 +165,14 @@ export interface TrainOptions {
   config: TrainConfig;
   outDir: string;
   command: string;
-  /** Continue the run whose checkpoint is in `outDir`; `config.epochs` may extend it. */
+  /**
+   * Continue the run whose checkpoint is in `outDir`; `config.epochs` may
+   * extend it and `config.workers` change it.
+   */
   resume?: boolean;
   hooks?: TrainHooks;
+  /** The training worker module (tests swap in faulty ones). */
+  workerUrl?: URL;
 }
 
 /** A run's live parts: what a fresh start builds and a checkpoint restores. */
@@ -142,15 +180,25 @@ interface Run {
   config: TrainConfig;
   state: RunState;
   model: tf.LayersModel;
-  optimizer: tf.AdamOptimizer;
+  optimizer: FlatAdam;
   tfRandom: Random;
   average?: WeightAverage;
 }
 
-function buildSeeded(name: ModelName, random: Random): tf.LayersModel {
+export function architectureOf(config: TrainConfig): CnnOptions {
+  const architecture = config.architecture ?? ARCHITECTURES[config.model as ModelName];
+  if (!architecture) throw new TrainingError(`No architecture is known for "${config.model}".`);
+  return architecture;
+}
+
+export function augmentationOf(config: TrainConfig): AugmentRanges | null {
+  return config.augment ? config.augmentation ?? TRAINING_AUGMENTATION : null;
+}
+
+function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
   const restore = seedTfRandom(random);
   try {
-    return buildModel(name);
+    return buildCnn(architectureOf(config), config.model);
   } finally {
     restore();
   }
@@ -158,12 +206,12 @@ function buildSeeded(name: ModelName, random: Random): tf.LayersModel {
 
 function startRun(config: TrainConfig, command: string): Run {
   const tfRandom = new Random(config.seed);
-  const model = buildSeeded(config.model, tfRandom);
+  const model = buildSeeded(config, tfRandom);
   return {
     config,
     model,
     tfRandom,
-    optimizer: tf.train.adam(config.learningRate),
+    optimizer: FlatAdam.forModel(model, config.learningRate),
     average: config.weightAverageDecay > 0
       ? new WeightAverage(model, config.weightAverageDecay)
       : undefined,
@@ -179,10 +227,18 @@ function startRun(config: TrainConfig, command: string): Run {
   };
 }
 
-async function resumeRun(checkpointPath: string, outDir: string, epochs: number): Promise<Run> {
+async function resumeRun(
+  checkpointPath: string,
+  outDir: string,
+  override: Pick<TrainConfig, "epochs" | "workers">,
+): Promise<Run> {
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
-  const config = { ...state.config, epochs };
+  const config = {
+    ...state.config,
+    epochs: override.epochs,
+    ...(override.workers ? { workers: override.workers } : {}),
+  };
   try {
     if (state.epochsDone >= config.epochs) {
       throw new TrainingError(
@@ -192,9 +248,9 @@ async function resumeRun(checkpointPath: string, outDir: string, epochs: number)
     state.config = config;
     // The initial weights are overwritten at once: draw them from a throwaway
     // stream so that the saved one continues exactly where it stopped.
-    const model = buildSeeded(config.model, new Random(0));
+    const model = buildSeeded(config, new Random(0));
     model.setWeights(checkpoint.weights);
-    const optimizer = tf.train.adam(config.learningRate);
+    const optimizer = FlatAdam.forModel(model, config.learningRate);
     await optimizer.setWeights(checkpoint.optimizer);
     const average = config.weightAverageDecay > 0
       ? new WeightAverage(
@@ -214,12 +270,61 @@ async function resumeRun(checkpointPath: string, outDir: string, epochs: number)
   }
 }
 
+/** What workers exchange with the run besides tensors. */
+interface ReplicaState {
+  averageUpdates?: number;
+  averageDecay: number;
+}
+
+/** Hands the run's state to every worker. */
+async function pushState(pool: WorkerPool, run: Run): Promise<void> {
+  const { model, optimizer, average } = run;
+  const state: ReplicaState = {
+    averageUpdates: average?.updates,
+    averageDecay: average?.decay ?? 0,
+  };
+  await pool.load(await encodeCheckpoint(model, optimizer, state, average?.tensors()));
+}
+
+/**
+ * Takes the workers' state into the run's model: weights, optimizer and
+ * weight average from the first (replicas are identical), BatchNorm moving
+ * statistics averaged over all (each saw its own shards). The moving
+ * averages are linear, so averaging them once an epoch equals keeping one
+ * over the shards' mean statistics.
+ */
+async function pullState(pool: WorkerPool, run: Run): Promise<void> {
+  const states = (await pool.states()).map((bytes, i) =>
+    decodeCheckpoint<ReplicaState>(bytes, `from training worker ${i + 1}`)
+  );
+  const [first] = states;
+  try {
+    const weights = run.model.weights.map((weight, i) =>
+      weight.trainable
+        ? first.weights[i]
+        : tf.tidy(() => tf.div(tf.addN(states.map((state) => state.weights[i])), states.length))
+    );
+    run.model.setWeights(weights);
+    tf.dispose(weights.filter((weight, i) => weight !== first.weights[i]));
+    await run.optimizer.setWeights(first.optimizer);
+    run.average?.load(first.averages, first.state.averageUpdates ?? 0);
+  } finally {
+    for (const state of states) {
+      tf.dispose([...state.weights, ...state.averages, ...state.optimizer.map((n) => n.tensor)]);
+    }
+  }
+}
+
 export async function trainModel(data: Mnist, options: TrainOptions): Promise<TrainResult> {
   const { outDir, hooks = {} } = options;
   const paths = outputPaths(outDir, options.config.model);
-  const { config, state, model, optimizer, tfRandom, average } = options.resume
-    ? await resumeRun(paths.checkpoint, outDir, options.config.epochs)
+  const run = options.resume
+    ? await resumeRun(paths.checkpoint, outDir, {
+      epochs: options.config.epochs,
+      workers: options.config.workers,
+    })
     : startRun(options.config, options.command);
+  const { config, state, model, optimizer, tfRandom, average } = run;
 
   const { train, validation } = splitTrainValidation(data.train, config.seed, config.limit);
   const test = config.limit
@@ -229,6 +334,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     )
     : data.test;
   const dataRandom = new Random(state.dataRandom);
+  const augmentation = augmentationOf(config);
   const batches = Math.ceil(train.count / config.batchSize);
   // Exact BatchNorm statistics (for short runs and for averaged weights) come
   // from training images, augmented as in training.
@@ -237,14 +343,40 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       train,
       Array.from({ length: Math.min(train.count, 4096) }, (_, i) => i),
     );
-    return config.augment ? augmentBatch(pixels, new Random(config.seed + salt)) : pixels;
+    return augmentation
+      ? augmentBatch(pixels, new Random(config.seed + salt), augmentation)
+      : pixels;
   };
 
+  // One step in this thread: augmentation draws from the run's data stream.
+  const stepHere = (indices: Uint32Array) => {
+    let pixels = pixelsOf(train, indices);
+    if (augmentation) pixels = augmentBatch(pixels, dataRandom, augmentation);
+    const labels = Uint8Array.from(indices, (i) => train.labels[i]);
+    const step = trainStep(model, optimizer, pixels, labels);
+    average?.update();
+    return step;
+  };
+  const workers = config.workers ?? 1;
+  let pool: WorkerPool | undefined;
+
   try {
+    if (workers > 1 && state.epochsDone < config.epochs) {
+      pool = await WorkerPool.start({
+        name: config.model,
+        architecture: architectureOf(config),
+        augmentation,
+        seed: config.seed,
+        workers,
+        split: train,
+        workerUrl: options.workerUrl,
+      });
+      await pushState(pool, run);
+    }
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
       const learningRate = learningRateAt(config, epoch);
-      // tfjs reads the rate at every update, so changing it between epochs works.
-      (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+      optimizer.learningRate = learningRate;
+      await pool?.beginEpoch(epoch, learningRate);
       hooks.epochStart?.(epoch, config.epochs, batches);
       const order = dataRandom.permutation(train.count);
       const started = performance.now();
@@ -255,11 +387,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       try {
         for (let batch = 0; batch < batches; batch++) {
           const indices = order.subarray(batch * config.batchSize, (batch + 1) * config.batchSize);
-          let pixels = pixelsOf(train, indices);
-          if (config.augment) pixels = augmentBatch(pixels, dataRandom);
-          const labels = Uint8Array.from(indices, (i) => train.labels[i]);
-          const step = trainStep(model, optimizer, pixels, labels);
-          average?.update();
+          const step = pool ? await pool.step(indices) : stepHere(indices);
           if (!Number.isFinite(step.loss)) {
             throw new TrainingError(
               `Training diverged: the loss became ${step.loss} at epoch ${epoch + 1}, batch ${
@@ -267,12 +395,13 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
               }. Lower the learning rate; the last checkpoint (epoch ${state.epochsDone}) is kept.`,
             );
           }
-          lossSum += step.loss * labels.length;
+          lossSum += step.loss * indices.length;
           correct += step.correct;
-          seen += labels.length;
+          seen += indices.length;
           const elapsed = (performance.now() - started) / 1000;
           hooks.batchEnd?.(batch + 1, lossSum / seen, correct / seen, seen / elapsed);
         }
+        if (pool) await pullState(pool, run);
       } finally {
         restore();
       }
@@ -308,7 +437,10 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       if (average) state.averageUpdates = average.updates;
       await saveCheckpoint(paths.checkpoint, model, optimizer, state, average?.tensors());
       hooks.epochEnd?.(record, config.epochs);
+      // Exact BatchNorm statistics and averaged moving statistics go back to the workers.
+      if (pool && epoch + 1 < config.epochs) await pushState(pool, run);
     }
+    pool?.close();
 
     if (average) {
       average.apply();
@@ -326,7 +458,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       date: new Date().toISOString(),
       started: state.started,
       seed: config.seed,
-      config: { ...config, augmentation: config.augment ? TRAINING_AUGMENTATION : null },
+      config: { ...config, architecture: architectureOf(config), augmentation },
       data: { train: train.count, validation: validation.count, test: test.count },
       parameters: countParameters(model),
       versions: { deno: Deno.version.deno, ...VERSIONS },
@@ -340,9 +472,16 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     await saveLayersModel(model, paths.modelDir);
     await writeJsonAtomic(paths.metrics, metrics);
     return { metricsPath: paths.metrics, modelDir: paths.modelDir, metrics };
+  } catch (error) {
+    if (error instanceof WorkerFailure) {
+      throw new TrainingError(
+        `${error.message} The last checkpoint (epoch ${state.epochsDone}) is kept: --resume continues from it.`,
+      );
+    }
+    throw error;
   } finally {
+    pool?.close();
     model.dispose();
-    optimizer.dispose();
     average?.dispose();
   }
 }

@@ -5,6 +5,7 @@
 import { tf } from "../deps_tfjs.ts";
 import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
 import { NUM_CLASSES } from "../models/architectures.ts";
+import type { FlatAdam } from "./adam.ts";
 
 /**
  * Categorical cross-entropy on probabilities. Keras clips them to [ε, 1−ε];
@@ -28,28 +29,66 @@ export interface StepResult {
   correct: number;
 }
 
+export interface ShardGradients extends StepResult {
+  /** The trainable weights' gradients, concatenated in `model.trainableWeights` order. */
+  gradients: Float32Array;
+  /** Summed (not mean) loss over the shard. */
+  lossSum: number;
+}
+
+function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((weight) => weight.read() as tf.Variable);
+}
+
+/**
+ * Gradients of (summed loss over this shard) / `batchSize`: one worker's part
+ * of a step whose batch of `batchSize` images is split between workers, so
+ * that the parts add up to the gradient of the whole batch's mean loss.
+ */
+export function shardGradients(
+  model: tf.LayersModel,
+  pixels: Float32Array,
+  labels: Uint8Array,
+  batchSize: number,
+): ShardGradients {
+  const count = labels.length;
+  const variables = trainableVariables(model);
+  let correct: tf.Scalar | undefined;
+  const { value, grads } = tf.tidy(() => {
+    const x = tf.tensor4d(pixels, [count, 28, 28, 1]);
+    const y = tf.tensor1d(Int32Array.from(labels), "int32");
+    return tf.variableGrads(() => {
+      const probabilities = model.apply(x, { training: true }) as tf.Tensor;
+      correct = tf.keep(countCorrect(y, probabilities));
+      return tf.mul(crossEntropy(y, probabilities), count / batchSize) as tf.Scalar;
+    }, variables);
+  });
+  const gradients = new Float32Array(variables.reduce((sum, v) => sum + v.size, 0));
+  let offset = 0;
+  for (const variable of variables) {
+    gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
+    offset += variable.size;
+  }
+  const result = {
+    gradients,
+    lossSum: value.dataSync()[0] * batchSize,
+    loss: value.dataSync()[0] * batchSize / count,
+    correct: correct!.dataSync()[0],
+  };
+  tf.dispose([value, correct!, ...Object.values(grads)]);
+  return result;
+}
+
 /** One training step on a batch of pixels in [0, 1] (count × 784). */
 export function trainStep(
   model: tf.LayersModel,
-  optimizer: tf.Optimizer,
+  optimizer: FlatAdam,
   pixels: Float32Array,
   labels: Uint8Array,
 ): StepResult {
-  const count = labels.length;
-  let correct: tf.Scalar | undefined;
-  const loss = tf.tidy(() => {
-    const x = tf.tensor4d(pixels, [count, 28, 28, 1]);
-    const y = tf.tensor1d(Int32Array.from(labels), "int32");
-    return optimizer.minimize(() => {
-      const probabilities = model.apply(x, { training: true }) as tf.Tensor;
-      correct = tf.keep(countCorrect(y, probabilities));
-      return crossEntropy(y, probabilities);
-    }, true) as tf.Scalar;
-  });
-  const result = { loss: loss.dataSync()[0], correct: correct!.dataSync()[0] };
-  loss.dispose();
-  correct!.dispose();
-  return result;
+  const { gradients, loss, correct } = shardGradients(model, pixels, labels, labels.length);
+  optimizer.apply(gradients);
+  return { loss, correct };
 }
 
 export interface Evaluation {

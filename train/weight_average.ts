@@ -40,6 +40,12 @@ export class WeightAverage {
     this.updates++;
   }
 
+  /** Takes over another replica's averages and update count. */
+  load(averages: tf.Tensor[], updates: number): void {
+    averages.forEach((average, i) => this.#averages[i].assign(average));
+    this.updates = updates;
+  }
+
   /** Runs `f` with the averages in the model, then puts the live weights back. */
   with<T>(f: () => T): T {
     const weights = this.#model.trainableWeights;

@@ -1,0 +1,153 @@
+/**
+ * Training-mode fast paths for two tfjs layers, installed over their `call`
+ * so that model definitions stay plain tfjs layers (saved, loaded and
+ * exported as such) while training runs faster:
+ *
+ * - BatchNormalization: our fused kernels (kernels/batch_norm.ts) instead
+ *   of tfjs's `moments` + `batchNorm` graph; same outputs, same moving-average
+ *   update.
+ * - Conv2D: plain conv2d (+ bias, + activation) instead of tfjs's fused
+ *   op, whose custom gradient always computes the input's gradient too: for
+ *   the first layer that is the image's, which nothing needs.
+ * - Dropout: the keep mask drawn with Math.random (seeded per run) in one
+ *   pass, instead of tfjs's per-element `seedrandom` generator followed by
+ *   add, floor and divide kernels; same rule (keep with probability 1 − rate,
+ *   scale kept units by 1/(1 − rate)), different draws.
+ *
+ * The Conv2D and Dropout paths are plain tfjs ops and serve every backend
+ * (so the cpu backend draws the same dropout masks in tests); the
+ * BatchNormalization one needs the wasm kernels. Anything else (inference,
+ * other axes, noise shapes, fixed seeds) goes to the layer's own `call`.
+ */
+import { tf } from "../deps_tfjs.ts";
+import { batchNormTraining, registerBatchNormKernels } from "./batch_norm.ts";
+
+type Call = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
+
+interface BatchNormLayer {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  gamma: tf.LayerVariable;
+  beta: tf.LayerVariable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+}
+
+interface ConvLayer {
+  rank: number;
+  kernel: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+  strides: [number, number];
+  padding: "same" | "valid";
+  dataFormat: string;
+  dilationRate: [number, number];
+  activation: { apply(x: tf.Tensor): tf.Tensor };
+}
+
+interface DropoutLayer {
+  rate: number;
+  noiseShape?: number[];
+  seed?: number;
+}
+
+let installed = false;
+
+function layerPrototype(layer: tf.layers.Layer): { call: Call } {
+  return Object.getPrototypeOf(layer) as { call: Call };
+}
+
+function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
+  if (!Array.isArray(inputs)) return inputs;
+  return inputs.length === 1 ? inputs[0] : undefined;
+}
+
+function isFloat(input: tf.Tensor | undefined): input is tf.Tensor {
+  return input !== undefined && input.dtype === "float32";
+}
+
+/** A keep mask of `shape`: 1/(1 − rate) with probability 1 − rate, else 0. */
+export function dropoutMask(shape: number[], rate: number): tf.Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const keep = 1 / (1 - rate);
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) values[i] = Math.random() >= rate ? keep : 0;
+  return tf.tensor(values, shape);
+}
+
+/** Installs the fast paths (idempotent). */
+export function installTrainingLayers(): void {
+  if (installed) return;
+  installed = true;
+  registerBatchNormKernels();
+
+  const batchNorm = layerPrototype(tf.layers.batchNormalization({}));
+  const batchNormCall = batchNorm.call;
+  batchNorm.call = function (this: BatchNormLayer, inputs, kwargs) {
+    const input = singleInput(inputs);
+    const lastAxis = input && (this.axis === -1 || this.axis === input.rank - 1);
+    if (
+      !kwargs?.training || !isFloat(input) || tf.getBackend() !== "wasm" || !lastAxis ||
+      !this.center || !this.scale
+    ) {
+      return batchNormCall.call(this, inputs, kwargs);
+    }
+    return tf.tidy(() => {
+      const [normalised, mean, variance] = batchNormTraining(
+        input,
+        this.gamma.read(),
+        this.beta.read(),
+        this.epsilon,
+      );
+      // The layer's own update: moving ← moving − (moving − batch)·(1 − momentum).
+      const updates: Array<[tf.LayerVariable, tf.Tensor]> = [
+        [this.movingMean, mean],
+        [this.movingVariance, variance],
+      ];
+      for (const [moving, batch] of updates) {
+        const current = moving.read();
+        moving.write(tf.sub(current, tf.mul(tf.sub(current, batch), 1 - this.momentum)));
+      }
+      return normalised;
+    });
+  };
+
+  const conv = layerPrototype(tf.layers.conv2d({ filters: 1, kernelSize: 1 }));
+  const convCall = conv.call;
+  conv.call = function (this: ConvLayer, inputs, kwargs) {
+    const input = singleInput(inputs);
+    if (
+      !kwargs?.training || !isFloat(input) || this.rank !== 2 || input.rank !== 4 ||
+      this.dataFormat !== "channelsLast"
+    ) {
+      return convCall.call(this, inputs, kwargs);
+    }
+    return tf.tidy(() => {
+      let output: tf.Tensor = tf.conv2d(
+        input as tf.Tensor4D,
+        this.kernel.read() as tf.Tensor4D,
+        this.strides,
+        this.padding,
+        "NHWC",
+        this.dilationRate,
+      );
+      if (this.bias) output = tf.add(output, this.bias.read());
+      return this.activation.apply(output);
+    });
+  };
+
+  const dropout = layerPrototype(tf.layers.dropout({ rate: 0.5 }));
+  const dropoutCall = dropout.call;
+  dropout.call = function (this: DropoutLayer, inputs, kwargs) {
+    const input = singleInput(inputs);
+    if (
+      !kwargs?.training || !isFloat(input) || !(this.rate > 0 && this.rate < 1) ||
+      this.noiseShape != null || this.seed != null
+    ) {
+      return dropoutCall.call(this, inputs, kwargs);
+    }
+    return tf.tidy(() => tf.mul(input, dropoutMask(input.shape, this.rate)));
+  };
+}

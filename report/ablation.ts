@@ -1,0 +1,282 @@
+/**
+ * The ablation in the report: two figures and a section whose sentences
+ * are computed from metrics/ablation.json, so they change with the numbers.
+ */
+import type { AblationFile, VariantResult } from "../ablation/results.ts";
+
+/** Published MNIST test accuracies the small CNN is compared with. */
+export const PUBLISHED = {
+  singleCnnWithAugmentation: 0.9964,
+  ensembles: [0.998, 0.999] as const,
+};
+
+const MEASURES = [
+  ["clean test", (r: VariantResult) => r.test_accuracy],
+  ["augmented test", (r: VariantResult) => r.test_accuracy_augmented],
+  ["rotation ±60°", (r: VariantResult) => r.robustness?.rotation],
+  ["shift ±6 px", (r: VariantResult) => r.robustness?.shift],
+  ["MNIST-C", (r: VariantResult) => r.robustness?.mnist_c],
+] as const;
+
+/** Every variant's accuracy on each measure, as grouped bars. */
+export function ablationSpec(file: AblationFile) {
+  const values = file.variants.flatMap((result) =>
+    MEASURES.flatMap(([measure, of]) => {
+      const value = of(result);
+      return value === undefined ? [] : [{ variant: result.name, measure, value }];
+    })
+  );
+  return {
+    title: `Ablation: accuracy of each variant (${
+      epochs(file.settings.epochs)
+    } each, seed ${file.settings.seed})`,
+    data: { values },
+    width: 760,
+    height: 300,
+    mark: { type: "bar" },
+    encoding: {
+      x: {
+        field: "variant",
+        type: "nominal",
+        title: null,
+        sort: file.variants.map((r) => r.name),
+        axis: { labelAngle: -30 },
+      },
+      xOffset: { field: "measure", sort: MEASURES.map(([m]) => m) },
+      y: {
+        field: "value",
+        type: "quantitative",
+        title: "Accuracy",
+        axis: { format: "%" },
+        scale: { domain: [0, 1] },
+      },
+      color: {
+        field: "measure",
+        type: "nominal",
+        title: "Measured on",
+        sort: MEASURES.map(([m]) => m),
+      },
+    },
+  };
+}
+
+/** Whether the ablation holds at least two points of the rotation sweep. */
+export function hasRotationSweep(file: AblationFile): boolean {
+  return (file.rotation_sweep ?? []).filter(({ variant }) =>
+    file.variants.some((r) => r.name === variant)
+  )
+    .length >= 2;
+}
+
+/** Clean accuracy and robustness against the training rotation range. */
+export function rotationSweepSpec(file: AblationFile) {
+  const values = file.rotation_sweep.flatMap(({ variant, degrees }) => {
+    const result = file.variants.find((r) => r.name === variant);
+    if (!result) return [];
+    return MEASURES.flatMap(([measure, of]) => {
+      const value = of(result);
+      return value === undefined ? [] : [{ degrees, measure, value }];
+    });
+  });
+  return {
+    title: "Training rotation range: clean accuracy against robustness",
+    data: { values },
+    width: 420,
+    height: 280,
+    mark: { type: "line", point: true, strokeWidth: 2 },
+    encoding: {
+      x: {
+        field: "degrees",
+        type: "quantitative",
+        title: "Largest training rotation (degrees)",
+        axis: { values: file.rotation_sweep.map((s) => s.degrees) },
+      },
+      y: {
+        field: "value",
+        type: "quantitative",
+        title: "Accuracy",
+        axis: { format: "%" },
+        scale: { zero: false },
+      },
+      color: {
+        field: "measure",
+        type: "nominal",
+        title: "Measured on",
+        sort: MEASURES.map(([m]) => m),
+      },
+    },
+  };
+}
+
+const epochs = (count: number) => `${count} epoch${count === 1 ? "" : "s"}`;
+
+const pct = (value: number | null | undefined, digits = 2) =>
+  value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
+
+/** "+1.23 points" / "−0.40 points". */
+function points(difference: number | undefined): string {
+  if (difference === undefined || !Number.isFinite(difference)) return "–";
+  const value = (difference * 100).toFixed(2);
+  return `${difference >= 0 ? "+" : "−"}${value.replace("-", "")} points`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
+}
+
+/** What a variant adds over another, on the measures that answer the question. */
+function findings(file: AblationFile): string[] {
+  const by = (name: string) => file.variants.find((r) => r.name === name);
+  const diff = (
+    a: VariantResult | undefined,
+    b: VariantResult | undefined,
+    of: (r: VariantResult) => number | undefined,
+  ) => {
+    const x = a && of(a);
+    const y = b && of(b);
+    return x === undefined || y === undefined ? undefined : x - y;
+  };
+  const clean = (r: VariantResult) => r.test_accuracy;
+  const rotation = (r: VariantResult) => r.robustness?.rotation;
+  const shift = (r: VariantResult) => r.robustness?.shift;
+  const mnistC = (r: VariantResult) => r.robustness?.mnist_c;
+  const gap = (r: VariantResult) => r.train_val_gap;
+  const base = by("baseline");
+  const lines: string[] = [];
+  const augment = by("baseline_augment");
+  if (base && augment) {
+    lines.push(
+      `- **Augmentation** is what makes the model robust to geometry: on its own it changes the baseline's ` +
+        `mean accuracy over the rotation sweep by ${
+          points(diff(augment, base, rotation))
+        } and over the shift sweeps by ` +
+        `${points(diff(augment, base, shift))}, at ${
+          points(diff(augment, base, clean))
+        } of clean test accuracy ` +
+        `(MNIST-C ${points(diff(augment, base, mnistC))}).`,
+    );
+  }
+  const bn = by("baseline_bn");
+  if (base && bn) {
+    lines.push(
+      `- **BatchNorm** changes clean test accuracy by ${
+        points(diff(bn, base, clean))
+      } and MNIST-C by ` +
+        `${points(diff(bn, base, mnistC))}; the baseline reached 99% validation accuracy ` +
+        `${base.epochs_to_99 ? `at epoch ${base.epochs_to_99}` : "in no epoch"}, with BatchNorm ` +
+        `${bn.epochs_to_99 ? `at epoch ${bn.epochs_to_99}` : "in no epoch"}.`,
+    );
+  }
+  const dropout = by("baseline_dropout");
+  if (base && dropout) {
+    lines.push(
+      `- **Dropout** narrows the train − validation gap from ${points(gap(base))} to ${
+        points(gap(dropout))
+      } ` +
+        `and changes clean test accuracy by ${points(diff(dropout, base, clean))}.`,
+    );
+  }
+  const improved = by("improved");
+  const convOnly = by("improved_conv_dropout");
+  const denseOnly = by("improved_dense_dropout");
+  if (improved && (convOnly || denseOnly)) {
+    const placements = [
+      ["both blocks", improved],
+      ["the conv blocks only", convOnly],
+      ["the dense block only", denseOnly],
+    ].filter((entry): entry is [string, VariantResult] => entry[1] !== undefined);
+    lines.push(
+      `- **Dropout placement** in the improved model: ` +
+        placements.map(([where, r]) =>
+          `in ${where} ${pct(r.test_accuracy)} clean, ${pct(r.robustness?.mnist_c)} MNIST-C`
+        ).join("; ") + ".",
+    );
+  }
+  const sweep = (file.rotation_sweep ?? []).map(({ variant, degrees }) => ({
+    degrees,
+    result: by(variant),
+  }))
+    .filter((s): s is { degrees: number; result: VariantResult } => s.result !== undefined);
+  if (sweep.length >= 2) {
+    lines.push(
+      `- **Rotation range**: training with up to ` +
+        sweep.map(({ degrees, result }) =>
+          `${degrees}° gives ${pct(result.test_accuracy)} clean and ${
+            pct(result.robustness?.rotation)
+          } over the rotation sweep`
+        ).join("; ") + ".",
+    );
+  }
+  const best = file.variants.reduce<VariantResult | undefined>(
+    (a, b) => (!a || b.test_accuracy > a.test_accuracy ? b : a),
+    undefined,
+  );
+  if (best) {
+    lines.push(
+      `- **Against published results**: the best variant here, ${best.name}, reaches ${
+        pct(best.test_accuracy)
+      } after ${epochs(file.settings.epochs)}, ${
+        points(best.test_accuracy - PUBLISHED.singleCnnWithAugmentation)
+      } ` +
+        `from a single small CNN with augmentation (about ${
+          pct(PUBLISHED.singleCnnWithAugmentation)
+        }) ` +
+        `and ${points(best.test_accuracy - PUBLISHED.ensembles[0])} from ensembles (${
+          pct(PUBLISHED.ensembles[0], 1)
+        } to ${pct(PUBLISHED.ensembles[1], 1)}).`,
+    );
+  }
+  return lines;
+}
+
+export function ablationMarkdown(file: AblationFile): string {
+  const s = file.settings;
+  return [
+    "## Ablation",
+    "",
+    `Every variant trained with seed ${s.seed} for ${
+      epochs(s.epochs)
+    } (Adam ${s.learningRate}, ×${s.learningRateDecay} per epoch, batch ${s.batchSize}` +
+    `${
+      s.limit ? `, first ${s.limit} training images` : ""
+    }), exported to ONNX and measured on ${s.evalImages} test images. ` +
+    "The train − validation gap uses the last epoch's training accuracy, measured with dropout and augmentation on, " +
+    "so a negative gap means the regularised training task is harder than the validation set. Produced by `" +
+    file.command + "` (metrics/ablation.json).",
+    "",
+    table(
+      [
+        "variant",
+        "clean test",
+        "augmented test",
+        "train − val gap",
+        "epochs to 99% val",
+        "rotation ±60°",
+        "shift ±6 px",
+        "MNIST-C",
+        "training time",
+      ],
+      file.variants.map((r) => [
+        `${r.name} (${r.description})`,
+        pct(r.test_accuracy),
+        pct(r.test_accuracy_augmented),
+        points(r.train_val_gap),
+        r.epochs_to_99 === null ? "–" : String(r.epochs_to_99),
+        pct(r.robustness?.rotation, 1),
+        pct(r.robustness?.shift, 1),
+        pct(r.robustness?.mnist_c, 1),
+        `${(r.train_seconds / 60).toFixed(1)} min`,
+      ]),
+    ),
+    "",
+    ...findings(file),
+    "",
+    "![Ablation](plots/ablation.png)",
+    "",
+    ...(hasRotationSweep(file) ? ["![Rotation range sweep](plots/ablation_rotation.png)", ""] : []),
+  ].join("\n");
+}

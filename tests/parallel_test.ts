@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { tf } from "../deps_tfjs.ts";
+import { loadMnist, pixelsOf, subset } from "../data/mnist.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { ARCHITECTURES, buildModel, type ModelName } from "../models/architectures.ts";
+import { FlatAdam } from "../train/adam.ts";
+import { decodeCheckpoint, encodeCheckpoint } from "../train/checkpoint.ts";
+import { shardBounds, WorkerFailure, WorkerPool } from "../train/parallel.ts";
+import { RECIPES } from "../train/recipes.ts";
+import { defaultConfig, TrainingError, trainModel } from "../train/run.ts";
+import { shardGradients } from "../train/steps.ts";
+import { workerStreamSeed } from "../train/worker_protocol.ts";
+import { Random } from "../util/random.ts";
+
+await useWasmBackend();
+const data = await loadMnist();
+const split = subset(data.train, Array.from({ length: 512 }, (_, i) => i));
+const SEED = 11;
+
+function withRandom<T>(random: Random, f: () => T): T {
+  const original = Math.random;
+  Math.random = () => random.next();
+  try {
+    return f();
+  } finally {
+    Math.random = original;
+  }
+}
+
+function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): [number, number] {
+  let worst = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < a.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(a[i]));
+  }
+  return [worst, scale];
+}
+
+Deno.test("shards cover the batch contiguously, sizes within one", () => {
+  assert.deepEqual(shardBounds(64, 2), [[0, 32], [32, 64]]);
+  assert.deepEqual(shardBounds(7, 3), [[0, 2], [2, 4], [4, 7]]);
+  assert.deepEqual(shardBounds(1, 2), [[0, 0], [0, 1]]);
+});
+
+for (const name of ["baseline", "improved"] as ModelName[]) {
+  Deno.test(`${name}: a step over two workers makes the single-process update`, async () => {
+    const model = buildModel(name);
+    const optimizer = FlatAdam.forModel(model, 1e-3);
+    const pool = await WorkerPool.start({
+      name,
+      architecture: ARCHITECTURES[name],
+      augmentation: null,
+      seed: SEED,
+      workers: 2,
+      split,
+    });
+    try {
+      await pool.load(await encodeCheckpoint(model, optimizer, { averageDecay: 0 }));
+      await pool.beginEpoch(0, 1e-3);
+      const batch = Array.from({ length: 24 }, (_, i) => 3 * i + 1);
+      const summed = await pool.gradients(batch);
+
+      // The same batch in this thread. The baseline's gradient is the whole
+      // batch's; the improved model's is the sum over the same two shards,
+      // each normalised by its own BatchNorm statistics and masked by its
+      // worker's dropout stream.
+      const gradientOf = (indices: number[], random: Random) =>
+        withRandom(random, () =>
+          shardGradients(
+            model,
+            pixelsOf(split, indices),
+            Uint8Array.from(indices, (i) => split.labels[i]),
+            batch.length,
+          ).gradients);
+      let expected: Float32Array;
+      if (name === "baseline") {
+        expected = gradientOf(batch, new Random(0));
+      } else {
+        const shards = shardBounds(batch.length, 2).map(([start, end], worker) =>
+          gradientOf(
+            batch.slice(start, end),
+            new Random(workerStreamSeed(SEED, 0, worker, 2, 0)),
+          )
+        );
+        expected = shards[0].map((value, i) => value + shards[1][i]);
+      }
+      const [worst, scale] = maxDifference(expected, summed.gradients);
+      assert.ok(worst <= 1e-5 * scale, `gradients differ by ${worst} (largest ${scale})`);
+
+      // Both workers apply the sum and stay identical to this thread's update
+      // with the same gradient (Adam's first step, g/|g|, would magnify the
+      // rounding differences above for gradients near zero).
+      pool.apply(summed.gradients);
+      optimizer.apply(summed.gradients);
+      const states = (await pool.states()).map((bytes) => decodeCheckpoint(bytes, "test"));
+      const ours = model.getWeights();
+      for (const state of states) {
+        model.trainableWeights.forEach((weight) => {
+          const i = model.weights.indexOf(weight);
+          const [difference] = maxDifference(ours[i].dataSync(), state.weights[i].dataSync());
+          assert.equal(difference, 0, `${weight.name} differs by ${difference} after the step`);
+        });
+        tf.dispose([...state.weights, ...state.optimizer.map((n) => n.tensor)]);
+      }
+    } finally {
+      pool.close();
+      model.dispose();
+    }
+  });
+}
+
+Deno.test("a hung worker ends the wait with one sentence and stops every worker", async () => {
+  const pool = await WorkerPool.start({
+    name: "baseline",
+    architecture: ARCHITECTURES.baseline,
+    augmentation: null,
+    seed: 1,
+    workers: 2,
+    split,
+    workerUrl: new URL("./fixtures/silent_worker.ts", import.meta.url),
+    replyTimeoutMs: 3000,
+  });
+  await assert.rejects(
+    () => pool.gradients([1, 2, 3, 4]),
+    (error: Error) =>
+      error instanceof WorkerFailure &&
+      /^Training worker [12] of 2 failed: no reply to "gradients" within 3 s\.$/.test(
+        error.message,
+      ),
+  );
+  await assert.rejects(() => pool.beginEpoch(1, 1e-3), WorkerFailure);
+  pool.close();
+});
+
+const quick = (epochs: number) => ({
+  ...defaultConfig("improved", RECIPES.improved, 5),
+  epochs,
+  limit: 256,
+  workers: 2,
+});
+
+Deno.test("a worker crash ends the run with one sentence; --resume continues from its checkpoint", async () => {
+  const [straight, crashed] = await Promise.all([0, 1].map(() => Deno.makeTempDir()));
+  try {
+    const reference = await trainModel(data, { config: quick(2), outDir: straight, command: "a" });
+    // 256 images in batches of 64: each worker's fifth gradient request is
+    // the first of epoch 2.
+    await assert.rejects(
+      () =>
+        trainModel(data, {
+          config: quick(2),
+          outDir: crashed,
+          command: "b",
+          workerUrl: new URL("./fixtures/dying_worker.ts", import.meta.url),
+        }),
+      (error: Error) =>
+        error instanceof TrainingError &&
+        /^Training worker [12] of 2 failed: simulated crash\. The last checkpoint \(epoch 1\) is kept: --resume continues from it\.$/
+          .test(error.message),
+    );
+    const resumed = await trainModel(data, {
+      config: quick(2),
+      outDir: crashed,
+      command: "c",
+      resume: true,
+    });
+    assert.deepEqual(
+      resumed.metrics.history.map((r) => r.loss),
+      reference.metrics.history.map((r) => r.loss),
+    );
+    assert.equal(resumed.metrics.test_loss, reference.metrics.test_loss);
+    assert.equal(resumed.metrics.config.workers, 2);
+  } finally {
+    await Promise.all([straight, crashed].map((dir) => Deno.remove(dir, { recursive: true })));
+  }
+});

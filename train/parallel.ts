@@ -1,0 +1,209 @@
+/**
+ * Data-parallel training over module workers, one per core: each step's
+ * batch is cut into one contiguous shard per worker, the workers' gradients
+ * are added up here in a fixed order, and every worker applies that sum with
+ * its own identical Adam, so the replicas never drift apart. Dropout masks
+ * and augmentation are drawn per shard; BatchNorm normalises each shard with
+ * its own statistics (as multi-GPU Keras does without sync-BN).
+ */
+import type { WorkerReply, WorkerRequest, WorkerSetup } from "./worker_protocol.ts";
+
+export class WorkerFailure extends Error {}
+
+export interface WorkerPoolOptions extends Omit<WorkerSetup, "index" | "workers"> {
+  workers: number;
+  /** The worker module (tests swap in a faulty one). */
+  workerUrl?: URL;
+  /** A worker that has not answered a request after this long is taken for hung. */
+  replyTimeoutMs?: number;
+}
+
+export interface SummedGradients {
+  gradients: Float32Array;
+  lossSum: number;
+  correct: number;
+  count: number;
+}
+
+const DEFAULT_WORKER_URL = new URL("./worker.ts", import.meta.url);
+const DEFAULT_REPLY_TIMEOUT_MS = 300_000;
+
+interface Pending {
+  resolve(reply: WorkerReply): void;
+  reject(error: WorkerFailure): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Training workers and the request/reply bookkeeping around them. */
+export class WorkerPool {
+  readonly size: number;
+  #workers: Worker[];
+  #pending: Pending[][];
+  #failure: WorkerFailure | undefined;
+  #timeoutMs: number;
+
+  private constructor(options: WorkerPoolOptions) {
+    this.size = options.workers;
+    this.#timeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+    this.#pending = Array.from({ length: this.size }, () => []);
+    this.#workers = Array.from({ length: this.size }, (_, index) => {
+      const worker = new Worker(options.workerUrl ?? DEFAULT_WORKER_URL, { type: "module" });
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => this.#reply(index, event.data);
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        this.#fail(index, event.message.replace(/^Uncaught (\w*Error: )?/, ""));
+      };
+      return worker;
+    });
+  }
+
+  /** Starts the workers and gives each the training data. */
+  static async start(options: WorkerPoolOptions): Promise<WorkerPool> {
+    const pool = new WorkerPool(options);
+    try {
+      await pool.#all((index) => ({
+        type: "setup",
+        setup: {
+          name: options.name,
+          architecture: options.architecture,
+          augmentation: options.augmentation,
+          seed: options.seed,
+          index,
+          workers: options.workers,
+          split: options.split,
+        },
+      }));
+    } catch (error) {
+      pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  /** Gives every worker the same state (checkpoint bytes). */
+  async load(checkpoint: Uint8Array): Promise<void> {
+    await this.#all(() => ({ type: "load", checkpoint }));
+  }
+
+  async beginEpoch(epoch: number, learningRate: number): Promise<void> {
+    await this.#all(() => ({ type: "epoch", epoch, learningRate }));
+  }
+
+  /** The gradient of the batch's mean loss, each worker taking a contiguous shard. */
+  async gradients(indices: ArrayLike<number>): Promise<SummedGradients> {
+    const batchSize = indices.length;
+    const shards = shardBounds(batchSize, this.size);
+    const replies = await Promise.all(
+      shards.map(([start, end], index) =>
+        end > start
+          ? this.#request(index, {
+            type: "gradients",
+            indices: Int32Array.from(Array.prototype.slice.call(indices, start, end)),
+            batchSize,
+          })
+          : undefined
+      ),
+    );
+    let sum: SummedGradients | undefined;
+    for (const reply of replies) {
+      if (reply?.type !== "gradients") continue;
+      if (!sum) {
+        sum = { ...reply, count: batchSize };
+        continue;
+      }
+      const total = sum.gradients;
+      const part = reply.gradients;
+      for (let i = 0; i < total.length; i++) total[i] += part[i];
+      sum.lossSum += reply.lossSum;
+      sum.correct += reply.correct;
+    }
+    if (!sum) throw new Error("A step needs at least one image.");
+    return sum;
+  }
+
+  /**
+   * Every worker applies the summed gradients. Not awaited by `step`: the
+   * workers handle requests in order, so the next step's gradients queue
+   * behind it, and a failure surfaces at the next request.
+   */
+  async apply(gradients: Float32Array): Promise<void> {
+    await this.#all(() => ({ type: "apply", gradients }));
+  }
+
+  async step(indices: ArrayLike<number>): Promise<{ loss: number; correct: number }> {
+    const { gradients, lossSum, correct, count } = await this.gradients(indices);
+    this.apply(gradients).catch(() => {});
+    return { loss: lossSum / count, correct };
+  }
+
+  /** Each worker's state, as checkpoint bytes, in worker order. */
+  async states(): Promise<Uint8Array[]> {
+    const replies = await this.#all(() => ({ type: "state" }));
+    return replies.map((reply) => (reply as Extract<WorkerReply, { type: "state" }>).checkpoint);
+  }
+
+  /** Stops every worker (idempotent). */
+  close(): void {
+    this.#stop(new WorkerFailure("The training workers were stopped."));
+  }
+
+  async #all(request: (index: number) => WorkerRequest): Promise<WorkerReply[]> {
+    return await Promise.all(this.#workers.map((_, index) => this.#request(index, request(index))));
+  }
+
+  #request(index: number, request: WorkerRequest): Promise<WorkerReply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<WorkerReply>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.#fail(
+            index,
+            `no reply to "${request.type}" within ${Math.round(this.#timeoutMs / 1000)} s`,
+          ),
+        this.#timeoutMs,
+      );
+      this.#pending[index].push({ resolve, reject, timer });
+      this.#workers[index].postMessage(request);
+    });
+  }
+
+  #reply(index: number, reply: WorkerReply): void {
+    if (reply.type === "error") {
+      this.#fail(index, reply.message);
+      return;
+    }
+    const pending = this.#pending[index].shift();
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    pending.resolve(reply);
+  }
+
+  #fail(index: number, why: string): void {
+    this.#stop(
+      new WorkerFailure(
+        `Training worker ${index + 1} of ${this.size} failed: ${why.replace(/\.$/, "")}.`,
+      ),
+    );
+  }
+
+  /** Terminates every worker and rejects what is pending with the first failure. */
+  #stop(failure: WorkerFailure): void {
+    if (this.#failure) return;
+    this.#failure = failure;
+    for (const worker of this.#workers) worker.terminate();
+    for (const queue of this.#pending) {
+      for (const pending of queue.splice(0)) {
+        clearTimeout(pending.timer);
+        pending.reject(failure);
+      }
+    }
+  }
+}
+
+/** [start, end) of each worker's shard of a batch: contiguous, sizes differing by at most one. */
+export function shardBounds(batchSize: number, workers: number): Array<[number, number]> {
+  return Array.from({ length: workers }, (_, index) => [
+    Math.floor((index * batchSize) / workers),
+    Math.floor(((index + 1) * batchSize) / workers),
+  ]);
+}

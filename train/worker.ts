@@ -1,0 +1,127 @@
+/**
+ * A data-parallel training worker: a Deno module worker (its own thread and
+ * its own tfjs wasm backend) holding a replica of the model, the optimizer
+ * and the weight average. For each step it computes the gradients of its
+ * shard of the batch; the run adds up all workers' gradients and every
+ * worker applies the same sum, so the replicas stay identical.
+ */
+/// <reference lib="deno.worker" />
+// First, before the npm modules install handlers of their own.
+import "./worker_errors.ts";
+import { tf } from "../deps_tfjs.ts";
+import { pixelsOf } from "../data/mnist.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { buildCnn } from "../models/architectures.ts";
+import { augmentBatch } from "../transforms/augment.ts";
+import { Random } from "../util/random.ts";
+import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
+import { FlatAdam } from "./adam.ts";
+import { shardGradients } from "./steps.ts";
+import { WeightAverage } from "./weight_average.ts";
+import {
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerSetup,
+  workerStreamSeed,
+} from "./worker_protocol.ts";
+
+interface Replica {
+  setup: WorkerSetup;
+  model: tf.LayersModel;
+  optimizer: FlatAdam;
+  average?: WeightAverage;
+  augmentRandom: Random;
+}
+
+let replica: Replica | undefined;
+
+function ready(): Replica {
+  if (!replica) throw new Error("the worker got a request before its setup");
+  return replica;
+}
+
+async function handle(request: WorkerRequest): Promise<WorkerReply> {
+  switch (request.type) {
+    case "setup": {
+      await useWasmBackend();
+      const model = buildCnn(request.setup.architecture, request.setup.name);
+      replica = {
+        setup: request.setup,
+        model,
+        optimizer: FlatAdam.forModel(model, 1e-3),
+        augmentRandom: new Random(0),
+      };
+      return { type: "done" };
+    }
+    case "load": {
+      const { model, optimizer } = ready();
+      const checkpoint = decodeCheckpoint<{ averageUpdates?: number; averageDecay: number }>(
+        request.checkpoint,
+        "sent to a training worker",
+      );
+      model.setWeights(checkpoint.weights);
+      await optimizer.setWeights(checkpoint.optimizer);
+      const { averageDecay, averageUpdates = 0 } = checkpoint.state;
+      if (averageDecay > 0) {
+        replica!.average ??= new WeightAverage(model, averageDecay);
+        replica!.average.load(checkpoint.averages, averageUpdates);
+      }
+      tf.dispose([
+        ...checkpoint.weights,
+        ...checkpoint.averages,
+        ...checkpoint.optimizer.map((named) => named.tensor),
+      ]);
+      return { type: "done" };
+    }
+    case "epoch": {
+      const current = ready();
+      const { seed, index, workers } = current.setup;
+      // Dropout masks come from Math.random (see seedTfRandom in run.ts).
+      const dropoutRandom = new Random(workerStreamSeed(seed, request.epoch, index, workers, 0));
+      Math.random = () => dropoutRandom.next();
+      current.augmentRandom = new Random(workerStreamSeed(seed, request.epoch, index, workers, 1));
+      current.optimizer.learningRate = request.learningRate;
+      return { type: "done" };
+    }
+    case "gradients": {
+      const { setup, model, augmentRandom } = ready();
+      const { indices, batchSize } = request;
+      let pixels = pixelsOf(setup.split, indices);
+      if (setup.augmentation) pixels = augmentBatch(pixels, augmentRandom, setup.augmentation);
+      const labels = Uint8Array.from(indices, (i) => setup.split.labels[i]);
+      const { gradients, lossSum, correct } = shardGradients(model, pixels, labels, batchSize);
+      return { type: "gradients", gradients, lossSum, correct };
+    }
+    case "apply": {
+      const { optimizer, average } = ready();
+      optimizer.apply(request.gradients);
+      average?.update();
+      return { type: "done" };
+    }
+    case "state": {
+      const { model, optimizer, average } = ready();
+      const state = { averageUpdates: average?.updates, averageDecay: average?.decay ?? 0 };
+      const checkpoint = await encodeCheckpoint(model, optimizer, state, average?.tensors());
+      return { type: "state", checkpoint };
+    }
+  }
+}
+
+// Requests are handled strictly one after another, in arrival order.
+let queue = Promise.resolve();
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+  queue = queue.then(async () => {
+    let reply: WorkerReply;
+    try {
+      reply = await handle(event.data);
+    } catch (error) {
+      reply = { type: "error", message: (error as Error).message };
+    }
+    const transfer = reply.type === "gradients"
+      ? [reply.gradients.buffer]
+      : reply.type === "state"
+      ? [reply.checkpoint.buffer]
+      : [];
+    self.postMessage(reply, transfer as Transferable[]);
+  });
+};

@@ -1,0 +1,60 @@
+/**
+ * Messages between a data-parallel training run and its workers. Every
+ * request gets exactly one reply, in order, so the run can match them up.
+ */
+import type { MnistSplit } from "../data/mnist.ts";
+import type { CnnOptions } from "../models/architectures.ts";
+import type { AugmentRanges } from "../transforms/augment.ts";
+
+export interface WorkerSetup {
+  name: string;
+  architecture: CnnOptions;
+  /** Per-shard training augmentation (null: none). */
+  augmentation: AugmentRanges | null;
+  seed: number;
+  /** This worker's place among `workers`. */
+  index: number;
+  workers: number;
+  /** The training split (the indices of "gradients" requests point into it). */
+  split: MnistSplit;
+}
+
+/**
+ * Seed of a worker's random stream for one epoch (stream 0: dropout, 1:
+ * augmentation). Streams restart from it every epoch, so a run resumed from
+ * an epoch's checkpoint draws what the uninterrupted run drew; they depend on
+ * the number of workers, so runs are reproducible for a given count.
+ */
+export function workerStreamSeed(
+  seed: number,
+  epoch: number,
+  worker: number,
+  workers: number,
+  stream: number,
+): number {
+  let hash = 0x811c9dc5;
+  for (const value of [seed, epoch, worker, workers, stream]) {
+    hash = Math.imul(hash ^ (value >>> 0), 0x01000193) >>> 0;
+    hash = (hash ^ (hash >>> 15)) >>> 0;
+  }
+  return hash;
+}
+
+export type WorkerRequest =
+  | { type: "setup"; setup: WorkerSetup }
+  /** Replace the whole state (weights, optimizer, weight average) with checkpoint bytes. */
+  | { type: "load"; checkpoint: Uint8Array }
+  /** Reseed this worker's streams for the epoch and set the learning rate. */
+  | { type: "epoch"; epoch: number; learningRate: number }
+  /** Gradients for these training images, scaled to a batch of `batchSize`. */
+  | { type: "gradients"; indices: Int32Array; batchSize: number }
+  /** One optimizer step with the whole batch's gradients (and a weight-average update). */
+  | { type: "apply"; gradients: Float32Array }
+  /** The state as checkpoint bytes. */
+  | { type: "state" };
+
+export type WorkerReply =
+  | { type: "done" }
+  | { type: "gradients"; gradients: Float32Array; lossSum: number; correct: number }
+  | { type: "state"; checkpoint: Uint8Array }
+  | { type: "error"; message: string };
