@@ -1,6 +1,7 @@
 /**
- * The library's public face: data, models, the training engine, the ONNX
- * exporter, and (re-exported from deploy.ts) inference and robustness.
+ * The library's public face: data, models, the training engine (one thread
+ * or data-parallel workers), the ONNX exporter, the ablation study, and
+ * (re-exported from deploy.ts) inference and robustness.
  *
  * ```ts
  * import { defaultConfig, loadMnist, RECIPES, trainModel, useWasmBackend } from "./mod.ts";
@@ -16,10 +17,14 @@
 export * from "./deploy.ts";
 export { parseIdxImages, parseIdxLabels } from "./data/mnist.ts";
 export { registerTrainingKernels, REPLACED_KERNELS, useWasmBackend } from "./kernels/backend.ts";
+export { type KernelProfiler, type KernelTime, profileKernels } from "./kernels/profile.ts";
 export {
+  ARCHITECTURES,
   buildBaseline,
+  buildCnn,
   buildImproved,
   buildModel,
+  type CnnOptions,
   MODEL_NAMES,
   type ModelName,
   usesAugmentation,
@@ -28,13 +33,19 @@ export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
 export { augmentBatch, type AugmentRanges, TRAINING_AUGMENTATION } from "./transforms/augment.ts";
 export { learningRateAt, type Recipe, RECIPES } from "./train/recipes.ts";
 export {
+  DEFAULT_WORKERS,
   defaultConfig,
   type Metrics,
   type TrainConfig,
   TrainingError,
   trainModel,
 } from "./train/run.ts";
-export { crossEntropy, evaluate, trainStep } from "./train/steps.ts";
+export { crossEntropy, evaluate, shardGradients, trainStep } from "./train/steps.ts";
+export { FlatAdam } from "./train/adam.ts";
+export { WorkerFailure, WorkerPool, type WorkerPoolOptions } from "./train/parallel.ts";
+export { AblationError, ablationPaths, runAblation } from "./ablation/run.ts";
+export type { AblationFile, VariantResult } from "./ablation/results.ts";
+export { ABLATION_SCHEDULE, ROTATION_SWEEP, type Variant, VARIANTS } from "./ablation/variants.ts";
 export { loadCheckpoint, saveCheckpoint } from "./train/checkpoint.ts";
 export { convertToOnnx, encodeOnnx, type Layout, UnsupportedModelError } from "./export/convert.ts";
 export { readLayersArtifacts } from "./export/layers_artifacts.ts";

@@ -58,6 +58,9 @@ const convCases = [
   { x: [1, 11, 10, 2], filter: [5, 5, 2, 6], strides: [2, 1], pad: "valid" },
   { x: [2, 6, 6, 2], filter: [2, 2, 2, 3], strides: 1, pad: "same" },
   { x: [4, 28, 28, 1], filter: [3, 3, 1, 8], strides: 1, pad: "same" },
+  // Fewer patch rows than filters, as in the first layer.
+  { x: [2, 10, 9, 1], filter: [3, 3, 1, 12], strides: 1, pad: "same" },
+  { x: [2, 9, 8, 2], filter: [2, 2, 2, 16], strides: 2, pad: "valid" },
 ] as const;
 
 function convOutput(c: typeof convCases[number]): number[] {
