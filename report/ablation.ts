@@ -261,7 +261,7 @@ export function ablationMarkdown(file: AblationFile): string {
         "training time",
       ],
       file.variants.map((r) => [
-        `${r.name} (${r.description})`,
+        r.description === r.name ? r.name : `${r.name}: ${r.description}`,
         pct(r.test_accuracy),
         pct(r.test_accuracy_augmented),
         points(r.train_val_gap),
