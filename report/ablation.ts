@@ -3,6 +3,7 @@
  * are computed from metrics/ablation.json, so they change with the numbers.
  */
 import type { AblationFile, VariantResult } from "../ablation/results.ts";
+import { pct, table } from "./format.ts";
 
 /** Published MNIST test accuracies the small CNN is compared with. */
 export const PUBLISHED = {
@@ -110,22 +111,11 @@ export function rotationSweepSpec(file: AblationFile) {
 
 const epochs = (count: number) => `${count} epoch${count === 1 ? "" : "s"}`;
 
-const pct = (value: number | null | undefined, digits = 2) =>
-  value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
-
 /** "+1.23 points" / "−0.40 points". */
 function points(difference: number | undefined): string {
   if (difference === undefined || !Number.isFinite(difference)) return "–";
   const value = (difference * 100).toFixed(2);
   return `${difference >= 0 ? "+" : "−"}${value.replace("-", "")} points`;
-}
-
-function table(header: string[], rows: string[][]): string {
-  return [
-    `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
-    ...rows.map((row) => `| ${row.join(" | ")} |`),
-  ].join("\n");
 }
 
 /** What a variant adds over another, on the measures that answer the question. */

@@ -1,22 +1,12 @@
 /** REPORT.md from the metrics: tables of numbers, with the plots embedded. */
 import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
 import { ablationMarkdown } from "./ablation.ts";
-
-const pct = (value: number | null | undefined, digits = 2) =>
-  value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
+import { pct, table } from "./format.ts";
 
 /** First epoch whose validation accuracy reached `threshold`, or "–". */
 export function epochsTo(metrics: TrainingMetrics, threshold: number): string {
   const record = metrics.history.find((r) => r.val_accuracy >= threshold);
   return record ? String(record.epoch) : "–";
-}
-
-function table(header: string[], rows: string[][]): string {
-  return [
-    `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
-    ...rows.map((row) => `| ${row.join(" | ")} |`),
-  ].join("\n");
 }
 
 export function renderMarkdown(

@@ -1,0 +1,14 @@
+/** Markdown building blocks shared by the report's sections. */
+
+/** A fraction as a percentage, "–" when absent. */
+export const pct = (value: number | null | undefined, digits = 2) =>
+  value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
+
+/** A markdown table, the first column left-aligned and the others right-aligned. */
+export function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
+}
