@@ -24,7 +24,7 @@ import {
 import { augmentBatch, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
 import { trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
-import { encodeCheckpoint } from "../train/checkpoint.ts";
+import { encodeReplica } from "../train/checkpoint.ts";
 import { WorkerPool } from "../train/parallel.ts";
 import { DEFAULT_WORKERS } from "../train/run.ts";
 import { type KernelTime, profileKernels } from "../kernels/profile.ts";
@@ -49,8 +49,11 @@ type Data = Awaited<ReturnType<typeof loadMnist>>;
 const batchIndices = (data: Data, step: number) =>
   Array.from({ length: TRAIN_BATCH }, (_, j) => (step * TRAIN_BATCH + j) % data.train.count);
 
-/** Training images/s with every step in this thread. */
-function benchTraining(name: ModelName, data: Data, steps: number): number {
+/**
+ * Training images/s with every step in this thread; `timing` is called when
+ * the warm-up is over and the timed steps begin.
+ */
+function benchTraining(name: ModelName, data: Data, steps: number, timing?: () => void): number {
   const model = buildModel(name);
   const optimizer = FlatAdam.forModel(model, 1e-3);
   const random = new Random(1);
@@ -62,6 +65,7 @@ function benchTraining(name: ModelName, data: Data, steps: number): number {
     sampleMemory();
   };
   for (let i = 0; i < WARMUP_STEPS; i++) step(i);
+  timing?.();
   const started = performance.now();
   for (let i = 0; i < steps; i++) step(WARMUP_STEPS + i);
   const imagesPerSecond = (steps * TRAIN_BATCH) / ((performance.now() - started) / 1000);
@@ -87,7 +91,7 @@ async function benchParallelTraining(
   });
   try {
     await pool.load(
-      await encodeCheckpoint(model, FlatAdam.forModel(model, 1e-3), { averageDecay: 0 }),
+      await encodeReplica(model, FlatAdam.forModel(model, 1e-3)),
     );
     await pool.beginEpoch(0, 1e-3);
     for (let i = 0; i < WARMUP_STEPS; i++) await pool.step(batchIndices(data, i));
@@ -106,23 +110,20 @@ async function benchParallelTraining(
 
 /** Time per kernel of a training step in this thread, slowest first. */
 function profileTraining(name: ModelName, data: Data, steps: number): KernelTime[] {
-  benchTraining(name, data, 2);
   const profiler = profileKernels();
   try {
-    const started = performance.now();
-    benchTraining(name, data, steps);
-    // benchTraining ran WARMUP_STEPS + steps steps under the profiler.
-    const perStep = WARMUP_STEPS + steps;
-    const total = performance.now() - started;
+    // Only the timed steps count: the profiler restarts after the warm-up.
+    const imagesPerSecond = benchTraining(name, data, steps, () => profiler.reset());
+    const stepMilliseconds = (1000 * TRAIN_BATCH) / imagesPerSecond;
     const kernels = profiler.report().map(({ kernel, calls, milliseconds }) => ({
       kernel,
-      calls: calls / perStep,
-      milliseconds: milliseconds / perStep,
+      calls: calls / steps,
+      milliseconds: milliseconds / steps,
     }));
     const inKernels = kernels.reduce((sum, k) => sum + k.milliseconds, 0);
     return [
       ...kernels,
-      { kernel: "(outside kernels)", calls: 0, milliseconds: total / perStep - inKernels },
+      { kernel: "(outside kernels)", calls: 0, milliseconds: stepMilliseconds - inKernels },
     ];
   } finally {
     profiler.stop();

@@ -4,7 +4,7 @@ import { loadMnist, pixelsOf, subset } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { ARCHITECTURES, buildModel, type ModelName } from "../models/architectures.ts";
 import { FlatAdam } from "../train/adam.ts";
-import { decodeCheckpoint, encodeCheckpoint } from "../train/checkpoint.ts";
+import { decodeCheckpoint, encodeReplica } from "../train/checkpoint.ts";
 import { shardBounds, WorkerFailure, WorkerPool } from "../train/parallel.ts";
 import { RECIPES } from "../train/recipes.ts";
 import { defaultConfig, TrainingError, trainModel } from "../train/run.ts";
@@ -56,7 +56,7 @@ for (const name of ["baseline", "improved"] as ModelName[]) {
       split,
     });
     try {
-      await pool.load(await encodeCheckpoint(model, optimizer, { averageDecay: 0 }));
+      await pool.load(await encodeReplica(model, optimizer));
       await pool.beginEpoch(0, 1e-3);
       const batch = Array.from({ length: 24 }, (_, i) => 3 * i + 1);
       const summed = await pool.gradients(batch);

@@ -7,6 +7,7 @@
  */
 import { tf } from "../deps_tfjs.ts";
 import { writeFileAtomic } from "../util/files.ts";
+import type { WeightAverage } from "./weight_average.ts";
 
 const MAGIC = "MNISTCK1";
 
@@ -79,6 +80,26 @@ export async function encodeCheckpoint<State>(
     offset += chunk.length;
   }
   return bytes;
+}
+
+/** What training workers exchange with the run besides tensors. */
+export interface ReplicaState {
+  averageUpdates?: number;
+  /** 0 when the run keeps no weight average. */
+  averageDecay: number;
+}
+
+/** A replica's whole state (weights, optimizer, weight average) as checkpoint bytes. */
+export function encodeReplica(
+  model: tf.LayersModel,
+  optimizer: OptimizerState,
+  average?: WeightAverage,
+): Promise<Uint8Array> {
+  const state: ReplicaState = {
+    averageUpdates: average?.updates,
+    averageDecay: average?.decay ?? 0,
+  };
+  return encodeCheckpoint(model, optimizer, state, average?.tensors());
 }
 
 export async function saveCheckpoint<State>(

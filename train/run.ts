@@ -25,8 +25,9 @@ import { Random, type RandomState } from "../util/random.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import {
   decodeCheckpoint,
-  encodeCheckpoint,
+  encodeReplica,
   loadCheckpoint,
+  type ReplicaState,
   saveCheckpoint,
 } from "./checkpoint.ts";
 import { WorkerFailure, WorkerPool } from "./parallel.ts";
@@ -270,20 +271,9 @@ async function resumeRun(
   }
 }
 
-/** What workers exchange with the run besides tensors. */
-interface ReplicaState {
-  averageUpdates?: number;
-  averageDecay: number;
-}
-
 /** Hands the run's state to every worker. */
 async function pushState(pool: WorkerPool, run: Run): Promise<void> {
-  const { model, optimizer, average } = run;
-  const state: ReplicaState = {
-    averageUpdates: average?.updates,
-    averageDecay: average?.decay ?? 0,
-  };
-  await pool.load(await encodeCheckpoint(model, optimizer, state, average?.tensors()));
+  await pool.load(await encodeReplica(run.model, run.optimizer, run.average));
 }
 
 /**

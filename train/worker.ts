@@ -14,7 +14,7 @@ import { useWasmBackend } from "../kernels/backend.ts";
 import { buildCnn } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
-import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
+import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
 import { shardGradients } from "./steps.ts";
 import { WeightAverage } from "./weight_average.ts";
@@ -55,7 +55,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     }
     case "load": {
       const { model, optimizer } = ready();
-      const checkpoint = decodeCheckpoint<{ averageUpdates?: number; averageDecay: number }>(
+      const checkpoint = decodeCheckpoint<ReplicaState>(
         request.checkpoint,
         "sent to a training worker",
       );
@@ -100,9 +100,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     }
     case "state": {
       const { model, optimizer, average } = ready();
-      const state = { averageUpdates: average?.updates, averageDecay: average?.decay ?? 0 };
-      const checkpoint = await encodeCheckpoint(model, optimizer, state, average?.tensors());
-      return { type: "state", checkpoint };
+      return { type: "state", checkpoint: await encodeReplica(model, optimizer, average) };
     }
   }
 }
