@@ -9,6 +9,7 @@ import {
   variantByName,
   VARIANTS,
 } from "../ablation/variants.ts";
+import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -65,7 +66,8 @@ Deno.test("ablation variants build the layers they name", () => {
 });
 
 Deno.test("a two-variant ablation completes, and resumes without retraining what is done", async () => {
-  const outDir = await Deno.makeTempDir({ prefix: "ablation-test-" });
+  await using outTemp = await tempDir("ablation-test-");
+  const outDir = outTemp.path;
   const settings = {
     ...ABLATION_SCHEDULE,
     epochs: 1,
@@ -85,56 +87,52 @@ Deno.test("a two-variant ablation completes, and resumes without retraining what
     skipped: (variant: { name: string }) => skipped.push(variant.name),
   };
   const path = `${outDir}/metrics/ablation.json`;
-  try {
-    const first = await runAblation(data, { outDir, variants, settings, command: "first", hooks });
-    assert.deepEqual(first.variants.map((r) => r.name), ["baseline", "baseline_dropout"]);
-    for (const result of first.variants) {
-      assert.equal(result.history.length, 1);
-      for (
-        const value of [
-          result.test_accuracy,
-          result.robustness!.rotation,
-          result.robustness!.shift,
-          result.robustness!.mnist_c,
-        ]
-      ) {
-        assert.ok(value > 0.1 && value <= 1, `${result.name}: ${value}`);
-      }
+  const first = await runAblation(data, { outDir, variants, settings, command: "first", hooks });
+  assert.deepEqual(first.variants.map((r) => r.name), ["baseline", "baseline_dropout"]);
+  for (const result of first.variants) {
+    assert.equal(result.history.length, 1);
+    for (
+      const value of [
+        result.test_accuracy,
+        result.robustness!.rotation,
+        result.robustness!.shift,
+        result.robustness!.mnist_c,
+      ]
+    ) {
+      assert.ok(value > 0.1 && value <= 1, `${result.name}: ${value}`);
     }
-    assert.deepEqual(trained, ["baseline", "baseline_dropout"]);
-
-    // Interrupted after the second variant trained but before it was recorded.
-    const file: AblationFile = JSON.parse(await Deno.readTextFile(path));
-    file.variants = file.variants.slice(0, 1);
-    await Deno.writeTextFile(path, JSON.stringify(file));
-    const resumed = await runAblation(data, {
-      outDir,
-      variants,
-      settings,
-      command: "again",
-      hooks,
-    });
-    assert.deepEqual(trained, ["baseline", "baseline_dropout"], "nothing was trained again");
-    assert.deepEqual(skipped, ["baseline"]);
-    assert.deepEqual(
-      resumed.variants.map((r) => r.test_accuracy),
-      first.variants.map((r) => r.test_accuracy),
-    );
-    assert.deepEqual(resumed.variants[1].robustness, first.variants[1].robustness);
-
-    await assert.rejects(
-      () =>
-        runAblation(data, {
-          outDir,
-          variants,
-          settings: { ...settings, epochs: 2 },
-          command: "other",
-        }),
-      (error: Error) =>
-        error instanceof AblationError &&
-        /holds an ablation with other settings/.test(error.message),
-    );
-  } finally {
-    await Deno.remove(outDir, { recursive: true });
   }
+  assert.deepEqual(trained, ["baseline", "baseline_dropout"]);
+
+  // Interrupted after the second variant trained but before it was recorded.
+  const file: AblationFile = JSON.parse(await Deno.readTextFile(path));
+  file.variants = file.variants.slice(0, 1);
+  await Deno.writeTextFile(path, JSON.stringify(file));
+  const resumed = await runAblation(data, {
+    outDir,
+    variants,
+    settings,
+    command: "again",
+    hooks,
+  });
+  assert.deepEqual(trained, ["baseline", "baseline_dropout"], "nothing was trained again");
+  assert.deepEqual(skipped, ["baseline"]);
+  assert.deepEqual(
+    resumed.variants.map((r) => r.test_accuracy),
+    first.variants.map((r) => r.test_accuracy),
+  );
+  assert.deepEqual(resumed.variants[1].robustness, first.variants[1].robustness);
+
+  await assert.rejects(
+    () =>
+      runAblation(data, {
+        outDir,
+        variants,
+        settings: { ...settings, epochs: 2 },
+        command: "other",
+      }),
+    (error: Error) =>
+      error instanceof AblationError &&
+      /holds an ablation with other settings/.test(error.message),
+  );
 });

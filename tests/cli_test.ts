@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { tempDir } from "./temp_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -34,128 +35,119 @@ async function assertRefused(script: string, args: string[], message: RegExp, co
 }
 
 Deno.test("train: bad flags and nothing to resume", async () => {
-  const out = await Deno.makeTempDir();
-  try {
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "baseline", "--bogus"],
-      /^error: Unknown option '--bogus'\. Run with --help for the flags\.$/,
-    );
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "baseline", "--epochs", "many"],
-      /^error: --epochs must be a whole number, got "many"\.$/,
-    );
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "baseline", "--batch-size", "0"],
-      /^error: --batch-size must be from 1 to 4096, got 0\.$/,
-    );
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "tiny"],
-      /^error: --model must be one of baseline, improved, got "tiny"\.$/,
-    );
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "improved", "--resume", "--out", out],
-      /^error: Nothing to resume: there is no checkpoint at .*checkpoints\/improved\/checkpoint\.bin\.$/,
-      1,
-    );
-    assert.deepEqual([...Deno.readDirSync(out)], []);
-  } finally {
-    await Deno.remove(out, { recursive: true });
-  }
+  await using outTemp = await tempDir();
+  const out = outTemp.path;
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--bogus"],
+    /^error: Unknown option '--bogus'\. Run with --help for the flags\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--epochs", "many"],
+    /^error: --epochs must be a whole number, got "many"\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--batch-size", "0"],
+    /^error: --batch-size must be from 1 to 4096, got 0\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "tiny"],
+    /^error: --model must be one of baseline, improved, got "tiny"\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "improved", "--resume", "--out", out],
+    /^error: Nothing to resume: there is no checkpoint at .*checkpoints\/improved\/checkpoint\.bin\.$/,
+    1,
+  );
+  assert.deepEqual([...Deno.readDirSync(out)], []);
 });
 
 Deno.test("train: a corrupt MNIST file is named, and --help works", async () => {
-  const data = await Deno.makeTempDir();
-  try {
-    for (
-      const name of [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-      ]
-    ) {
-      await Deno.writeFile(join(data, name), new Uint8Array([0, 0, 8, 3, 0, 0, 0, 9]));
-    }
-    await assertRefused(
-      "train/main.ts",
-      ["--model", "baseline", "--data", data, "--out", join(data, "out")],
-      /^error: .*-idx3-ubyte is truncated: it is too short for an IDX header\.$/,
-      1,
-    );
-    const help = await run("train/main.ts", ["--model", "baseline", "--help"]);
-    assert.equal(help.code, 0);
-    assert.match(help.stdout, /--resume/);
-  } finally {
-    await Deno.remove(data, { recursive: true });
+  await using dataTemp = await tempDir();
+  const data = dataTemp.path;
+  for (
+    const name of [
+      "train-images-idx3-ubyte",
+      "train-labels-idx1-ubyte",
+      "t10k-images-idx3-ubyte",
+      "t10k-labels-idx1-ubyte",
+    ]
+  ) {
+    await Deno.writeFile(join(data, name), new Uint8Array([0, 0, 8, 3, 0, 0, 0, 9]));
   }
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--data", data, "--out", join(data, "out")],
+    /^error: .*-idx3-ubyte is truncated: it is too short for an IDX header\.$/,
+    1,
+  );
+  const help = await run("train/main.ts", ["--model", "baseline", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--resume/);
 });
 
 Deno.test("export, infer, eval:robustness: bad input", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await assertRefused(
-      "export/main.ts",
-      ["--layout", "nwhc"],
-      /^error: --layout must be nhwc or nchw, got "nwhc"\.$/,
-    );
-    await assertRefused(
-      "export/main.ts",
-      ["--out", dir],
-      /^error: There is no .*\/models folder: train a model first/,
-    );
-    await assertRefused(
-      "export/main.ts",
-      ["--model", dir, "--out", join(dir, "m.onnx")],
-      /^error: tfjs model file .*model\.json does not exist\.$/,
-      1,
-    );
-    await assertRefused("infer/main.ts", ["digit.png"], /^error: --model FILE\.onnx is required/);
-    await Deno.writeTextFile(join(dir, "fake.onnx"), "not a model");
-    await assertRefused(
-      "infer/main.ts",
-      ["--model", join(dir, "fake.onnx"), "--test-set"],
-      /^error: .*fake\.onnx is not an ONNX model that ONNX Runtime can load/,
-      1,
-    );
-    await assertRefused(
-      "robustness/main.ts",
-      ["--family", "twirl"],
-      /^error: Unknown family "twirl"; known families: mnist_c, rotation/,
-    );
-    await assertRefused(
-      "robustness/main.ts",
-      ["--limit", "0"],
-      /^error: --limit must be from 1 to 10000, got 0\.$/,
-    );
-    await assertRefused(
-      "robustness/main.ts",
-      ["--out", dir],
-      /^error: There is no .*\/models folder: export models first/,
-    );
-    await assertRefused(
-      "robustness/main.ts",
-      ["--model", join(dir, "fake.onnx"), "--out", dir],
-      /is not an ONNX model/,
-      1,
-    );
-    await assertRefused(
-      "bench/bench.ts",
-      ["--steps=-3"],
-      /^error: --steps must be from 1 to 100000, got -3\.$/,
-    );
-    await assertRefused(
-      "bench/bench.ts",
-      ["--steps", "-3"],
-      /^error: --steps needs a value; for a value starting with "-" write --steps=VALUE\./,
-    );
-    // Nothing was written for any of them.
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["fake.onnx"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  await assertRefused(
+    "export/main.ts",
+    ["--layout", "nwhc"],
+    /^error: --layout must be nhwc or nchw, got "nwhc"\.$/,
+  );
+  await assertRefused(
+    "export/main.ts",
+    ["--out", dir],
+    /^error: There is no .*\/models folder: train a model first/,
+  );
+  await assertRefused(
+    "export/main.ts",
+    ["--model", dir, "--out", join(dir, "m.onnx")],
+    /^error: tfjs model file .*model\.json does not exist\.$/,
+    1,
+  );
+  await assertRefused("infer/main.ts", ["digit.png"], /^error: --model FILE\.onnx is required/);
+  await Deno.writeTextFile(join(dir, "fake.onnx"), "not a model");
+  await assertRefused(
+    "infer/main.ts",
+    ["--model", join(dir, "fake.onnx"), "--test-set"],
+    /^error: .*fake\.onnx is not an ONNX model that ONNX Runtime can load/,
+    1,
+  );
+  await assertRefused(
+    "robustness/main.ts",
+    ["--family", "twirl"],
+    /^error: Unknown family "twirl"; known families: mnist_c, rotation/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
+    ["--limit", "0"],
+    /^error: --limit must be from 1 to 10000, got 0\.$/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
+    ["--out", dir],
+    /^error: There is no .*\/models folder: export models first/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
+    ["--model", join(dir, "fake.onnx"), "--out", dir],
+    /is not an ONNX model/,
+    1,
+  );
+  await assertRefused(
+    "bench/bench.ts",
+    ["--steps=-3"],
+    /^error: --steps must be from 1 to 100000, got -3\.$/,
+  );
+  await assertRefused(
+    "bench/bench.ts",
+    ["--steps", "-3"],
+    /^error: --steps needs a value; for a value starting with "-" write --steps=VALUE\./,
+  );
+  // Nothing was written for any of them.
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["fake.onnx"]);
 });

@@ -10,6 +10,7 @@ import { readLayersArtifacts } from "../export/layers_artifacts.ts";
 import { exportModel } from "../export/export_model.ts";
 import { compareWithTfjs } from "../export/verify.ts";
 import { Random } from "../util/random.ts";
+import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
 
@@ -82,139 +83,130 @@ async function savedModel(layers: tf.layers.Layer[], dir: string): Promise<tf.La
 
 Deno.test("every supported layer and option: ONNX Runtime equals tfjs within 1e-5, both layouts", async () => {
   for (const [name, layers] of Object.entries(TINY_MODELS)) {
-    const dir = await Deno.makeTempDir();
-    try {
-      const model = await savedModel(layers(), dir);
-      const artifacts = await readLayersArtifacts(dir);
-      for (const layout of ["nhwc", "nchw"] as Layout[]) {
-        const bytes = onnx.ModelProto.encode(convertToOnnx(artifacts, { layout })).finish();
-        const agreement = await compareWithTfjs(bytes, model, pixels, layout);
-        assert.ok(
-          agreement.maxAbsDifference <= 1e-5,
-          `${name} (${layout}): ${agreement.maxAbsDifference}`,
-        );
-        assert.equal(agreement.argmaxAgreement, 1, `${name} (${layout})`);
-      }
-      model.dispose();
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    await using dirTemp = await tempDir();
+    const dir = dirTemp.path;
+    const model = await savedModel(layers(), dir);
+    const artifacts = await readLayersArtifacts(dir);
+    for (const layout of ["nhwc", "nchw"] as Layout[]) {
+      const bytes = onnx.ModelProto.encode(convertToOnnx(artifacts, { layout })).finish();
+      const agreement = await compareWithTfjs(bytes, model, pixels, layout);
+      assert.ok(
+        agreement.maxAbsDifference <= 1e-5,
+        `${name} (${layout}): ${agreement.maxAbsDifference}`,
+      );
+      assert.equal(agreement.argmaxAgreement, 1, `${name} (${layout})`);
     }
+    model.dispose();
   }
 });
 
 Deno.test("the improved model decodes back to the expected graph", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const model = buildModel("improved");
-    randomizeWeights(model);
-    await saveLayersModel(model, dir);
-    const path = join(dir, "improved.onnx");
-    const result = await exportModel({
-      modelDir: dir,
-      onnxPath: path,
-      layout: "nhwc",
-      verificationPixels: pixels,
-    });
-    assert.equal(result.argmaxAgreement, 1);
-    const decoded = onnx.ModelProto.decode(await Deno.readFile(path));
-    const graph = decoded.graph as OnnxTypes.GraphProto;
-    // BatchNorm folded into the bias-free convolutions and dense layer; dropout gone.
-    assert.deepEqual(graph.node.map((node) => node.opType), [
-      "Transpose",
-      "Conv",
-      "Relu",
-      "MaxPool",
-      "Conv",
-      "Relu",
-      "MaxPool",
-      "Flatten",
-      "Gemm",
-      "Relu",
-      "Gemm",
-      "Softmax",
-    ]);
-    const shapes = Object.fromEntries(
-      graph.initializer.map((t) => [t.name, (t.dims ?? []).map(Number)]),
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  const model = buildModel("improved");
+  randomizeWeights(model);
+  await saveLayersModel(model, dir);
+  const path = join(dir, "improved.onnx");
+  const result = await exportModel({
+    modelDir: dir,
+    onnxPath: path,
+    layout: "nhwc",
+    verificationPixels: pixels,
+  });
+  assert.equal(result.argmaxAgreement, 1);
+  const decoded = onnx.ModelProto.decode(await Deno.readFile(path));
+  const graph = decoded.graph as OnnxTypes.GraphProto;
+  // BatchNorm folded into the bias-free convolutions and dense layer; dropout gone.
+  assert.deepEqual(graph.node.map((node) => node.opType), [
+    "Transpose",
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "Flatten",
+    "Gemm",
+    "Relu",
+    "Gemm",
+    "Softmax",
+  ]);
+  const shapes = Object.fromEntries(
+    graph.initializer.map((t) => [t.name, (t.dims ?? []).map(Number)]),
+  );
+  assert.deepEqual(Object.values(shapes), [
+    [32, 1, 3, 3],
+    [32],
+    [64, 32, 3, 3],
+    [64],
+    [3136, 128],
+    [128],
+    [128, 10],
+    [10],
+  ]);
+  const dims = (info: OnnxTypes.IValueInfoProto) =>
+    info.type!.tensorType!.shape!.dim!.map((dim: OnnxTypes.TensorShapeProto.IDimension) =>
+      dim.dimParam || Number(dim.dimValue)
     );
-    assert.deepEqual(Object.values(shapes), [
-      [32, 1, 3, 3],
-      [32],
-      [64, 32, 3, 3],
-      [64],
-      [3136, 128],
-      [128],
-      [128, 10],
-      [10],
-    ]);
-    const dims = (info: OnnxTypes.IValueInfoProto) =>
-      info.type!.tensorType!.shape!.dim!.map((dim: OnnxTypes.TensorShapeProto.IDimension) =>
-        dim.dimParam || Number(dim.dimValue)
-      );
-    assert.equal(graph.input[0].name, "input");
-    assert.deepEqual(dims(graph.input[0]), ["N", 28, 28, 1]);
-    assert.equal(graph.output[0].name, "probabilities");
-    assert.deepEqual(dims(graph.output[0]), ["N", 10]);
-    assert.ok(Number(decoded.opsetImport[0].version) >= 13);
-    assert.equal(decoded.producerName, "mnist-cnn-robustness");
-    const metadata = Object.fromEntries(
-      decoded.metadataProps.map((entry) => [entry.key, entry.value]),
-    );
-    assert.deepEqual(JSON.parse(metadata.class_labels!), [
-      "0",
-      "1",
-      "2",
-      "3",
-      "4",
-      "5",
-      "6",
-      "7",
-      "8",
-      "9",
-    ]);
-    assert.equal(JSON.parse(metadata.preprocessing!).layout, "nhwc");
-    assert.match(metadata.exporter!, /^mnist-cnn-robustness tfjs-to-onnx \d/);
+  assert.equal(graph.input[0].name, "input");
+  assert.deepEqual(dims(graph.input[0]), ["N", 28, 28, 1]);
+  assert.equal(graph.output[0].name, "probabilities");
+  assert.deepEqual(dims(graph.output[0]), ["N", 10]);
+  assert.ok(Number(decoded.opsetImport[0].version) >= 13);
+  assert.equal(decoded.producerName, "mnist-cnn-robustness");
+  const metadata = Object.fromEntries(
+    decoded.metadataProps.map((entry) => [entry.key, entry.value]),
+  );
+  assert.deepEqual(JSON.parse(metadata.class_labels!), [
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+  ]);
+  assert.equal(JSON.parse(metadata.preprocessing!).layout, "nhwc");
+  assert.match(metadata.exporter!, /^mnist-cnn-robustness tfjs-to-onnx \d/);
 
-    // The same file runs in onnxruntime-web (wasm) with the same answers.
-    const bytes = await Deno.readFile(path);
-    const feeds = (runtime: typeof ort | typeof ortWeb) => ({
-      input: new runtime.Tensor("float32", pixels.slice(0, 4 * 784), [4, 28, 28, 1]),
-    });
-    const nodeSession = await ort.InferenceSession.create(bytes);
-    ortWeb.env.wasm.numThreads = 1;
-    const webSession = await ortWeb.InferenceSession.create(bytes);
-    const fromNode = (await nodeSession.run(feeds(ort))).probabilities.data as Float32Array;
-    const fromWeb = (await webSession.run(feeds(ortWeb))).probabilities.data as Float32Array;
-    assert.equal(fromWeb.length, 40);
-    fromNode.forEach((value, i) => assert.ok(Math.abs(value - fromWeb[i]) < 1e-5));
-    await nodeSession.release();
-    await webSession.release();
-    model.dispose();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  // The same file runs in onnxruntime-web (wasm) with the same answers.
+  const bytes = await Deno.readFile(path);
+  const feeds = (runtime: typeof ort | typeof ortWeb) => ({
+    input: new runtime.Tensor("float32", pixels.slice(0, 4 * 784), [4, 28, 28, 1]),
+  });
+  const nodeSession = await ort.InferenceSession.create(bytes);
+  ortWeb.env.wasm.numThreads = 1;
+  const webSession = await ortWeb.InferenceSession.create(bytes);
+  const fromNode = (await nodeSession.run(feeds(ort))).probabilities.data as Float32Array;
+  const fromWeb = (await webSession.run(feeds(ortWeb))).probabilities.data as Float32Array;
+  assert.equal(fromWeb.length, 40);
+  fromNode.forEach((value, i) => assert.ok(Math.abs(value - fromWeb[i]) < 1e-5));
+  await nodeSession.release();
+  await webSession.release();
+  model.dispose();
 });
 
 async function exportError(
   prepare: (dir: string) => Promise<string | void> | string | void,
   onnxName = "out.onnx",
 ) {
-  const dir = await Deno.makeTempDir();
-  try {
-    const modelDir = (await prepare(dir)) ?? dir;
-    const onnxPath = join(dir, onnxName);
-    const error = await exportModel({
-      modelDir,
-      onnxPath,
-      layout: "nhwc",
-      verificationPixels: pixels,
-    })
-      .then(() => undefined, (error: Error) => error);
-    assert.ok(error, "export should fail");
-    await assert.rejects(() => Deno.stat(onnxPath));
-    return error.message;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  const modelDir = (await prepare(dir)) ?? dir;
+  const onnxPath = join(dir, onnxName);
+  const error = await exportModel({
+    modelDir,
+    onnxPath,
+    layout: "nhwc",
+    verificationPixels: pixels,
+  })
+    .then(() => undefined, (error: Error) => error);
+  assert.ok(error, "export should fail");
+  await assert.rejects(() => Deno.stat(onnxPath));
+  return error.message;
 }
 
 Deno.test("unsupported layers and bad model files: one sentence, no file", async () => {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { sharp } from "../deps.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { classifyFiles } from "../infer/run.ts";
+import { tempDir } from "./temp_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODELS = ["baseline", "improved"].map((name) =>
@@ -32,26 +33,23 @@ function correct(results: Awaited<ReturnType<typeof classifyFiles>>): number {
 }
 
 Deno.test("the committed models read typeset digits in both polarities and the example photos", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    for (let digit = 0; digit < 10; digit++) {
-      await renderDigit(digit, true, join(dir, `${digit}-dark-ink.png`));
-      await renderDigit(digit, false, join(dir, `${digit}-light-ink.png`));
-    }
-    for (const model of MODELS) {
-      const classifier = await OnnxClassifier.load(model);
-      const typeset = await classifyFiles(classifier, [dir]);
-      assert.equal(typeset.length, 20);
-      assert.ok(correct(typeset) >= 18, `${model}: ${correct(typeset)} of 20 typeset digits right`);
-      const examples = await classifyFiles(classifier, [join(ROOT, "examples", "digits")]);
-      assert.equal(examples.length, 10);
-      assert.ok(
-        correct(examples) >= 9,
-        `${model}: ${correct(examples)} of 10 example photos right`,
-      );
-      await classifier.release();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  for (let digit = 0; digit < 10; digit++) {
+    await renderDigit(digit, true, join(dir, `${digit}-dark-ink.png`));
+    await renderDigit(digit, false, join(dir, `${digit}-light-ink.png`));
+  }
+  for (const model of MODELS) {
+    const classifier = await OnnxClassifier.load(model);
+    const typeset = await classifyFiles(classifier, [dir]);
+    assert.equal(typeset.length, 20);
+    assert.ok(correct(typeset) >= 18, `${model}: ${correct(typeset)} of 20 typeset digits right`);
+    const examples = await classifyFiles(classifier, [join(ROOT, "examples", "digits")]);
+    assert.equal(examples.length, 10);
+    assert.ok(
+      correct(examples) >= 9,
+      `${model}: ${correct(examples)} of 10 example photos right`,
+    );
+    await classifier.release();
   }
 });

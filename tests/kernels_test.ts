@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { Random } from "../util/random.ts";
+import { Random, seedMathRandom, withMathRandom } from "../util/random.ts";
 import { sizeOf } from "../kernels/wasm_heap.ts";
 
 await useWasmBackend();
@@ -201,21 +201,15 @@ Deno.test("a training step's gradients on wasm match the cpu backend", async () 
       tf.setBackend(backend);
       model.setWeights(weights.map((values, i) => tf.tensor(values, model.getWeights()[i].shape)));
       // The same dropout masks on both backends: tfjs seeds them from Math.random.
-      const dropoutRandom = new Random(8);
-      const originalRandom = Math.random;
-      Math.random = () => dropoutRandom.next();
-      try {
-        return tf.tidy(() => {
+      return withMathRandom(new Random(8), () =>
+        tf.tidy(() => {
           const x = tf.tensor4d(pixels, [8, 28, 28, 1]);
           const y = tf.tensor1d(labels, "int32");
           const { grads } = tf.variableGrads(() =>
             crossEntropy(y, model.apply(x, { training: true }) as tf.Tensor)
           );
           return Object.values(grads).map((g) => g.dataSync().slice() as Float32Array);
-        });
-      } finally {
-        Math.random = originalRandom;
-      }
+        }));
     };
     const expected = gradientsOn("cpu");
     const actual = gradientsOn("wasm");
@@ -285,9 +279,7 @@ Deno.test("training-mode dropout keeps 1 − rate of the units, scaled, and pass
 
   const layer = tf.layers.dropout({ rate: 0.5 });
   const x = tf.ones([4, 50]);
-  const original = Math.random;
-  const random = new Random(2);
-  Math.random = () => random.next();
+  const restoreRandom = seedMathRandom(new Random(2));
   try {
     const [y, dx] = tf.tidy(() => {
       const output = layer.apply(x, { training: true }) as tf.Tensor;
@@ -305,7 +297,7 @@ Deno.test("training-mode dropout keeps 1 − rate of the units, scaled, and pass
     assert.deepEqual(inference.dataSync(), x.dataSync(), "inference leaves the input alone");
     tf.dispose([y, dx, inference]);
   } finally {
-    Math.random = original;
+    restoreRandom();
     x.dispose();
   }
 });

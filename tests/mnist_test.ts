@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DataError, loadMnist, parseIdxImages, parseIdxLabels, pixelsOf } from "../data/mnist.ts";
+import { tempDir } from "./temp_dir.ts";
 
 function idx(words: number[], body: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(words.length * 4 + body.length);
@@ -58,15 +59,12 @@ Deno.test("corrupt IDX files give one clear sentence", () => {
 });
 
 Deno.test("a folder without MNIST files is named in the error", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await assert.rejects(
-      () => loadMnist(pathToFileURL(dir + "/")),
-      (error: Error) =>
-        error instanceof DataError && error.message.includes(join(dir, "t")) &&
-        /is missing\.$/.test(error.message),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  await assert.rejects(
+    () => loadMnist(pathToFileURL(dir + "/")),
+    (error: Error) =>
+      error instanceof DataError && error.message.includes(join(dir, "t")) &&
+      /is missing\.$/.test(error.message),
+  );
 });

@@ -10,22 +10,13 @@ import { RECIPES } from "../train/recipes.ts";
 import { defaultConfig, TrainingError, trainModel } from "../train/run.ts";
 import { shardGradients } from "../train/steps.ts";
 import { workerStreamSeed } from "../train/worker_protocol.ts";
-import { Random } from "../util/random.ts";
+import { Random, withMathRandom } from "../util/random.ts";
+import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
 const split = subset(data.train, Array.from({ length: 512 }, (_, i) => i));
 const SEED = 11;
-
-function withRandom<T>(random: Random, f: () => T): T {
-  const original = Math.random;
-  Math.random = () => random.next();
-  try {
-    return f();
-  } finally {
-    Math.random = original;
-  }
-}
 
 function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): [number, number] {
   let worst = 0;
@@ -66,7 +57,7 @@ for (const name of ["baseline", "improved"] as ModelName[]) {
       // each normalised by its own BatchNorm statistics and masked by its
       // worker's dropout stream.
       const gradientOf = (indices: number[], random: Random) =>
-        withRandom(random, () =>
+        withMathRandom(random, () =>
           shardGradients(
             model,
             pixelsOf(split, indices),
@@ -141,37 +132,35 @@ const quick = (epochs: number) => ({
 });
 
 Deno.test("a worker crash ends the run with one sentence; --resume continues from its checkpoint", async () => {
-  const [straight, crashed] = await Promise.all([0, 1].map(() => Deno.makeTempDir()));
-  try {
-    const reference = await trainModel(data, { config: quick(2), outDir: straight, command: "a" });
-    // 256 images in batches of 64: each worker's fifth gradient request is
-    // the first of epoch 2.
-    await assert.rejects(
-      () =>
-        trainModel(data, {
-          config: quick(2),
-          outDir: crashed,
-          command: "b",
-          workerUrl: new URL("./fixtures/dying_worker.ts", import.meta.url),
-        }),
-      (error: Error) =>
-        error instanceof TrainingError &&
-        /^Training worker [12] of 2 failed: simulated crash\. The last checkpoint \(epoch 1\) is kept: --resume continues from it\.$/
-          .test(error.message),
-    );
-    const resumed = await trainModel(data, {
-      config: quick(2),
-      outDir: crashed,
-      command: "c",
-      resume: true,
-    });
-    assert.deepEqual(
-      resumed.metrics.history.map((r) => r.loss),
-      reference.metrics.history.map((r) => r.loss),
-    );
-    assert.equal(resumed.metrics.test_loss, reference.metrics.test_loss);
-    assert.equal(resumed.metrics.config.workers, 2);
-  } finally {
-    await Promise.all([straight, crashed].map((dir) => Deno.remove(dir, { recursive: true })));
-  }
+  await using straightTemp = await tempDir();
+  await using crashedTemp = await tempDir();
+  const [straight, crashed] = [straightTemp.path, crashedTemp.path];
+  const reference = await trainModel(data, { config: quick(2), outDir: straight, command: "a" });
+  // 256 images in batches of 64: each worker's fifth gradient request is
+  // the first of epoch 2.
+  await assert.rejects(
+    () =>
+      trainModel(data, {
+        config: quick(2),
+        outDir: crashed,
+        command: "b",
+        workerUrl: new URL("./fixtures/dying_worker.ts", import.meta.url),
+      }),
+    (error: Error) =>
+      error instanceof TrainingError &&
+      /^Training worker [12] of 2 failed: simulated crash\. The last checkpoint \(epoch 1\) is kept: --resume continues from it\.$/
+        .test(error.message),
+  );
+  const resumed = await trainModel(data, {
+    config: quick(2),
+    outDir: crashed,
+    command: "c",
+    resume: true,
+  });
+  assert.deepEqual(
+    resumed.metrics.history.map((r) => r.loss),
+    reference.metrics.history.map((r) => r.loss),
+  );
+  assert.equal(resumed.metrics.test_loss, reference.metrics.test_loss);
+  assert.equal(resumed.metrics.config.workers, 2);
 });

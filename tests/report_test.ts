@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { sharp } from "../deps.ts";
 import { MetricsError, readMetrics } from "../report/inputs.ts";
 import { writeReport } from "../report/main.ts";
+import { tempDir } from "./temp_dir.ts";
 
 function training(model: string, testAccuracy: number) {
   return {
@@ -48,19 +49,16 @@ function testSet() {
 }
 
 async function withMetrics(files: Record<string, unknown>, run: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.mkdir(join(dir, "metrics"));
-    for (const [name, value] of Object.entries(files)) {
-      await Deno.writeTextFile(
-        join(dir, "metrics", name),
-        typeof value === "string" ? value : JSON.stringify(value),
-      );
-    }
-    await run(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  await Deno.mkdir(join(dir, "metrics"));
+  for (const [name, value] of Object.entries(files)) {
+    await Deno.writeTextFile(
+      join(dir, "metrics", name),
+      typeof value === "string" ? value : JSON.stringify(value),
+    );
   }
+  await run(dir);
 }
 
 Deno.test("the report writes every plot as a real PNG and REPORT.md with the numbers given", async () => {

@@ -7,6 +7,7 @@ import { MNIST_C, MNIST_C_PREPARE } from "../robustness/corruptions.ts";
 import { evaluateRobustness, summarize } from "../robustness/evaluate.ts";
 import { FAMILIES, familyByName, perturbBatch } from "../robustness/families.ts";
 import { Random } from "../util/random.ts";
+import { tempDir } from "./temp_dir.ts";
 
 const SIZE = 28;
 
@@ -122,34 +123,31 @@ async function rowModel(dir: string): Promise<string> {
 }
 
 Deno.test("accuracy counting is exact on a model whose predictions are known", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const classifier = await OnnxClassifier.load(await rowModel(dir));
-    // Image i: one bright pixel in row i; its row sum makes class i % 10 win.
-    const count = 20;
-    const images = new Uint8Array(count * 784);
-    const labels = new Uint8Array(count);
-    for (let i = 0; i < count; i++) {
-      images[i * 784 + i * 28 + 5] = 255;
-      labels[i] = i % 4 === 0 ? (i + 1) % 10 : i % 10; // every fourth label is wrong
-    }
-    const shiftDown = familyByName("shift_y")!;
-    const results = await evaluateRobustness(
-      [{ name: "rows", classifier }],
-      { images, labels, count },
-      [{ ...shiftDown, levels: [0, 1] }],
-      0,
-    );
-    assert.equal(results.rows.clean, 15 / 20);
-    const [identity, oneDown] = results.rows.families.shift_y;
-    assert.equal(identity.accuracy, 15 / 20);
-    // One row down, every prediction becomes (i + 1) % 10: only the 5 shifted labels match.
-    assert.equal(oneDown.accuracy, 5 / 20);
-    const summary = summarize(results.rows, [shiftDown]);
-    assert.equal(summary.families.shift_y, (15 / 20 + 5 / 20) / 2);
-    assert.deepEqual(summary.worst, { family: "shift_y", level: 1, accuracy: 5 / 20 });
-    await classifier.release();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using dirTemp = await tempDir();
+  const dir = dirTemp.path;
+  const classifier = await OnnxClassifier.load(await rowModel(dir));
+  // Image i: one bright pixel in row i; its row sum makes class i % 10 win.
+  const count = 20;
+  const images = new Uint8Array(count * 784);
+  const labels = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    images[i * 784 + i * 28 + 5] = 255;
+    labels[i] = i % 4 === 0 ? (i + 1) % 10 : i % 10; // every fourth label is wrong
   }
+  const shiftDown = familyByName("shift_y")!;
+  const results = await evaluateRobustness(
+    [{ name: "rows", classifier }],
+    { images, labels, count },
+    [{ ...shiftDown, levels: [0, 1] }],
+    0,
+  );
+  assert.equal(results.rows.clean, 15 / 20);
+  const [identity, oneDown] = results.rows.families.shift_y;
+  assert.equal(identity.accuracy, 15 / 20);
+  // One row down, every prediction becomes (i + 1) % 10: only the 5 shifted labels match.
+  assert.equal(oneDown.accuracy, 5 / 20);
+  const summary = summarize(results.rows, [shiftDown]);
+  assert.equal(summary.families.shift_y, (15 / 20 + 5 / 20) / 2);
+  assert.deepEqual(summary.worst, { family: "shift_y", level: 1, accuracy: 5 / 20 });
+  await classifier.release();
 });

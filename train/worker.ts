@@ -76,7 +76,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case "epoch": {
       const current = ready();
       const { seed, index, workers } = current.setup;
-      // Dropout masks come from Math.random (see seedTfRandom in run.ts).
+      // Dropout masks come from Math.random (see seedMathRandom in util/random.ts).
       const dropoutRandom = new Random(workerStreamSeed(seed, request.epoch, index, workers, 0));
       Math.random = () => dropoutRandom.next();
       current.augmentRandom = new Random(workerStreamSeed(seed, request.epoch, index, workers, 1));

@@ -82,3 +82,25 @@ export class Random {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/**
+ * Puts `random` in place of Math.random, from which tfjs draws weight
+ * initialisations and dropout masks. Returns the undo.
+ */
+export function seedMathRandom(random: Random): () => void {
+  const original = Math.random;
+  Math.random = () => random.next();
+  return () => {
+    Math.random = original;
+  };
+}
+
+/** Runs `f` with `random` in place of Math.random. */
+export function withMathRandom<T>(random: Random, f: () => T): T {
+  const restore = seedMathRandom(random);
+  try {
+    return f();
+  } finally {
+    restore();
+  }
+}
