@@ -10,12 +10,14 @@ import {
   defaultConfig,
   type Metrics,
   outputPaths,
+  type TrainConfig,
   TrainingError,
   trainModel,
 } from "../train/run.ts";
 import { evaluate, trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { Random } from "../util/random.ts";
+import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -91,10 +93,6 @@ Deno.test("FlatAdam makes tfjs Adam's updates and reads and writes its state", a
   reference.dispose();
 });
 
-async function tempDir(): Promise<string> {
-  return await Deno.makeTempDir({ prefix: "mnist-train-test-" });
-}
-
 const quick = (epochs: number) => ({
   ...defaultConfig("improved", RECIPES.improved, 7),
   epochs,
@@ -103,83 +101,93 @@ const quick = (epochs: number) => ({
 });
 
 Deno.test("a run writes a loadable model, metrics and a checkpoint; the same seed repeats it", async () => {
-  const [a, b] = [await tempDir(), await tempDir()];
-  try {
-    const first = await trainModel(data, { config: quick(1), outDir: a, command: "test" });
-    const second = await trainModel(data, { config: quick(1), outDir: b, command: "test" });
-    assert.deepEqual(
-      first.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
-      second.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
-    );
-    const metrics: Metrics = JSON.parse(
-      await Deno.readTextFile(join(a, "metrics", "improved_metrics.json")),
-    );
-    assert.equal(metrics.seed, 7);
-    assert.equal(metrics.history.length, 1);
-    assert.deepEqual(metrics.data, { train: 192, validation: 192, test: 192 });
-    for (const key of ["test_accuracy", "test_loss", "test_accuracy_augmented"] as const) {
-      assert.ok(metrics[key] >= 0 && Number.isFinite(metrics[key]));
-    }
-    assert.ok(metrics.versions["@tensorflow/tfjs"]);
-    const model = await loadLayersModel(join(a, "models", "improved"));
-    assert.equal(model.countParams(), 422314);
-    model.dispose();
-    await Deno.stat(outputPaths(a, "improved").checkpoint);
-  } finally {
-    await Deno.remove(a, { recursive: true });
-    await Deno.remove(b, { recursive: true });
+  await using aTemp = await tempDir("mnist-train-test-");
+  await using bTemp = await tempDir("mnist-train-test-");
+  const [a, b] = [aTemp.path, bTemp.path];
+  const first = await trainModel(data, { config: quick(1), outDir: a, command: "test" });
+  const second = await trainModel(data, { config: quick(1), outDir: b, command: "test" });
+  assert.deepEqual(
+    first.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
+    second.metrics.history.map(({ loss, accuracy, val_loss }) => ({ loss, accuracy, val_loss })),
+  );
+  const metrics: Metrics = JSON.parse(
+    await Deno.readTextFile(join(a, "metrics", "improved_metrics.json")),
+  );
+  assert.equal(metrics.seed, 7);
+  assert.equal(metrics.history.length, 1);
+  assert.deepEqual(metrics.data, { train: 192, validation: 192, test: 192 });
+  for (const key of ["test_accuracy", "test_loss", "test_accuracy_augmented"] as const) {
+    assert.ok(metrics[key] >= 0 && Number.isFinite(metrics[key]));
   }
+  assert.ok(metrics.versions["@tensorflow/tfjs"]);
+  const model = await loadLayersModel(join(a, "models", "improved"));
+  assert.equal(model.countParams(), 422314);
+  model.dispose();
+  await Deno.stat(outputPaths(a, "improved").checkpoint);
 });
 
+/**
+ * Trains `epochs` epochs straight, and elsewhere `stopAt` epochs then
+ * `--resume` to `epochs`; asserts that both end with the same last epoch
+ * and test loss. `inResumedRun` runs before the folders are removed.
+ */
+async function resumeMatchesStraight(
+  config: (epochs: number) => TrainConfig,
+  epochs: number,
+  stopAt: number,
+  inResumedRun?: (outDir: string) => Promise<void>,
+) {
+  await using straightTemp = await tempDir("mnist-train-test-");
+  await using resumedTemp = await tempDir("mnist-train-test-");
+  const [straight, resumed] = [straightTemp.path, resumedTemp.path];
+  const reference = await trainModel(data, {
+    config: config(epochs),
+    outDir: straight,
+    command: "a",
+  });
+  await trainModel(data, { config: config(stopAt), outDir: resumed, command: "first" });
+  const continued = await trainModel(data, {
+    config: config(epochs),
+    outDir: resumed,
+    command: "second",
+    resume: true,
+  });
+  assert.equal(continued.metrics.history.length, epochs);
+  const last = epochs - 1;
+  assert.equal(continued.metrics.history[last].loss, reference.metrics.history[last].loss);
+  assert.equal(continued.metrics.history[last].val_loss, reference.metrics.history[last].val_loss);
+  assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
+  await inResumedRun?.(resumed);
+  return { reference, continued };
+}
+
 Deno.test("--resume continues a stopped run exactly where it stopped", async () => {
-  const [straight, resumed] = [await tempDir(), await tempDir()];
-  try {
-    const reference = await trainModel(data, {
-      config: quick(2),
-      outDir: straight,
-      command: "test",
-    });
-    await trainModel(data, { config: quick(1), outDir: resumed, command: "first" });
-    const continued = await trainModel(data, {
-      config: quick(2),
-      outDir: resumed,
-      command: "second",
-      resume: true,
-    });
-    assert.equal(continued.metrics.history.length, 2);
-    assert.deepEqual(continued.metrics.history[1].loss, reference.metrics.history[1].loss);
-    assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
-    assert.equal(continued.metrics.command, "first (resumed as: second)");
+  const { continued } = await resumeMatchesStraight(quick, 2, 1, async (outDir) => {
     await assert.rejects(
-      () => trainModel(data, { config: quick(2), outDir: resumed, command: "third", resume: true }),
+      () => trainModel(data, { config: quick(2), outDir, command: "third", resume: true }),
       { message: /^Nothing to resume: the run in .* already finished 2 of 2 epochs/ },
     );
-  } finally {
-    await Deno.remove(straight, { recursive: true });
-    await Deno.remove(resumed, { recursive: true });
-  }
+  });
+  assert.equal(continued.metrics.command, "first (resumed as: second)");
 });
 
 Deno.test("a diverging run stops with one sentence and writes no model or metrics", async () => {
-  const dir = await tempDir();
-  try {
-    await assert.rejects(
-      () =>
-        trainModel(data, {
-          config: { ...quick(1), learningRate: Infinity, model: "baseline", augment: false },
-          outDir: dir,
-          command: "test",
-        }),
-      (error: Error) =>
-        error instanceof TrainingError &&
-        /^Training diverged: the loss became NaN at epoch 1/.test(error.message),
-    );
-    const paths = outputPaths(dir, "baseline");
-    await assert.rejects(() => Deno.stat(paths.metrics), Deno.errors.NotFound);
-    await assert.rejects(() => Deno.stat(paths.modelDir), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dirTemp = await tempDir("mnist-train-test-");
+  const dir = dirTemp.path;
+  await assert.rejects(
+    () =>
+      trainModel(data, {
+        config: { ...quick(1), learningRate: Infinity, model: "baseline", augment: false },
+        outDir: dir,
+        command: "test",
+      }),
+    (error: Error) =>
+      error instanceof TrainingError &&
+      /^Training diverged: the loss became NaN at epoch 1/.test(error.message),
+  );
+  const paths = outputPaths(dir, "baseline");
+  await assert.rejects(() => Deno.stat(paths.metrics), Deno.errors.NotFound);
+  await assert.rejects(() => Deno.stat(paths.modelDir), Deno.errors.NotFound);
 });
 
 Deno.test("weight averaging: the update rule, evaluation on the averages, exact resume", async () => {
@@ -204,23 +212,42 @@ Deno.test("weight averaging: the update rule, evaluation on the averages, exact 
   average.dispose();
   model.dispose();
 
-  const config = (epochs: number) => ({ ...quick(epochs), weightAverageDecay: 0.9 });
-  const [straight, resumed] = [await tempDir(), await tempDir()];
-  try {
-    const reference = await trainModel(data, { config: config(2), outDir: straight, command: "t" });
-    await trainModel(data, { config: config(1), outDir: resumed, command: "t" });
-    const continued = await trainModel(data, {
-      config: config(2),
-      outDir: resumed,
-      command: "t",
-      resume: true,
-    });
-    assert.equal(continued.metrics.history[1].val_loss, reference.metrics.history[1].val_loss);
-    assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
-  } finally {
-    await Deno.remove(straight, { recursive: true });
-    await Deno.remove(resumed, { recursive: true });
+  await resumeMatchesStraight((epochs) => ({ ...quick(epochs), weightAverageDecay: 0.9 }), 2, 1);
+});
+
+Deno.test("weight averaging with decay 1: the plain mean since it started, from a chosen epoch", async () => {
+  const { WeightAverage } = await import("../train/weight_average.ts");
+  const model = buildModel("baseline");
+  const kernel = model.trainableWeights[0];
+  const fill = (value: number) => kernel.write(tf.fill(kernel.shape as number[], value));
+  const average = new WeightAverage(model, 1);
+  fill(5);
+  average.update();
+  fill(9);
+  average.restart();
+  assert.equal(average.updates, 0);
+  assert.ok(average.with(() => kernel.read().dataSync().every((value) => value === 9)));
+  for (const value of [1, 2, 6]) {
+    fill(value);
+    average.update();
   }
+  // (1 + 2 + 6) / 3: the weights before the restart count for nothing.
+  assert.ok(
+    average.with(() => kernel.read().dataSync().every((value) => Math.abs(value - 3) < 1e-6)),
+  );
+  average.dispose();
+  model.dispose();
+
+  const config = (epochs: number) => ({
+    ...quick(epochs),
+    weightAverageDecay: 1,
+    weightAverageStart: 2,
+  });
+  // Resumed at the start epoch itself, the run restarts the average as the straight one did.
+  const { reference } = await resumeMatchesStraight(config, 3, 1);
+  const live = reference.metrics.history.map((record) => record.val_accuracy_live);
+  assert.equal(live[0], undefined, "before the start epoch the live weights are evaluated");
+  assert.ok(live.slice(1).every((accuracy) => accuracy !== undefined));
 });
 
 Deno.test("BatchNorm statistics: exact ones replace the moving averages until those converge", async () => {
@@ -233,7 +260,7 @@ Deno.test("BatchNorm statistics: exact ones replace the moving averages until th
   assert.ok(!statisticsUnconverged(model, 5000));
   assert.ok(!statisticsUnconverged(buildModel("baseline"), 0), "no BatchNorm, nothing to converge");
   const before = tf.memory().numTensors;
-  setExactStatistics(model, pixels);
+  setExactStatistics(model, pixels, new Random(1));
   assert.equal(tf.memory().numTensors, before, "leaks tensors");
   // The first BatchNorm now holds the exact statistics of the first convolution's output.
   const [conv, norm] = model.layers;
@@ -247,5 +274,33 @@ Deno.test("BatchNorm statistics: exact ones replace the moving averages until th
   const [, , movingMean, movingVariance] = norm.getWeights().map((w) => w.dataSync());
   expected[0].forEach((v, i) => assert.ok(Math.abs(v - movingMean[i]) < 1e-6));
   expected[1].forEach((v, i) => assert.ok(Math.abs(v - movingVariance[i]) < 1e-6));
+  model.dispose();
+});
+
+Deno.test("BatchNorm statistics: taken with dropout active, as training sees them, and seeded", async () => {
+  const { setExactStatistics } = await import("../train/batch_norm_stats.ts");
+  const model = buildModel("improved");
+  const norms = model.layers.filter((layer) => layer.getClassName() === "BatchNormalization");
+  const statistics = (seed: number) => {
+    setExactStatistics(model, pixels, new Random(seed));
+    return norms.map((norm) => norm.getWeights().slice(2).map((w) => w.dataSync().slice()));
+  };
+  const first = statistics(3);
+  assert.deepEqual(statistics(3), first, "the same dropout stream gives the same statistics");
+  assert.notDeepEqual(statistics(4), first, "the statistics depend on the dropout masks");
+  // The second BatchNorm follows a dropout of 0.25: in training its inputs
+  // keep their mean and gain variance, which inference-mode statistics miss.
+  const secondNorm = model.layers.indexOf(norms[1]);
+  const [inferenceMean, inferenceVariance] = tf.tidy(() => {
+    let x: tf.Tensor = tf.tensor4d(pixels, [128, 28, 28, 1]);
+    for (const layer of model.layers.slice(0, secondNorm)) x = layer.apply(x) as tf.Tensor;
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    return [mean.dataSync() as Float32Array, variance.dataSync() as Float32Array];
+  });
+  const [mean, variance] = first[1] as Float32Array[];
+  const larger = variance.filter((v, i) => v > inferenceVariance[i]).length;
+  assert.ok(larger > 0.9 * variance.length, `${larger} of ${variance.length} variances larger`);
+  const spread = Math.sqrt(inferenceVariance.reduce((a, b) => a + b, 0) / variance.length);
+  mean.forEach((m, i) => assert.ok(Math.abs(m - inferenceMean[i]) < 0.1 * spread));
   model.dispose();
 });

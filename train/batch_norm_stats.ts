@@ -7,8 +7,16 @@
  * converged, the statistics are replaced by exact ones over training images.
  * Averaged weights (Polyak averaging) need exact statistics too: the moving
  * ones belong to the live weights.
+ *
+ * The statistics are taken as training takes them, with dropout active: a
+ * BatchNorm after a dropout layer sees a larger variance in training than in
+ * inference, and the layers after it learned with that normalisation.
+ * Inference-mode statistics over the same augmented images cost the trained
+ * improved model 0.23 points of validation accuracy (98.90% against 99.13%
+ * with its moving statistics); dropout-active ones gave 99.10%.
  */
 import { tf } from "../deps_tfjs.ts";
+import { type Random, seedMathRandom } from "../util/random.ts";
 
 /** Steps after which the initial value weighs less than `tolerance` in a moving average. */
 export function stepsToConverge(momentum: number, tolerance = 1e-3): number {
@@ -45,12 +53,18 @@ export function statisticsUnconverged(model: tf.LayersModel, steps: number): boo
 
 /**
  * Sets every BatchNorm layer's moving mean and variance to the exact
- * statistics of its inputs over `pixels` (count × 784, inference mode,
- * layer by layer so each layer sees the corrected layers before it).
+ * statistics of its inputs over `pixels` (count × 784), layer by layer so
+ * each layer sees the corrected layers before it. Dropout layers run as in
+ * training, their masks drawn from `dropoutRandom`.
  */
-export function setExactStatistics(model: tf.LayersModel, pixels: Float32Array): void {
+export function setExactStatistics(
+  model: tf.LayersModel,
+  pixels: Float32Array,
+  dropoutRandom: Random,
+): void {
   const count = pixels.length / 784;
   let x: tf.Tensor = tf.tensor4d(pixels, [count, 28, 28, 1]);
+  const restoreRandom = seedMathRandom(dropoutRandom);
   try {
     for (const layer of model.layers) {
       if (layer.getClassName() === "BatchNormalization") {
@@ -59,11 +73,13 @@ export function setExactStatistics(model: tf.LayersModel, pixels: Float32Array):
         layer.setWeights([gamma, beta, mean, variance]);
         tf.dispose([mean, variance]);
       }
-      const y = tf.tidy(() => layer.apply(x) as tf.Tensor);
+      const training = layer.getClassName() === "Dropout";
+      const y = tf.tidy(() => layer.apply(x, { training }) as tf.Tensor);
       x.dispose();
       x = y;
     }
   } finally {
+    restoreRandom();
     x.dispose();
   }
 }

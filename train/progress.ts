@@ -12,10 +12,15 @@ function formatSeconds(seconds: number): string {
   return m > 0 ? `${m}m${String(s).padStart(2, "0")}s` : `${s}s`;
 }
 
+const percent = (fraction: number) => `${(fraction * 100).toFixed(2)}%`;
+
 export function epochLine(record: EpochRecord, epochs: number): string {
+  const live = record.val_accuracy_live === undefined
+    ? ""
+    : ` (last step's weights ${percent(record.val_accuracy_live)})`;
   return `epoch ${record.epoch}/${epochs}  loss ${record.loss.toFixed(4)}  acc ${
-    (record.accuracy * 100).toFixed(2)
-  }%  val_loss ${record.val_loss.toFixed(4)}  val_acc ${(record.val_accuracy * 100).toFixed(2)}%  ${
+    percent(record.accuracy)
+  }  val_loss ${record.val_loss.toFixed(4)}  val_acc ${percent(record.val_accuracy)}${live}  ${
     record.images_per_s.toFixed(0)
   } img/s  ${formatSeconds(record.seconds)}  lr ${record.learning_rate.toExponential(2)}`;
 }

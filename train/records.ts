@@ -9,6 +9,11 @@ export interface EpochRecord {
   accuracy: number;
   val_loss: number;
   val_accuracy: number;
+  /**
+   * Validation accuracy of the last step's weights, recorded when the run
+   * evaluates a moving average of them (then `val_accuracy` is the average's).
+   */
+  val_accuracy_live?: number;
   seconds: number;
   images_per_s: number;
 }

@@ -21,7 +21,7 @@ import {
   type AugmentRanges,
   TRAINING_AUGMENTATION,
 } from "../transforms/augment.ts";
-import { Random, type RandomState } from "../util/random.ts";
+import { Random, type RandomState, seedMathRandom } from "../util/random.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import {
   decodeCheckpoint,
@@ -142,18 +142,6 @@ export function splitTrainValidation(
   };
 }
 
-/**
- * tfjs draws weight initialisations and dropout masks from Math.random; a
- * seeded generator in its place makes runs reproducible. Returns the undo.
- */
-function seedTfRandom(random: Random): () => void {
-  const original = Math.random;
-  Math.random = () => random.next();
-  return () => {
-    Math.random = original;
-  };
-}
-
 function countParameters(model: tf.LayersModel) {
   const count = (weights: tf.LayerVariable[]) =>
     weights.reduce((sum, weight) => sum + weight.shape.reduce((a, b) => a! * b!, 1)!, 0);
@@ -197,7 +185,7 @@ export function augmentationOf(config: TrainConfig): AugmentRanges | null {
 }
 
 function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
-  const restore = seedTfRandom(random);
+  const restore = seedMathRandom(random);
   try {
     return buildCnn(architectureOf(config), config.model);
   } finally {
@@ -327,15 +315,18 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   const augmentation = augmentationOf(config);
   const batches = Math.ceil(train.count / config.batchSize);
   // Exact BatchNorm statistics (for short runs and for averaged weights) come
-  // from training images, augmented as in training.
-  const statisticsPixels = (salt: number) => {
+  // from training images, augmented and with dropout as in training.
+  const setStatisticsFromTraining = (salt: number) => {
     const pixels = pixelsOf(
       train,
       Array.from({ length: Math.min(train.count, 4096) }, (_, i) => i),
     );
-    return augmentation
-      ? augmentBatch(pixels, new Random(config.seed + salt), augmentation)
-      : pixels;
+    const random = new Random(config.seed + salt);
+    setExactStatistics(
+      model,
+      augmentation ? augmentBatch(pixels, random, augmentation) : pixels,
+      random,
+    );
   };
 
   // One step in this thread: augmentation draws from the run's data stream.
@@ -363,7 +354,13 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       });
       await pushState(pool, run);
     }
+    const averageStart = (config.weightAverageStart ?? 1) - 1;
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
+      if (average && epoch === averageStart && epoch > 0) {
+        average.restart();
+        if (pool) await pushState(pool, run);
+      }
+      const averaging = average && epoch >= averageStart ? average : undefined;
       const learningRate = learningRateAt(config, epoch);
       optimizer.learningRate = learningRate;
       await pool?.beginEpoch(epoch, learningRate);
@@ -373,7 +370,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
-      const restore = seedTfRandom(tfRandom);
+      const restore = seedMathRandom(tfRandom);
       try {
         for (let batch = 0; batch < batches; batch++) {
           const indices = order.subarray(batch * config.batchSize, (batch + 1) * config.batchSize);
@@ -397,15 +394,15 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       }
       const seconds = (performance.now() - started) / 1000;
       if (statisticsUnconverged(model, (epoch + 1) * batches)) {
-        setExactStatistics(model, statisticsPixels(epoch));
+        setStatisticsFromTraining(epoch);
       }
       hooks.evaluating?.("validation");
-      const val = !average
+      const val = !averaging
         ? evaluate(model, validation)
-        : average.with(() =>
+        : averaging.with(() =>
           hasBatchNorm(model)
             ? keepingStatistics(model, () => {
-              setExactStatistics(model, statisticsPixels(epoch));
+              setStatisticsFromTraining(epoch);
               return evaluate(model, validation);
             })
             : evaluate(model, validation)
@@ -417,6 +414,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         accuracy: correct / seen,
         val_loss: val.loss,
         val_accuracy: val.accuracy,
+        ...(averaging && { val_accuracy_live: evaluate(model, validation).accuracy }),
         seconds,
         images_per_s: seen / seconds,
       };
@@ -432,9 +430,9 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     }
     pool?.close();
 
-    if (average) {
+    if (average && config.epochs > averageStart) {
       average.apply();
-      if (hasBatchNorm(model)) setExactStatistics(model, statisticsPixels(config.epochs));
+      if (hasBatchNorm(model)) setStatisticsFromTraining(config.epochs);
     }
     hooks.evaluating?.("test");
     const testResult = evaluate(model, test);

@@ -1,11 +1,19 @@
 /**
- * An exponential moving average of the trainable weights (Polyak
- * averaging, Keras's `use_ema`): after every step
+ * An average of the trainable weights over training steps: after every step
  * average ← d · average + (1 − d) · weight. Evaluation and the saved model
  * use the averages, which sit in a flatter region than the last step's
- * weights. As in TensorFlow's ExponentialMovingAverage, d starts small and
- * grows to `decay` (d = min(decay, (1 + n) / (10 + n)) after n updates), so
- * short runs are not averaged with their random initial weights.
+ * weights.
+ *
+ * With `decay` below 1 it is an exponential moving average (Polyak
+ * averaging, Keras's `use_ema`). As in TensorFlow's ExponentialMovingAverage,
+ * d starts small and grows to `decay` (d = min(decay, (1 + n) / (10 + n))
+ * after n updates), so short runs are not averaged with their random initial
+ * weights; the warm-up also keeps the window near n / 9 steps until
+ * n ≈ 10 / (1 − decay).
+ *
+ * With `decay` 1 it is the plain mean of every step's weights since it
+ * (re)started (d = n / (n + 1)), stochastic weight averaging (Izmailov et
+ * al., 2018), for a window of many epochs.
  */
 import { tf } from "../deps_tfjs.ts";
 
@@ -30,7 +38,8 @@ export class WeightAverage {
   }
 
   update(): void {
-    const decay = Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
+    const n = this.updates;
+    const decay = this.decay === 1 ? n / (n + 1) : Math.min(this.decay, (1 + n) / (10 + n));
     tf.tidy(() => {
       this.#model.trainableWeights.forEach((weight, i) => {
         const average = this.#averages[i];
@@ -38,6 +47,12 @@ export class WeightAverage {
       });
     });
     this.updates++;
+  }
+
+  /** Starts afresh from the current weights. */
+  restart(): void {
+    this.#model.trainableWeights.forEach((weight, i) => this.#averages[i].assign(weight.read()));
+    this.updates = 0;
   }
 
   /** Takes over another replica's averages and update count. */
