@@ -22,16 +22,26 @@ function epochPanel(
         scale: { zero: false },
         ...(metric === "accuracy" ? { axis: { format: "%" } } : {}),
       },
-      color: { field: series, type: "nominal", title: seriesTitle },
+      color: { field: series, type: "nominal", title: seriesTitle, legend: { labelLimit: 320 } },
     },
   };
 }
 
-/** Training and validation accuracy and loss per epoch, side by side. */
+/**
+ * Training and validation accuracy and loss per epoch, side by side. When
+ * the run evaluated averaged weights, the last step's weights' validation
+ * accuracy is a third series.
+ */
 export function curveSpec(model: string, history: EpochRecord[]) {
   const values = history.flatMap((r) => [
     { epoch: r.epoch, split: "training", metric: "accuracy", value: r.accuracy },
     { epoch: r.epoch, split: "validation", metric: "accuracy", value: r.val_accuracy },
+    ...(r.val_accuracy_live === undefined ? [] : [{
+      epoch: r.epoch,
+      split: "validation, last step's weights",
+      metric: "accuracy",
+      value: r.val_accuracy_live,
+    }]),
     { epoch: r.epoch, split: "training", metric: "loss", value: r.loss },
     { epoch: r.epoch, split: "validation", metric: "loss", value: r.val_loss },
   ]);

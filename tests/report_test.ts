@@ -10,6 +10,7 @@ function training(model: string, testAccuracy: number) {
     model,
     history: [1, 2, 3].map((epoch) => ({
       epoch,
+      learning_rate: 1e-3,
       loss: 0.3 / epoch,
       accuracy: 0.95 + epoch / 100,
       val_loss: 0.2 / epoch,
@@ -222,4 +223,24 @@ Deno.test("the report's ablation section: plots and sentences from ablation.json
       message: /ablation\.json is malformed: variant 1 lacks a name or a test accuracy\.$/,
     });
   });
+});
+
+Deno.test("learning curves add the last step's weights when the run averaged them", async () => {
+  const { curveSpec } = await import("../report/specs.ts");
+  const history = training("baseline", 0.99).history;
+  const splits = (records: typeof history) =>
+    new Set(curveSpec("m", records).data.values.map((value) => value.split));
+  assert.deepEqual([...splits(history)], ["training", "validation"]);
+  const averaged = history.map((record, i) => ({
+    ...record,
+    ...(i > 0 && { val_accuracy_live: record.val_accuracy - 0.001 }),
+  }));
+  const live = curveSpec("m", averaged).data.values.filter((value) =>
+    value.split === "validation, last step's weights"
+  );
+  assert.deepEqual(live.map((value) => [value.epoch, value.metric]), [[2, "accuracy"], [
+    3,
+    "accuracy",
+  ]]);
+  assert.ok(Math.abs(live[0].value - (averaged[1].val_accuracy - 0.001)) < 1e-12);
 });
