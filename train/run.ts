@@ -356,10 +356,6 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     }
     const averageStart = (config.weightAverageStart ?? 1) - 1;
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
-      if (average && epoch === averageStart && epoch > 0) {
-        average.restart();
-        if (pool) await pushState(pool, run);
-      }
       const averaging = average && epoch >= averageStart ? average : undefined;
       const learningRate = learningRateAt(config, epoch);
       optimizer.learningRate = learningRate;
@@ -422,6 +418,9 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       state.epochsDone = epoch + 1;
       state.dataRandom = dataRandom.state;
       state.tfRandom = tfRandom.state;
+      // The average starts from this epoch's final weights; the checkpoint and
+      // the workers get it restarted.
+      if (average && epoch + 1 === averageStart) average.restart();
       if (average) state.averageUpdates = average.updates;
       await saveCheckpoint(paths.checkpoint, model, optimizer, state, average?.tensors());
       hooks.epochEnd?.(record, config.epochs);
