@@ -29,6 +29,8 @@ export type { onnx as OnnxTypes } from "onnx-proto";
 export * as ort from "onnxruntime-node";
 /** ONNX Runtime for browsers (wasm): used to check that exports load there too. */
 export * as ortWeb from "onnxruntime-web";
+/** Folder of onnxruntime-web's builds, whose browser files the digit lab serves itself. */
+export const ORT_WEB_DIST_URL = new URL("./", import.meta.resolve("onnxruntime-web"));
 export { default as sharp } from "sharp";
 export * as vega from "vega";
 export * as vegaLite from "vega-lite";

@@ -120,6 +120,11 @@ export async function loadMnist(dir: URL = MNIST_DATA_DIR_URL): Promise<Mnist> {
   return { train, test };
 }
 
+/** Loads only the 10,000 test images (for services that show them). */
+export function loadTestSet(dir: URL = MNIST_DATA_DIR_URL): Promise<MnistSplit> {
+  return loadSplit(new URL("t10k-images-idx3-ubyte", dir), new URL("t10k-labels-idx1-ubyte", dir));
+}
+
 /** The examples at `indices`, copied into a new split. */
 export function subset(split: MnistSplit, indices: ArrayLike<number>): MnistSplit {
   const count = indices.length;

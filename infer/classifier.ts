@@ -4,60 +4,28 @@
  * fixed or dynamic), and logits are turned into probabilities. The
  * deployment side: ONNX Runtime only, no tfjs.
  */
-import { ort } from "../deps.ts";
+import { onnx, ort } from "../deps.ts";
+import {
+  detectLayout,
+  dimsFor,
+  type InputLayout,
+  rowsAreProbabilities,
+  softmaxRows,
+} from "./model_io.ts";
 
-export type InputLayout = "nhwc" | "nchw" | "flat";
-export const INPUT_LAYOUTS: readonly InputLayout[] = ["nhwc", "nchw", "flat"];
+export {
+  argmaxRows,
+  detectLayout,
+  dimsFor,
+  INPUT_LAYOUTS,
+  type InputLayout,
+  rowsAreProbabilities,
+  softmaxRows,
+} from "./model_io.ts";
 
 export class ModelError extends Error {}
 
 const PIXELS = 28 * 28;
-
-function dimsFor(layout: InputLayout, count: number): number[] {
-  if (layout === "nhwc") return [count, 28, 28, 1];
-  if (layout === "nchw") return [count, 1, 28, 28];
-  return [count, PIXELS];
-}
-
-/** The layout a model's input shape asks for, or undefined if it cannot take a 28×28 image. */
-export function detectLayout(shape: ReadonlyArray<number | string>): InputLayout | undefined {
-  const fixed = (dim: number | string | undefined, size: number) => dim === size;
-  if (shape.length === 4 && fixed(shape[1], 28) && fixed(shape[2], 28) && fixed(shape[3], 1)) {
-    return "nhwc";
-  }
-  if (shape.length === 4 && fixed(shape[1], 1) && fixed(shape[2], 28) && fixed(shape[3], 28)) {
-    return "nchw";
-  }
-  if (shape.length === 2 && fixed(shape[1], PIXELS)) return "flat";
-  return undefined;
-}
-
-/** Whether every row is a probability distribution (in [0, 1], summing to 1). */
-export function rowsAreProbabilities(values: Float32Array, classes: number): boolean {
-  for (let base = 0; base < values.length; base += classes) {
-    let sum = 0;
-    for (let c = 0; c < classes; c++) {
-      const value = values[base + c];
-      if (!(value >= 0 && value <= 1)) return false;
-      sum += value;
-    }
-    if (Math.abs(sum - 1) > 1e-3) return false;
-  }
-  return true;
-}
-
-/** Softmax of each row (numerically stable). */
-export function softmaxRows(values: Float32Array, classes: number): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let base = 0; base < values.length; base += classes) {
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, values[base + c]);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += out[base + c] = Math.exp(values[base + c] - max);
-    for (let c = 0; c < classes; c++) out[base + c] /= sum;
-  }
-  return out;
-}
 
 export interface ClassifierInfo {
   path: string;
@@ -67,6 +35,18 @@ export interface ClassifierInfo {
   layout: InputLayout;
   /** The batch size the model insists on, or undefined when it is dynamic. */
   fixedBatch?: number;
+  /** The model's `metadata_props` (this project's exporter writes preprocessing, labels, metrics). */
+  metadata: Record<string, string>;
+}
+
+/** The `metadata_props` of an ONNX model's bytes; empty when there are none or they cannot be read. */
+export function onnxMetadata(bytes: Uint8Array): Record<string, string> {
+  try {
+    const props = onnx.ModelProto.decode(bytes).metadataProps ?? [];
+    return Object.fromEntries(props.map(({ key, value }) => [key ?? "", value ?? ""]));
+  } catch {
+    return {};
+  }
 }
 
 export class OnnxClassifier {
@@ -135,6 +115,7 @@ export class OnnxClassifier {
       inputShape,
       layout,
       fixedBatch: typeof batch === "number" && batch > 0 ? batch : undefined,
+      metadata: onnxMetadata(bytes),
     });
   }
 
@@ -178,18 +159,4 @@ export class OnnxClassifier {
   async release(): Promise<void> {
     await this.#session.release();
   }
-}
-
-/** Index of the largest value in each row of 10. */
-export function argmaxRows(probabilities: Float32Array, classes = 10): Uint8Array {
-  const rows = probabilities.length / classes;
-  const out = new Uint8Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) {
-      if (probabilities[r * classes + c] > probabilities[r * classes + best]) best = c;
-    }
-    out[r] = best;
-  }
-  return out;
 }

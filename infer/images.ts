@@ -4,7 +4,7 @@
 import { extname, join } from "node:path";
 import { sharp } from "../deps.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import type { GrayImage } from "./preprocess.ts";
+import { grayFromPixels, type GrayImage, PreprocessError } from "./preprocess.ts";
 
 export class ImageError extends Error {}
 
@@ -23,14 +23,14 @@ export const IMAGE_EXTENSIONS = [
 /** sharp's default decoder limit (268 megapixels), kept on deliberately. */
 export const PIXEL_LIMIT = 0x3fff * 0x3fff;
 
-function explain(message: string): string {
+function explain(message: string, pixelLimit: number): string {
   if (/unsupported image format/i.test(message)) {
     return "is not an image in a format sharp can decode";
   }
   if (/exceeds pixel limit/i.test(message)) {
     return `is too large: it exceeds the decoder's limit of ${
-      Math.round(PIXEL_LIMIT / 1e6)
-    } megapixels`;
+      pixelLimit >= 1e6 ? `${Math.round(pixelLimit / 1e6)} megapixels` : `${pixelLimit} pixels`
+    }`;
   }
   if (/premature end|corrupt|truncated|read error|bad|invalid/i.test(message)) {
     return `cannot be decoded: it is truncated or corrupt (${
@@ -49,20 +49,24 @@ export async function readGray(path: string): Promise<GrayImage> {
     if (error instanceof Deno.errors.NotFound) throw new ImageError("does not exist");
     throw new ImageError(`cannot be read (${(error as Error).message})`);
   }
+  return decodeGray(bytes);
+}
+
+/**
+ * Decodes encoded image bytes (any format sharp reads) to 8-bit gray through
+ * `grayFromPixels`, refusing images over `pixelLimit` before decoding them.
+ */
+export async function decodeGray(bytes: Uint8Array, pixelLimit = PIXEL_LIMIT): Promise<GrayImage> {
   if (bytes.length === 0) throw new ImageError("is empty (0 bytes)");
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: PIXEL_LIMIT, failOn: "error" })
-      .flatten({ background: "#ffffff" })
-      .toColourspace("b-w")
+    const { data, info } = await sharp(bytes, { limitInputPixels: pixelLimit, failOn: "error" })
+      .toColourspace("srgb")
       .raw()
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1) {
-      throw new ImageError(`decoded to ${info.channels} channels instead of 1`);
-    }
-    return { width: info.width, height: info.height, data: new Uint8Array(data) };
+    return grayFromPixels(data, info.width, info.height, info.channels);
   } catch (error) {
-    if (error instanceof ImageError) throw error;
-    throw new ImageError(explain((error as Error).message));
+    if (error instanceof PreprocessError) throw new ImageError(error.message);
+    throw new ImageError(explain((error as Error).message, pixelLimit));
   }
 }
 

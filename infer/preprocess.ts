@@ -15,6 +15,35 @@ export interface GrayImage {
 
 export class PreprocessError extends Error {}
 
+/**
+ * Decoded pixels (1 to 4 channels: gray, gray + alpha, RGB, RGBA) as 8-bit
+ * gray, transparency flattened onto white and colour weighted as Rec. 601
+ * luma. The one conversion behind `deno task infer` (pixels from sharp) and
+ * the digit lab (pixels from a canvas), so both feed `toMnist` the same bytes.
+ */
+export function grayFromPixels(
+  pixels: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: number,
+): GrayImage {
+  if (!(channels >= 1 && channels <= 4) || pixels.length !== width * height * channels) {
+    throw new PreprocessError(
+      `has ${pixels.length} values for ${width}x${height} pixels of ${channels} channels`,
+    );
+  }
+  const data = new Uint8Array(width * height);
+  const hasAlpha = channels === 2 || channels === 4;
+  for (let i = 0, p = 0; i < data.length; i++, p += channels) {
+    const luma = channels >= 3
+      ? 0.299 * pixels[p] + 0.587 * pixels[p + 1] + 0.114 * pixels[p + 2]
+      : pixels[p];
+    const alpha = hasAlpha ? pixels[p + channels - 1] / 255 : 1;
+    data[i] = Math.round(luma * alpha + 255 * (1 - alpha));
+  }
+  return { width, height, data };
+}
+
 export const MIN_SIDE = 8;
 const FIT = 20;
 const FRAME = 28;

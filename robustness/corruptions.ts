@@ -137,15 +137,24 @@ export const rotate: Corruption = (image, random) => {
   return warpAboutCentre(image, cos, -sin, sin, cos);
 };
 
-export const brightness: Corruption = (image) => map(image, (v) => clip01(v + 0.5));
+/** Adds `amount` to every pixel (MNIST-C's brightness: HSV value + amount on a gray image). */
+export function brighten(image: Float32Array, amount: number): Float32Array {
+  return map(image, (v) => clip01(v + amount));
+}
+
+export const brightness: Corruption = (image) => brighten(image, 0.5);
 
 export const translate: Corruption = (image, random) => {
   const shift = 3;
   return warpAboutCentre(image, 1, 0, 0, 1, shift * randomSign(random), shift * randomSign(random));
 };
 
-export const stripe: Corruption = (image) =>
-  map(image, (v, i) => (i % SIZE < 7 || i % SIZE >= 21 ? 1 - v : v));
+/** Inverts the `columns` leftmost and rightmost columns (MNIST-C's stripe inverts 7 on each side). */
+export function invertSideColumns(image: Float32Array, columns: number): Float32Array {
+  return map(image, (v, i) => (i % SIZE < columns || i % SIZE >= SIZE - columns ? 1 - v : v));
+}
+
+export const stripe: Corruption = (image) => invertSideColumns(image, 7);
 
 /** Diamond-square plasma fractal on a mapSize² torus (a power of 2), normalised to [0, 1]. */
 export function plasmaFractal(random: Random, decay: number, mapSize = 256): Float32Array {
