@@ -1,6 +1,7 @@
 /**
  * The deployment face: everything that runs trained models as ONNX, without
- * TensorFlow.js. Use this in services that only classify or evaluate.
+ * TensorFlow.js. Use this in services that only classify or evaluate; the
+ * digit lab's server (`createLab`) is one such service.
  *
  * ```ts
  * import { OnnxClassifier, readGray, toMnist } from "./deploy.ts";
@@ -22,14 +23,25 @@ export {
   type InputLayout,
   ModelError,
   OnnxClassifier,
+  onnxMetadata,
   rowsAreProbabilities,
   softmaxRows,
 } from "./infer/classifier.ts";
-export { collectImages, ImageError, readGray, writeMnistPng } from "./infer/images.ts";
-export { type GrayImage, PreprocessError, toMnist } from "./infer/preprocess.ts";
+export {
+  collectImages,
+  decodeGray,
+  decodeGrayWithSharp,
+  ImageError,
+  readGray,
+  writeMnistPng,
+} from "./infer/images.ts";
+export { grayFromPixels, type GrayImage, PreprocessError, toMnist } from "./infer/preprocess.ts";
 export { classifyFiles, evaluateOnSplit, type FileResult, topK } from "./infer/run.ts";
 export { MNIST_C } from "./robustness/corruptions.ts";
 export { evaluateRobustness, type ModelRobustness, summarize } from "./robustness/evaluate.ts";
 export { FAMILIES, type Family, familyByName, perturbBatch } from "./robustness/families.ts";
 export { type AffineParams, inverseAffine, warpAffine, warpBatch } from "./transforms/affine.ts";
 export { Random } from "./util/random.ts";
+export { type Bend, BEND_CONTROLS, bendDigit, NO_BEND } from "./lab/bend.ts";
+export { createLab, type Lab, type LabOptions } from "./serve/app.ts";
+export { PredictionBatcher } from "./serve/batcher.ts";

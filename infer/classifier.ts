@@ -62,7 +62,7 @@ export class OnnxClassifier {
 
   static async load(
     path: string,
-    options: { layout?: InputLayout; threads?: number } = {},
+    options: { layout?: InputLayout; threads?: number; spinning?: boolean } = {},
   ): Promise<OnnxClassifier> {
     let bytes: Uint8Array;
     try {
@@ -81,7 +81,14 @@ export class OnnxClassifier {
         interOpNumThreads: 1,
         // Blurred and deformed images carry tiny values; denormal floats
         // would slow every convolution down.
-        extra: { session: { set_denormal_as_zero: "1" } },
+        extra: {
+          session: {
+            set_denormal_as_zero: "1",
+            // A service shares its cores with request handling: threads that
+            // spin while waiting for work would take them away.
+            ...(options.spinning === false ? { intra_op: { allow_spinning: "0" } } : {}),
+          },
+        },
       });
     } catch (error) {
       const why = (error as Error).message.split("\n")[0];

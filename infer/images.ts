@@ -2,7 +2,7 @@
  * Reading people's image files with sharp, and finding them in folders.
  */
 import { extname, join } from "node:path";
-import { sharp } from "../deps.ts";
+import { decodePngRgba, sharp } from "../deps.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { grayFromPixels, type GrayImage, PreprocessError } from "./preprocess.ts";
 
@@ -40,6 +40,21 @@ function explain(message: string, pixelLimit: number): string {
   return `cannot be decoded (${message.split("\n")[0]})`;
 }
 
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * Width and height of a PNG of at most 8 bits per channel, from its header:
+ * such files decode exactly alike in pngjs and sharp, and pngjs is about 15
+ * times faster on small ones (a web API's digits). Undefined for anything else.
+ */
+function plainPngHeader(bytes: Uint8Array): { width: number; height: number } | undefined {
+  if (bytes.length < 33 || PNG_SIGNATURE.some((byte, i) => bytes[i] !== byte)) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const isHeader = String.fromCharCode(...bytes.subarray(12, 16)) === "IHDR";
+  if (!isHeader || bytes[24] > 8) return undefined;
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
 /** Decodes an image file to 8-bit gray, transparency flattened onto white. */
 export async function readGray(path: string): Promise<GrayImage> {
   let bytes: Uint8Array;
@@ -57,6 +72,27 @@ export async function readGray(path: string): Promise<GrayImage> {
  * `grayFromPixels`, refusing images over `pixelLimit` before decoding them.
  */
 export async function decodeGray(bytes: Uint8Array, pixelLimit = PIXEL_LIMIT): Promise<GrayImage> {
+  if (bytes.length === 0) throw new ImageError("is empty (0 bytes)");
+  const png = plainPngHeader(bytes);
+  if (png) {
+    if (png.width * png.height > pixelLimit) {
+      throw new ImageError(explain("Input image exceeds pixel limit", pixelLimit));
+    }
+    try {
+      const { width, height, data } = decodePngRgba(bytes);
+      return grayFromPixels(data, width, height, 4);
+    } catch {
+      // sharp decodes it below, or names what is wrong with it.
+    }
+  }
+  return await decodeGrayWithSharp(bytes, pixelLimit);
+}
+
+/** `decodeGray` through sharp alone, for any format it reads. */
+export async function decodeGrayWithSharp(
+  bytes: Uint8Array,
+  pixelLimit = PIXEL_LIMIT,
+): Promise<GrayImage> {
   if (bytes.length === 0) throw new ImageError("is empty (0 bytes)");
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: pixelLimit, failOn: "error" })

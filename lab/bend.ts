@@ -78,6 +78,9 @@ export const NO_BEND: Readonly<Bend> = {
   stripe: 0,
 };
 
+/** The lab's seed for the elastic field and noise pattern: one per page, so a slider scales one perturbation. */
+export const BEND_SEED = 7;
+
 function family(name: string): Family {
   const found = familyByName(name);
   if (!found) throw new Error(`The robustness suite has no family "${name}".`);
@@ -89,7 +92,7 @@ function family(name: string): Family {
  * the noise pattern are drawn from `seed`, so moving a slider scales one
  * perturbation, as a sweep of the suite does.
  */
-export function bendDigit(image: Float32Array, bend: Bend, seed = 1): Float32Array {
+export function bendDigit(image: Float32Array, bend: Bend, seed = BEND_SEED): Float32Array {
   let out: Float32Array = image.slice();
   const { rotation, shiftX, shiftY, zoom, shear } = bend;
   if (rotation !== 0 || shiftX !== 0 || shiftY !== 0 || zoom !== 1 || shear !== 0) {

@@ -64,7 +64,7 @@ export function curveChart(
   series: CurveSeries[],
   marker: number,
 ): SVGSVGElement {
-  const width = 300, height = 210, left = 40, right = 10, top = 24, bottom = 36;
+  const width = 300, height = 224, left = 40, right = 10, top = 38, bottom = 36;
   const levels = series.flatMap((s) => s.points.map((p) => p.level)).concat(marker);
   const min = Math.min(...levels), max = Math.max(...levels);
   const x = (level: number) => left + ((level - min) / (max - min || 1)) * (width - left - right);
@@ -107,14 +107,9 @@ export function curveChart(
     for (const p of s.points) {
       chart.append(svg("circle", { cx: x(p.level), cy: y(p.accuracy), r: 2.5, fill: colour }));
     }
+    // The legend: one row under the title.
     chart.append(
-      svg("text", {
-        x: width - right - 4,
-        y: top + 12 + 12 * i,
-        "font-size": 10,
-        "text-anchor": "end",
-        fill: colour,
-      }, s.name),
+      svg("text", { x: left + 80 * i, y: 28, "font-size": 10, fill: colour }, `— ${s.name}`),
     );
   });
   chart.append(

@@ -14,7 +14,14 @@ import {
   rowsAreProbabilities,
   softmaxRows,
 } from "../infer/model_io.ts";
-import { type Bend, BEND_CONTROLS, type BendControl, bendDigit, NO_BEND } from "./bend.ts";
+import {
+  type Bend,
+  BEND_CONTROLS,
+  BEND_SEED,
+  type BendControl,
+  bendDigit,
+  NO_BEND,
+} from "./bend.ts";
 import { curveChart, type CurveSeries, drawDigit, MODEL_COLOURS, renderBars } from "./charts.ts";
 import { DrawingPad } from "./pad.ts";
 
@@ -57,8 +64,6 @@ interface LabState {
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $("status");
 const seen = $<HTMLCanvasElement>("seen");
-/** One elastic field and noise pattern per page, so a slider scales one perturbation. */
-const BEND_SEED = 7;
 
 let models: LoadedModel[] = [];
 let chosen: BendControl = BEND_CONTROLS[0];
@@ -104,7 +109,8 @@ function schedule(): void {
     return;
   }
   running = true;
-  requestAnimationFrame(() => {
+  // A timer, not requestAnimationFrame: a tab in the background gets no frames.
+  setTimeout(() => {
     classifyDrawing().catch((error) => fail(`Classifying failed: ${error.message}`)).finally(
       () => {
         running = false;
@@ -114,7 +120,7 @@ function schedule(): void {
         }
       },
     );
-  });
+  }, 0);
 }
 
 async function classifyDrawing(): Promise<void> {

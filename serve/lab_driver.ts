@@ -38,7 +38,9 @@ export function updates(page: Page): Promise<number> {
 
 /** Waits until the page has classified again after round `after` and is idle. */
 export async function settled(page: Page, after: number): Promise<void> {
-  await page.waitFor(`window.lab.updates > ${after}`);
+  await page.waitFor(`window.lab.updates > ${after} || window.lab.error`);
+  const error = await page.evaluate<string | null>("window.lab.error");
+  if (error) throw new Error(`The page failed: ${error}`);
   // A round may already be queued behind the one that finished.
   let last = -1;
   for (let now = await updates(page); now !== last; now = await updates(page)) {
@@ -57,7 +59,10 @@ export async function drawStroke(page: Page, stroke: Array<[number, number]>): P
   for (let i = 0; i < stroke.length - 1; i++) {
     for (let t = 0; t < 1; t += 0.25) {
       const [x0, y0] = stroke[i], [x1, y1] = stroke[i + 1];
-      points.push([box.x + (x0 + (x1 - x0) * t) * box.width, box.y + (y0 + (y1 - y0) * t) * box.height]);
+      points.push([
+        box.x + (x0 + (x1 - x0) * t) * box.width,
+        box.y + (y0 + (y1 - y0) * t) * box.height,
+      ]);
     }
   }
   const [xl, yl] = stroke.at(-1)!;

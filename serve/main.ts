@@ -18,6 +18,8 @@ Flags:
   --metrics DIR     folder of robustness.json and NAME_test.json
                     (default: metrics/ beside the models folder)
   --max-body MB     largest request body accepted, in megabytes (default 5)
+  --threads N       ONNX Runtime threads per model (default: every core; they do not
+                    spin between calls, so request handling keeps its share)
   --help            show this help
 
 API:
@@ -33,6 +35,7 @@ export async function main(args: string[]): Promise<void> {
     models: { type: "string", default: "results/models" },
     metrics: { type: "string" },
     "max-body": { type: "string" },
+    threads: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -52,7 +55,12 @@ export async function main(args: string[]): Promise<void> {
     }
     maxBody = Math.round(megabytes * 1e6);
   }
-  const lab = await createLab({ modelsDir: values.models, metricsDir: values.metrics, maxBody });
+  const lab = await createLab({
+    modelsDir: values.models,
+    metricsDir: values.metrics,
+    maxBody,
+    threads: intFlag(values.threads, "threads", navigator.hardwareConcurrency, 1, 256),
+  });
   const names = lab.models.map((model) => model.name).join(", ");
   try {
     Deno.serve({

@@ -81,7 +81,10 @@ export async function loadServedModels(
   const models: ServedModel[] = [];
   for (const file of files.sort()) {
     const name = basename(file, ".onnx");
-    const classifier = await OnnxClassifier.load(file, { threads: options.threads });
+    const classifier = await OnnxClassifier.load(file, {
+      threads: options.threads,
+      spinning: false,
+    });
     const metadata = parseValues(classifier.info.metadata);
     const test = await readTestMetrics(join(metricsDir, `${name}_test.json`));
     const training = metadata.training_metrics as { test_accuracy?: number } | undefined;

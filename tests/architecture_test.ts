@@ -3,6 +3,7 @@
  * evaluation must not load TensorFlow.js, and only deps files name npm packages.
  */
 import assert from "node:assert/strict";
+import { bundleLab } from "../serve/bundle.ts";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -65,4 +66,19 @@ Deno.test("only deps.ts and deps_tfjs.ts import npm packages", async () => {
   await walk(ROOT);
   assert.ok(scanned > 100, `only ${scanned} import statements found: the scan is broken`);
   assert.deepEqual(offenders, []);
+});
+
+Deno.test("the lab's server never loads tfjs; its page script bundles only our pure modules", async () => {
+  const graph = await moduleGraph("serve/main.ts");
+  const tfjs = graph.filter((m) => m.includes("tensorflow") || m.endsWith("deps_tfjs.ts"));
+  assert.deepEqual(tfjs, [], "serve/main.ts loads tfjs");
+  const bundle = new TextDecoder().decode(await bundleLab());
+  // esbuild names each bundled module in a comment: only project files, none of npm.
+  const modules = [...bundle.matchAll(/^\/\/ (\S+\.ts)$/gm)].map((m) => m[1]);
+  for (const shared of ["infer/preprocess.ts", "infer/model_io.ts", "lab/bend.ts"]) {
+    assert.ok(modules.includes(shared), `the page does not use ${shared}`);
+  }
+  assert.ok(modules.some((m) => m.startsWith("robustness/")), "the page does not use the suite");
+  assert.deepEqual(modules.filter((m) => m.includes("node_modules") || m.startsWith("deps")), []);
+  assert.doesNotMatch(bundle, /^import .* from ["']/m, "the bundle imports a package at run time");
 });

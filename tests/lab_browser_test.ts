@@ -1,0 +1,98 @@
+/**
+ * The lab in a real browser (Debian's headless Chromium, driven over the
+ * DevTools protocol): a digit drawn with the mouse gets the same answer in
+ * the page (onnxruntime-web) as from /api/classify (ONNX Runtime on the
+ * server), a slider bends it as the suite's transform does, and the page
+ * logs no errors. Needs Chromium (CI installs it); skipped without one.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { BEND_SEED, bendDigit, NO_BEND } from "../lab/bend.ts";
+import { createLab } from "../serve/app.ts";
+import { findChromium } from "../serve/chromium.ts";
+import { drawStroke, moveSlider, openLab, settled, SEVEN, updates } from "../serve/lab_driver.ts";
+import { tempDir } from "./temp_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+interface PageAnswers {
+  answers: Record<string, { prediction: number; probabilities: number[] }>;
+  preprocessed: number[];
+  png: string;
+}
+
+const readPage = (page: Awaited<ReturnType<typeof openLab>>["page"]) =>
+  page.evaluate<PageAnswers>(
+    "({ answers: lab.answers, preprocessed: lab.preprocessed, png: lab.drawingPng() })",
+  );
+
+function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+Deno.test({
+  name: "a digit drawn in the browser gets the API's answer; a slider bends it; no page errors",
+  ignore: !findChromium(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using temp = await tempDir();
+    const lab = await createLab({ modelsDir: join(ROOT, "results", "models"), threads: 1 });
+    const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, lab.handler);
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const { browser, page } = await openLab(`${base}/`);
+    try {
+      let round = await updates(page);
+      await drawStroke(page, SEVEN);
+      await settled(page, round);
+      const drawn = await readPage(page);
+      assert.deepEqual(Object.keys(drawn.answers), ["baseline", "improved"]);
+      const png = Uint8Array.from(atob(drawn.png.split(",")[1]), (c) => c.charCodeAt(0));
+      for (const [model, answer] of Object.entries(drawn.answers)) {
+        const response = await fetch(`${base}/api/classify?model=${model}`, {
+          method: "POST",
+          body: png,
+        });
+        const api = await response.json();
+        assert.equal(response.status, 200, JSON.stringify(api));
+        assert.equal(answer.prediction, api.prediction, model);
+        const difference = maxDifference(answer.probabilities, api.probabilities);
+        assert.ok(difference < 1e-4, `${model}: page and API differ by ${difference}`);
+        assert.ok(maxDifference(drawn.preprocessed, api.preprocessed) < 1e-6);
+      }
+      assert.equal(drawn.answers.improved.prediction, 7, "the drawn 7 is read as a 7");
+
+      round = await updates(page);
+      await moveSlider(page, "rotation", 50);
+      await settled(page, round);
+      const rotated = await readPage(page);
+      const expected = bendDigit(
+        Float32Array.from(drawn.preprocessed),
+        { ...NO_BEND, rotation: 50 },
+        BEND_SEED,
+      );
+      assert.ok(maxDifference(rotated.preprocessed, expected) < 1e-6, "rotation is the suite's");
+      const moved = Math.max(
+        ...Object.keys(drawn.answers).map((m) =>
+          maxDifference(drawn.answers[m].probabilities, rotated.answers[m].probabilities)
+        ),
+      );
+      assert.ok(moved > 1e-3, `the slider changed the probabilities by only ${moved}`);
+
+      await page.evaluate("document.getElementById('curve').click()");
+      await page.waitFor("document.querySelector('#curve-box svg .marker')");
+      const shot = await page.screenshot();
+      const path = join(temp.path, "lab.png");
+      await Deno.writeFile(path, shot);
+      assert.deepEqual(Array.from(shot.subarray(1, 4)), [0x50, 0x4e, 0x47]);
+      assert.ok((await Deno.stat(path)).size > 20_000, "the screenshot is implausibly small");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+      await lab.close();
+    }
+  },
+});
