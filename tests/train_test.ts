@@ -18,6 +18,7 @@ import { evaluate, trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { Random } from "../util/random.ts";
 import { tempDir } from "./temp_dir.ts";
+import { resumeMatchesStraight } from "./resume.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -126,43 +127,8 @@ Deno.test("a run writes a loadable model, metrics and a checkpoint; the same see
   await Deno.stat(outputPaths(a, "improved").checkpoint);
 });
 
-/**
- * Trains `epochs` epochs straight, and elsewhere `stopAt` epochs then
- * `--resume` to `epochs`; asserts that both end with the same last epoch
- * and test loss. `inResumedRun` runs before the folders are removed.
- */
-async function resumeMatchesStraight(
-  config: (epochs: number) => TrainConfig,
-  epochs: number,
-  stopAt: number,
-  inResumedRun?: (outDir: string) => Promise<void>,
-) {
-  await using straightTemp = await tempDir("mnist-train-test-");
-  await using resumedTemp = await tempDir("mnist-train-test-");
-  const [straight, resumed] = [straightTemp.path, resumedTemp.path];
-  const reference = await trainModel(data, {
-    config: config(epochs),
-    outDir: straight,
-    command: "a",
-  });
-  await trainModel(data, { config: config(stopAt), outDir: resumed, command: "first" });
-  const continued = await trainModel(data, {
-    config: config(epochs),
-    outDir: resumed,
-    command: "second",
-    resume: true,
-  });
-  assert.equal(continued.metrics.history.length, epochs);
-  const last = epochs - 1;
-  assert.equal(continued.metrics.history[last].loss, reference.metrics.history[last].loss);
-  assert.equal(continued.metrics.history[last].val_loss, reference.metrics.history[last].val_loss);
-  assert.equal(continued.metrics.test_loss, reference.metrics.test_loss);
-  await inResumedRun?.(resumed);
-  return { reference, continued };
-}
-
 Deno.test("--resume continues a stopped run exactly where it stopped", async () => {
-  const { continued } = await resumeMatchesStraight(quick, 2, 1, async (outDir) => {
+  const { continued } = await resumeMatchesStraight(data, quick, 2, 1, async (outDir) => {
     await assert.rejects(
       () => trainModel(data, { config: quick(2), outDir, command: "third", resume: true }),
       { message: /^Nothing to resume: the run in .* already finished 2 of 2 epochs/ },
@@ -212,7 +178,12 @@ Deno.test("weight averaging: the update rule, evaluation on the averages, exact 
   average.dispose();
   model.dispose();
 
-  await resumeMatchesStraight((epochs) => ({ ...quick(epochs), weightAverageDecay: 0.9 }), 2, 1);
+  await resumeMatchesStraight(
+    data,
+    (epochs) => ({ ...quick(epochs), weightAverageDecay: 0.9 }),
+    2,
+    1,
+  );
 });
 
 Deno.test("weight averaging with decay 1: the plain mean since it started, from a chosen epoch", async () => {
@@ -244,7 +215,7 @@ Deno.test("weight averaging with decay 1: the plain mean since it started, from 
     weightAverageStart: 2,
   });
   // Resumed at the start epoch itself, the run restarts the average as the straight one did.
-  const { reference } = await resumeMatchesStraight(config, 3, 1);
+  const { reference } = await resumeMatchesStraight(data, config, 3, 1);
   const live = reference.metrics.history.map((record) => record.val_accuracy_live);
   assert.equal(live[0], undefined, "before the start epoch the live weights are evaluated");
   assert.ok(live.slice(1).every((accuracy) => accuracy !== undefined));

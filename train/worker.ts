@@ -10,7 +10,7 @@
 import "./worker_errors.ts";
 import { tf } from "../deps_tfjs.ts";
 import { pixelsOf } from "../data/mnist.ts";
-import { useWasmBackend } from "../kernels/backend.ts";
+import { useEngine } from "../kernels/engine.ts";
 import { buildCnn } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
@@ -43,7 +43,7 @@ function ready(): Replica {
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   switch (request.type) {
     case "setup": {
-      await useWasmBackend();
+      await useEngine(request.setup.engine);
       const model = buildCnn(request.setup.architecture, request.setup.name);
       replica = {
         setup: request.setup,

@@ -5,6 +5,7 @@
 import type { MnistSplit } from "../data/mnist.ts";
 import type { CnnOptions } from "../models/architectures.ts";
 import type { AugmentRanges } from "../transforms/augment.ts";
+import type { EngineName } from "../kernels/engine.ts";
 
 export interface WorkerSetup {
   name: string;
@@ -17,6 +18,8 @@ export interface WorkerSetup {
   workers: number;
   /** The training split (the indices of "gradients" requests point into it). */
   split: MnistSplit;
+  /** The engine the run chose; every worker uses the same. */
+  engine: EngineName;
 }
 
 /**

@@ -1,0 +1,139 @@
+/**
+ * The training engine: tfjs's wasm backend with our kernels, and where the
+ * native library can be built and opened, its kernels registered over the
+ * heavy ones (convolutions and matrix products). Both engines sit behind
+ * this one choice; models, tape, optimiser and workers are the same.
+ */
+import { tf } from "../deps_tfjs.ts";
+import { UsageError } from "../util/cli.ts";
+import { registerTrainingKernels, useWasmBackend } from "./backend.ts";
+import {
+  loadNativeEngine,
+  NATIVE_INSTALL_COMMAND,
+  type NativeLibrary,
+  NativeUnavailable,
+} from "./native/library.ts";
+import {
+  nativeBatchMatMul,
+  nativeBatchNormTrain,
+  nativeBatchNormTrainGrad,
+  nativeConv2d,
+  nativeConv2dBackpropFilter,
+  nativeConv2dBackpropInput,
+  nativeMaxPoolGrad,
+  nativeReduceLeading,
+} from "./native/kernels.ts";
+import {
+  BATCH_NORM_TRAIN,
+  BATCH_NORM_TRAIN_GRAD,
+  batchNormTrain,
+  batchNormTrainGrad,
+} from "./batch_norm.ts";
+import type { WasmKernelFunc } from "./wasm_heap.ts";
+
+export type EngineName = "native" | "wasm";
+export type EngineChoice = EngineName | "auto";
+export const ENGINE_CHOICES: readonly EngineChoice[] = ["auto", "native", "wasm"];
+
+/** The kernels the native engine takes over from the wasm one. */
+export const NATIVE_KERNELS = [
+  "Conv2D",
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "BatchMatMul",
+  "MaxPoolGrad",
+  "Sum",
+  "Mean",
+  BATCH_NORM_TRAIN,
+  BATCH_NORM_TRAIN_GRAD,
+] as const;
+
+/** A forced engine that cannot run here. */
+export class EngineError extends Error {}
+
+export interface EngineInfo {
+  engine: EngineName;
+  /** OpenBLAS's CPU kernel set, for the native engine. */
+  blasCore?: string;
+  /** Why the native engine was not used, when "auto" fell back to wasm. */
+  fallback?: string;
+}
+
+let active: EngineInfo | undefined;
+
+function register(name: string, kernelFunc: unknown): void {
+  if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({
+    kernelName: name,
+    backendName: "wasm",
+    kernelFunc: kernelFunc as tf.KernelFunc,
+  });
+}
+
+function registerNativeKernels(native: NativeLibrary): void {
+  const wasm = (name: string) =>
+    tf.getKernel(name, "wasm")!.kernelFunc as unknown as WasmKernelFunc;
+  const wasmMatMul = wasm("BatchMatMul");
+  const [wasmSum, wasmMean] = [wasm("Sum"), wasm("Mean")];
+  register("Conv2D", nativeConv2d(native));
+  register("Conv2DBackpropFilter", nativeConv2dBackpropFilter(native));
+  register("Conv2DBackpropInput", nativeConv2dBackpropInput(native));
+  register("BatchMatMul", nativeBatchMatMul(native, wasmMatMul));
+  register("MaxPoolGrad", nativeMaxPoolGrad(native));
+  register("Sum", nativeReduceLeading(native, false, wasmSum));
+  register("Mean", nativeReduceLeading(native, true, wasmMean));
+  register(BATCH_NORM_TRAIN, nativeBatchNormTrain(native));
+  register(BATCH_NORM_TRAIN_GRAD, nativeBatchNormTrainGrad(native));
+}
+
+/**
+ * Starts the engine asked for: "auto" takes the native one when it can be
+ * built here and falls back to wasm otherwise (saying why in `fallback`);
+ * "native" throws EngineError when it cannot. May be called again to switch.
+ */
+export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineInfo> {
+  await useWasmBackend();
+  // Back to the wasm engine's own kernels first, so switching either way is clean.
+  registerTrainingKernels();
+  register(BATCH_NORM_TRAIN, batchNormTrain);
+  register(BATCH_NORM_TRAIN_GRAD, batchNormTrainGrad);
+  if (choice === "wasm") return active = { engine: "wasm" };
+  try {
+    const native = await loadNativeEngine();
+    registerNativeKernels(native.symbols);
+    return active = { engine: "native", blasCore: native.blasCore };
+  } catch (error) {
+    if (!(error instanceof NativeUnavailable)) throw error;
+    if (choice === "native") {
+      throw new EngineError(
+        `The native engine cannot run here: ${error.message}; install it with: ${NATIVE_INSTALL_COMMAND}.`,
+      );
+    }
+    return active = {
+      engine: "wasm",
+      fallback:
+        `The native engine is not available (${error.message}), so training runs on the wasm engine; for the native one: ${NATIVE_INSTALL_COMMAND}.`,
+    };
+  }
+}
+
+/** The engine started last (wasm if none was started through useEngine). */
+export function activeEngine(): EngineName {
+  return active?.engine ?? "wasm";
+}
+
+/** The value of an --engine flag (default "auto"). */
+export function engineFlag(value: string | undefined): EngineChoice {
+  if (value === undefined) return "auto";
+  if (!ENGINE_CHOICES.includes(value as EngineChoice)) {
+    throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(", ")}, got "${value}".`);
+  }
+  return value as EngineChoice;
+}
+
+/** useEngine for commands: a fallback is said in one line on stderr. */
+export async function startEngine(choice: EngineChoice): Promise<EngineInfo> {
+  const info = await useEngine(choice);
+  if (info.fallback) console.error(`note: ${info.fallback}`);
+  return info;
+}

@@ -1,0 +1,152 @@
+/**
+ * The native engine's shared library: kernels/native/engine.c, compiled
+ * against OpenBLAS by the machine's C compiler on first use (into .native/,
+ * keyed by the source's hash), then opened through Deno's FFI.
+ */
+import { fileURLToPath } from "node:url";
+
+/** Why the native engine cannot run here, in one sentence for the user. */
+export class NativeUnavailable extends Error {}
+
+export const NATIVE_INSTALL_COMMAND = "apt-get install libopenblas-dev gcc";
+
+const SOURCE = new URL("./engine.c", import.meta.url);
+const BUILD_DIR = new URL("../../.native/", import.meta.url);
+
+const SYMBOLS = {
+  engine_init: { parameters: ["i32"], result: "i32" },
+  engine_corename: { parameters: [], result: "pointer" },
+  conv2d_forward: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  conv2d_backprop_filter: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  conv2d_backprop_input: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  sum_rows: { parameters: ["buffer", "buffer", "i32", "i32", "f64"], result: "void" },
+  batch_norm_train: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "f64"],
+    result: "i32",
+  },
+  batch_norm_train_grad: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "i32",
+      "f64",
+    ],
+    result: "i32",
+  },
+  max_pool_grad: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "void" },
+  batch_matmul: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+    ],
+    result: "void",
+  },
+} as const;
+
+export type NativeLibrary = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+export interface NativeEngine {
+  symbols: NativeLibrary;
+  /** The library file opened. */
+  path: string;
+  /** OpenBLAS's name for the CPU kernels it chose (for example Haswell, Zen, SkylakeX). */
+  blasCore: string;
+}
+
+async function sourceHash(source: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
+  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function compile(output: string): Promise<void> {
+  const temporary = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  let result: Deno.CommandOutput;
+  try {
+    result = await new Deno.Command("cc", {
+      args: [
+        "-O3",
+        // Built on the machine that runs it, so its own instruction set (AVX2, FMA...).
+        "-march=native",
+        "-fPIC",
+        "-shared",
+        "-o",
+        temporary,
+        fileURLToPath(SOURCE),
+        "-lopenblas",
+        "-lm",
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new NativeUnavailable("there is no C compiler (cc)");
+    }
+    throw error;
+  }
+  if (!result.success) {
+    const message = new TextDecoder().decode(result.stderr);
+    await Deno.remove(temporary).catch(() => {});
+    if (/cblas\.h|lopenblas|openblas/.test(message)) {
+      throw new NativeUnavailable("OpenBLAS is not installed");
+    }
+    throw new NativeUnavailable(`compiling the native kernels failed (${message.split("\n")[0]})`);
+  }
+  await Deno.rename(temporary, output);
+}
+
+let loaded: Promise<NativeEngine> | undefined;
+
+/**
+ * Builds (if needed) and opens the native library. `MNIST_NATIVE_LIBRARY`
+ * names a prebuilt file instead (a missing one makes the engine unavailable,
+ * which the tests use to check the fallback).
+ */
+export function loadNativeEngine(): Promise<NativeEngine> {
+  loaded ??= (async () => {
+    let path = Deno.env.get("MNIST_NATIVE_LIBRARY");
+    if (!path) {
+      const source = await Deno.readFile(SOURCE);
+      await Deno.mkdir(BUILD_DIR, { recursive: true });
+      path = fileURLToPath(new URL(`engine-${await sourceHash(source)}.so`, BUILD_DIR));
+      try {
+        await Deno.stat(path);
+      } catch {
+        await compile(path);
+      }
+    }
+    let library: Deno.DynamicLibrary<typeof SYMBOLS>;
+    try {
+      library = Deno.dlopen(path, SYMBOLS);
+    } catch (error) {
+      throw new NativeUnavailable(
+        `its library ${path} cannot be opened (${(error as Error).message.split("\n")[0]})`,
+      );
+    }
+    // One BLAS thread per caller: the engine's parallelism is its workers.
+    library.symbols.engine_init(1);
+    const core = library.symbols.engine_corename();
+    const blasCore = core ? new Deno.UnsafePointerView(core).getCString() : "unknown";
+    return { symbols: library.symbols, path, blasCore };
+  })();
+  loaded.catch(() => {
+    loaded = undefined;
+  });
+  return loaded;
+}

@@ -1,0 +1,120 @@
+/**
+ * The two training engines: the native one (OpenBLAS through FFI) where it
+ * can be built, else wasm with one line saying why; a forced engine that
+ * cannot run is one sentence. Both train, and a native run resumes bit for
+ * bit. On CI the native engine must be there.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadMnist } from "../data/mnist.ts";
+import { type EngineName, useEngine } from "../kernels/engine.ts";
+import { RECIPES } from "../train/recipes.ts";
+import { defaultConfig, type Metrics, trainModel } from "../train/run.ts";
+import { resumeMatchesStraight } from "./resume.ts";
+import { tempDir } from "./temp_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const data = await loadMnist();
+const native = await useEngine("native").then(() => true, (error) => {
+  if (Deno.env.get("CI")) throw error;
+  console.warn(`skipping the native engine's tests: ${error.message}`);
+  return false;
+});
+const ENGINES: EngineName[] = native ? ["native", "wasm"] : ["wasm"];
+
+const quick = (epochs: number, workers = 1) => ({
+  ...defaultConfig("baseline", RECIPES.baseline, 11),
+  epochs,
+  limit: 512,
+  batchSize: 64,
+  workers,
+  weightAverageDecay: 0,
+});
+
+for (const engine of ENGINES) {
+  Deno.test(`a short run on the ${engine} engine lowers the loss and records its engine`, async () => {
+    await useEngine(engine);
+    await using out = await tempDir("mnist-engine-test-");
+    const { metrics } = await trainModel(data, {
+      config: quick(3),
+      outDir: out.path,
+      command: "t",
+    });
+    const losses = metrics.history.map((record) => record.loss);
+    assert.ok(losses[2] < losses[0], `losses ${losses}`);
+    assert.equal(metrics.engine, engine);
+    assert.ok(metrics.wall_seconds >= metrics.train_seconds);
+  });
+}
+
+Deno.test({
+  name: "a native run on two workers, stopped and resumed, continues bit for bit",
+  ignore: !native,
+  async fn() {
+    await useEngine("native");
+    await resumeMatchesStraight(data, (epochs) => quick(epochs, 2), 2, 1, async (outDir) => {
+      const metrics: Metrics = JSON.parse(
+        await Deno.readTextFile(join(outDir, "metrics", "baseline_metrics.json")),
+      );
+      assert.equal(metrics.engine, "native");
+    });
+  },
+});
+
+async function train(args: string[], env: Record<string, string> = {}) {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "train/main.ts", "--model", "baseline", ...args],
+    cwd: ROOT,
+    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code, stderr: new TextDecoder().decode(stderr).trim() };
+}
+
+Deno.test("without the native library: auto falls back in one line, --engine native refuses", async () => {
+  await using out = await tempDir("mnist-engine-test-");
+  const missing = { MNIST_NATIVE_LIBRARY: "/nonexistent/libmnist-engine.so" };
+  const quickArgs = ["--epochs", "1", "--limit", "128", "--workers", "1", "--out", out.path];
+  const fallback = await train(quickArgs, missing);
+  assert.equal(fallback.code, 0, fallback.stderr);
+  const notes = fallback.stderr.split("\n").filter((line) => line.startsWith("note:"));
+  assert.equal(notes.length, 1, fallback.stderr);
+  assert.match(
+    notes[0],
+    /^note: The native engine is not available \(its library \/nonexistent\/libmnist-engine\.so cannot be opened .*\), so training runs on the wasm engine; for the native one: apt-get install libopenblas-dev gcc\.$/,
+  );
+  const metrics: Metrics = JSON.parse(
+    await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")),
+  );
+  assert.equal(metrics.engine, "wasm");
+  const forced = await train([...quickArgs, "--engine", "native"], missing);
+  assert.equal(forced.code, 1);
+  assert.match(
+    forced.stderr,
+    /^error: The native engine cannot run here: its library \/nonexistent\/libmnist-engine\.so cannot be opened .*; install it with: apt-get install libopenblas-dev gcc\.$/,
+  );
+  assert.equal(forced.stderr.split("\n").length, 1);
+  const bogus = await train(["--engine", "gpu"]);
+  assert.equal(bogus.code, 2);
+  assert.equal(bogus.stderr, 'error: --engine must be one of auto, native, wasm, got "gpu".');
+});
+
+Deno.test("--resume accepts the run's own --seed, --limit and --batch-size and refuses a change", async () => {
+  await using out = await tempDir("mnist-engine-test-");
+  const run = ["--limit", "128", "--seed", "5", "--batch-size", "32", "--workers", "1"];
+  const first = await train(["--epochs", "1", ...run, "--out", out.path]);
+  assert.equal(first.code, 0, first.stderr);
+  const repeated = await train(["--epochs", "2", ...run, "--out", out.path, "--resume"]);
+  assert.equal(repeated.code, 0, repeated.stderr);
+  const changed = await train(["--epochs", "3", "--seed", "6", "--out", out.path, "--resume"]);
+  assert.equal(changed.code, 1);
+  assert.match(
+    changed.stderr,
+    /^error: --seed cannot change on --resume: the run in .* has 5, the command asks for 6\.$/,
+  );
+  const metrics: Metrics = JSON.parse(
+    await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")),
+  );
+  assert.equal(metrics.history.length, 2);
+});
