@@ -10,7 +10,6 @@ import {
   defaultConfig,
   type Metrics,
   outputPaths,
-  type TrainConfig,
   TrainingError,
   trainModel,
 } from "../train/run.ts";
