@@ -265,7 +265,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   const data = await loadMnist();
   const engine = await startEngine(choice);
   console.log(
-    `engine: ${engine.engine}${engine.blasCore ? ` (OpenBLAS, ${engine.blasCore} kernels)` : ""}`,
+    `engine: ${engine.engine}${engine.blas ? ` (${engine.blas}, ${engine.blasCore} kernels)` : ""}`,
   );
   const train: Record<string, number> = {};
   const trainOneThread: Record<string, number> = {};
@@ -332,7 +332,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   await writeJsonAtomic(path, {
     ...(await existing(path)),
     engine: engine.engine,
-    ...(engine.blasCore ? { blas_core: engine.blasCore } : {}),
+    ...(engine.blas ? { blas: engine.blas, blas_core: engine.blasCore } : {}),
     train,
     train_workers: workers,
     train_one_worker: trainOneThread,

@@ -53,7 +53,8 @@ export class EngineError extends Error {}
 
 export interface EngineInfo {
   engine: EngineName;
-  /** OpenBLAS's CPU kernel set, for the native engine. */
+  /** The native engine's BLAS library and the CPU kernel set it chose. */
+  blas?: string;
   blasCore?: string;
   /** Why the native engine was not used, when "auto" fell back to wasm. */
   fallback?: string;
@@ -101,7 +102,7 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
   try {
     const native = await loadNativeEngine();
     registerNativeKernels(native.symbols);
-    return active = { engine: "native", blasCore: native.blasCore };
+    return active = { engine: "native", blas: native.blas, blasCore: native.blasCore };
   } catch (error) {
     if (!(error instanceof NativeUnavailable)) throw error;
     if (choice === "native") {

@@ -82,7 +82,7 @@ Deno.test("without the native library: auto falls back in one line, --engine nat
   assert.equal(notes.length, 1, fallback.stderr);
   assert.match(
     notes[0],
-    /^note: The native engine is not available \(its library \/nonexistent\/libmnist-engine\.so cannot be opened .*\), so training runs on the wasm engine; for the native one: apt-get install libopenblas-dev gcc\.$/,
+    /^note: The native engine is not available \(its library \/nonexistent\/libmnist-engine\.so cannot be opened .*\), so training runs on the wasm engine; for the native one: apt-get install libblis-dev gcc\.$/,
   );
   const metrics: Metrics = JSON.parse(
     await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")),
@@ -92,7 +92,7 @@ Deno.test("without the native library: auto falls back in one line, --engine nat
   assert.equal(forced.code, 1);
   assert.match(
     forced.stderr,
-    /^error: The native engine cannot run here: its library \/nonexistent\/libmnist-engine\.so cannot be opened .*; install it with: apt-get install libopenblas-dev gcc\.$/,
+    /^error: The native engine cannot run here: its library \/nonexistent\/libmnist-engine\.so cannot be opened .*; install it with: apt-get install libblis-dev gcc\.$/,
   );
   assert.equal(forced.stderr.split("\n").length, 1);
   const bogus = await train(["--engine", "gpu"]);

@@ -1,18 +1,36 @@
 /*
  * The native training engine's kernels: convolutions (forward, filter and
- * input gradients) as im2col / col2im around OpenBLAS's sgemm, and batched
- * matrix products. Tensors are NHWC float32, filters [fh, fw, cin, cout], as
+ * input gradients) as im2col / col2im around a BLAS sgemm (BLIS where it is
+ * installed, else OpenBLAS), and batched matrix products. Tensors are NHWC float32, filters [fh, fw, cin, cout], as
  * tfjs lays them out; the caller passes pointers into the wasm backend's
  * memory, so nothing is copied in or out. One BLAS thread per caller: the
  * training engine's parallelism is its data-parallel workers.
  */
-#include <cblas.h>
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
+/* The CBLAS interface, declared here so that any provider's library links. */
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+extern void cblas_sgemm(int order, int transpose_a, int transpose_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                        float *c, int ldc);
+
+#ifdef ENGINE_BLIS
+/* BLIS: single-threaded unless told otherwise; its configuration names the CPU. */
+extern void bli_thread_set_num_threads(long);
+extern const char *bli_arch_string(int);
+extern int bli_arch_query_id(void);
+#define set_blas_threads(n) bli_thread_set_num_threads(n)
+#define blas_core() bli_arch_string(bli_arch_query_id())
+#define BLAS_NAME "BLIS"
+#else
 extern void openblas_set_num_threads(int);
 extern char *openblas_get_corename(void);
+#define set_blas_threads(n) openblas_set_num_threads(n)
+#define blas_core() openblas_get_corename()
+#define BLAS_NAME "OpenBLAS"
+#endif
 
 /* Per calling thread: each training worker has its own scratch buffer. */
 static _Thread_local float *scratch = NULL;
@@ -31,11 +49,13 @@ static float *scratch_for(size_t floats) {
 }
 
 int engine_init(int threads) {
-  openblas_set_num_threads(threads);
+  set_blas_threads(threads);
   return 0;
 }
 
-const char *engine_corename(void) { return openblas_get_corename(); }
+const char *engine_corename(void) { return blas_core(); }
+
+const char *engine_blas(void) { return BLAS_NAME; }
 
 typedef struct {
   int n, h, w, cin, fh, fw, cout, oh, ow, sh, sw, dh, dw, pt, pl;

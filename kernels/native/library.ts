@@ -1,14 +1,15 @@
 /**
  * The native engine's shared library: kernels/native/engine.c, compiled
- * against OpenBLAS by the machine's C compiler on first use (into .native/,
- * keyed by the source's hash), then opened through Deno's FFI.
+ * against BLIS (or, without it, OpenBLAS) by the machine's C compiler on
+ * first use (into .native/, keyed by the source's hash), then opened
+ * through Deno's FFI.
  */
 import { fileURLToPath } from "node:url";
 
 /** Why the native engine cannot run here, in one sentence for the user. */
 export class NativeUnavailable extends Error {}
 
-export const NATIVE_INSTALL_COMMAND = "apt-get install libopenblas-dev gcc";
+export const NATIVE_INSTALL_COMMAND = "apt-get install libblis-dev gcc";
 
 const SOURCE = new URL("./engine.c", import.meta.url);
 const BUILD_DIR = new URL("../../.native/", import.meta.url);
@@ -16,6 +17,7 @@ const BUILD_DIR = new URL("../../.native/", import.meta.url);
 const SYMBOLS = {
   engine_init: { parameters: ["i32"], result: "i32" },
   engine_corename: { parameters: [], result: "pointer" },
+  engine_blas: { parameters: [], result: "pointer" },
   conv2d_forward: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_filter: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_input: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
@@ -65,7 +67,9 @@ export interface NativeEngine {
   symbols: NativeLibrary;
   /** The library file opened. */
   path: string;
-  /** OpenBLAS's name for the CPU kernels it chose (for example Haswell, Zen, SkylakeX). */
+  /** The BLAS library linked: BLIS or OpenBLAS. */
+  blas: string;
+  /** The BLAS's name for the CPU kernels it chose (for example zen3, Haswell, SkylakeX). */
   blasCore: string;
 }
 
@@ -74,41 +78,52 @@ async function sourceHash(source: Uint8Array<ArrayBuffer>): Promise<string> {
   return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The BLAS libraries tried, best first: BLIS was faster on these convolutions' shapes. */
+const BLAS_CHOICES = [
+  { name: "BLIS", flags: ["-DENGINE_BLIS", "-lblis"] },
+  { name: "OpenBLAS", flags: ["-lopenblas"] },
+];
+
 async function compile(output: string): Promise<void> {
-  const temporary = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  let result: Deno.CommandOutput;
-  try {
-    result = await new Deno.Command("cc", {
-      args: [
-        "-O3",
-        // Built on the machine that runs it, so its own instruction set (AVX2, FMA...).
-        "-march=native",
-        "-fPIC",
-        "-shared",
-        "-o",
-        temporary,
-        fileURLToPath(SOURCE),
-        "-lopenblas",
-        "-lm",
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new NativeUnavailable("there is no C compiler (cc)");
+  const failures: string[] = [];
+  for (const blas of BLAS_CHOICES) {
+    const temporary = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    let result: Deno.CommandOutput;
+    try {
+      result = await new Deno.Command("cc", {
+        args: [
+          "-O3",
+          // Built on the machine that runs it, so its own instruction set (AVX2, FMA...).
+          "-march=native",
+          "-fPIC",
+          "-shared",
+          "-o",
+          temporary,
+          fileURLToPath(SOURCE),
+          ...blas.flags,
+          "-lm",
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new NativeUnavailable("there is no C compiler (cc)");
+      }
+      throw error;
     }
-    throw error;
-  }
-  if (!result.success) {
-    const message = new TextDecoder().decode(result.stderr);
+    if (result.success) {
+      await Deno.rename(temporary, output);
+      return;
+    }
     await Deno.remove(temporary).catch(() => {});
-    if (/cblas\.h|lopenblas|openblas/.test(message)) {
-      throw new NativeUnavailable("OpenBLAS is not installed");
-    }
-    throw new NativeUnavailable(`compiling the native kernels failed (${message.split("\n")[0]})`);
+    failures.push(new TextDecoder().decode(result.stderr));
   }
-  await Deno.rename(temporary, output);
+  if (failures.every((message) => /cannot find -l(blis|openblas)/.test(message))) {
+    throw new NativeUnavailable("neither BLIS nor OpenBLAS is installed");
+  }
+  const message = failures.find((m) => !/cannot find -l/.test(m)) ?? failures[0];
+  throw new NativeUnavailable(`compiling the native kernels failed (${message.split("\n")[0]})`);
 }
 
 let loaded: Promise<NativeEngine> | undefined;
@@ -141,9 +156,14 @@ export function loadNativeEngine(): Promise<NativeEngine> {
     }
     // One BLAS thread per caller: the engine's parallelism is its workers.
     library.symbols.engine_init(1);
-    const core = library.symbols.engine_corename();
-    const blasCore = core ? new Deno.UnsafePointerView(core).getCString() : "unknown";
-    return { symbols: library.symbols, path, blasCore };
+    const text = (pointer: Deno.PointerValue) =>
+      pointer ? new Deno.UnsafePointerView(pointer).getCString() : "unknown";
+    return {
+      symbols: library.symbols,
+      path,
+      blas: text(library.symbols.engine_blas()),
+      blasCore: text(library.symbols.engine_corename()),
+    };
   })();
   loaded.catch(() => {
     loaded = undefined;
