@@ -8,7 +8,7 @@ import { decodeCheckpoint, encodeReplica } from "../train/checkpoint.ts";
 import { shardBounds, WorkerFailure, WorkerPool } from "../train/parallel.ts";
 import { RECIPES } from "../train/recipes.ts";
 import { defaultConfig, TrainingError, trainModel } from "../train/run.ts";
-import { shardGradients } from "../train/steps.ts";
+import { evaluate, evaluationBatches, shardGradients } from "../train/steps.ts";
 import { workerStreamSeed } from "../train/worker_protocol.ts";
 import { Random, withMathRandom } from "../util/random.ts";
 import { tempDir } from "./temp_dir.ts";
@@ -32,6 +32,41 @@ Deno.test("shards cover the batch contiguously, sizes within one", () => {
   assert.deepEqual(shardBounds(64, 2), [[0, 32], [32, 64]]);
   assert.deepEqual(shardBounds(7, 3), [[0, 2], [2, 4], [4, 7]]);
   assert.deepEqual(shardBounds(1, 2), [[0, 0], [0, 1]]);
+});
+
+Deno.test("the workers share validation: their evaluation of given weights is this thread's", async () => {
+  const validation = subset(data.train, Array.from({ length: 700 }, (_, i) => 1000 + i));
+  const model = buildModel("improved");
+  // Weights other than the initial ones, moving BatchNorm statistics included.
+  const random = new Random(3);
+  model.setWeights(
+    model.getWeights().map((w) =>
+      tf.tidy(() =>
+        tf.add(w, tf.mul(0.05, tf.randomUniform(w.shape, -1, 1, "float32", random.int(1e9))))
+      )
+    ),
+  );
+  const pool = await WorkerPool.start({
+    name: "improved",
+    architecture: ARCHITECTURES.improved,
+    augmentation: null,
+    seed: SEED,
+    workers: 2,
+    split,
+    validation,
+  });
+  try {
+    const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
+    // 700 images are 3 batches of 256: one worker takes one, the other two.
+    const shared = await pool.evaluate(weights, evaluationBatches(validation));
+    const here = evaluate(model, validation);
+    assert.equal(shared.accuracy, here.accuracy);
+    assert.ok(Math.abs(shared.loss - here.loss) < 1e-9, `${shared.loss} vs ${here.loss}`);
+    assert.ok(here.accuracy > 0 && here.accuracy < 1);
+  } finally {
+    pool.close();
+    model.dispose();
+  }
 });
 
 for (const name of ["baseline", "improved"] as ModelName[]) {

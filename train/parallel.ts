@@ -8,6 +8,7 @@
  */
 import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import type { WorkerReply, WorkerRequest, WorkerSetup } from "./worker_protocol.ts";
+import { combineEvaluations, type Evaluation } from "./steps.ts";
 
 export class WorkerFailure extends Error {}
 
@@ -75,6 +76,7 @@ export class WorkerPool {
           workers: options.workers,
           split: options.split,
           engine: options.engine ?? activeEngine(),
+          validation: options.validation,
         },
       }));
     } catch (error) {
@@ -138,6 +140,27 @@ export class WorkerPool {
     const { gradients, lossSum, correct, count } = await this.gradients(indices);
     this.apply(gradients).catch(() => {});
     return { loss: lossSum / count, correct };
+  }
+
+  /**
+   * Loss and accuracy of `weights` (every weight of the model, in order) on
+   * the validation split the workers were given, each worker taking a run
+   * of whole batches; the sums are added in worker order, so the result is
+   * the single-thread evaluation's up to float rounding.
+   */
+  async evaluate(weights: Float32Array[], batches: number): Promise<Evaluation> {
+    const replies = await Promise.all(
+      shardBounds(batches, this.size).map(([fromBatch, toBatch], index) =>
+        toBatch > fromBatch
+          ? this.#request(index, { type: "evaluate", weights, fromBatch, toBatch })
+          : undefined
+      ),
+    );
+    return combineEvaluations(
+      replies.filter((r): r is Extract<WorkerReply, { type: "evaluation" }> =>
+        r?.type === "evaluation"
+      ),
+    );
   }
 
   /** Each worker's state, as checkpoint bytes, in worker order. */

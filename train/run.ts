@@ -35,7 +35,7 @@ import { WorkerFailure, WorkerPool } from "./parallel.ts";
 import { FlatAdam } from "./adam.ts";
 import { learningRateAt, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
-import { evaluate, trainStep } from "./steps.ts";
+import { evaluate, type Evaluation, evaluationBatches, trainStep } from "./steps.ts";
 import {
   hasBatchNorm,
   keepingStatistics,
@@ -344,6 +344,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   const dataRandom = new Random(state.dataRandom);
   const augmentation = augmentationOf(config);
   const batches = Math.ceil(train.count / config.batchSize);
+  const validationBatches = evaluationBatches(validation);
   // Exact BatchNorm statistics (for short runs and for averaged weights) come
   // from training images, augmented and with dropout as in training.
   const setStatisticsFromTraining = (salt: number) => {
@@ -380,6 +381,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         seed: config.seed,
         workers,
         split: train,
+        validation,
         workerUrl: options.workerUrl,
       });
       await pushState(pool, run);
@@ -423,16 +425,27 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         setStatisticsFromTraining(epoch);
       }
       hooks.evaluating?.("validation");
-      const val = !averaging
-        ? evaluate(model, validation)
+      // With workers, the weights to validate are taken here and the workers
+      // share the evaluation; alone, this thread evaluates them at once.
+      const measure = (): Float32Array[] | Evaluation =>
+        pool
+          ? model.getWeights().map((weight) => (weight.dataSync() as Float32Array).slice())
+          : evaluate(model, validation);
+      const measured = !averaging
+        ? measure()
         : averaging.with(() =>
           hasBatchNorm(model)
             ? keepingStatistics(model, () => {
               setStatisticsFromTraining(epoch);
-              return evaluate(model, validation);
+              return measure();
             })
-            : evaluate(model, validation)
+            : measure()
         );
+      const measuredLive = averaging ? measure() : undefined;
+      const finish = async (result: Float32Array[] | Evaluation): Promise<Evaluation> =>
+        Array.isArray(result) ? await pool!.evaluate(result, validationBatches) : result;
+      const val = await finish(measured);
+      const live = measuredLive && await finish(measuredLive);
       const record: EpochRecord = {
         epoch: epoch + 1,
         learning_rate: learningRate,
@@ -440,7 +453,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         accuracy: correct / seen,
         val_loss: val.loss,
         val_accuracy: val.accuracy,
-        ...(averaging && { val_accuracy_live: evaluate(model, validation).accuracy }),
+        ...(live && { val_accuracy_live: live.accuracy }),
         seconds,
         images_per_s: seen / seconds,
       };

@@ -96,20 +96,38 @@ export interface Evaluation {
   accuracy: number;
 }
 
+/** Sums of an evaluation over some batches of a split, to be combined exactly. */
+export interface EvaluationSums {
+  lossSum: number;
+  correct: number;
+  count: number;
+}
+
+/** Number of evaluation batches of a split. */
+export function evaluationBatches(split: MnistSplit, batchSize = 256): number {
+  return Math.ceil(split.count / batchSize);
+}
+
 /**
- * Loss and accuracy over a whole split, in inference mode. `transform`
- * (for the augmented test set) maps each batch's pixels first.
+ * Loss sum and correct count over batches [fromBatch, toBatch) of a split,
+ * in inference mode. The core of `evaluate`, and what a training worker
+ * computes for its share of the validation set.
  */
-export function evaluate(
+export function evaluateBatches(
   model: tf.LayersModel,
   split: MnistSplit,
+  fromBatch: number,
+  toBatch: number,
   batchSize = 256,
   transform?: (pixels: Float32Array) => Float32Array,
-): Evaluation {
+): EvaluationSums {
   let lossSum = 0;
   let correct = 0;
-  for (let start = 0; start < split.count; start += batchSize) {
+  let count = 0;
+  for (let batch = fromBatch; batch < toBatch; batch++) {
+    const start = batch * batchSize;
     const end = Math.min(split.count, start + batchSize);
+    if (end <= start) break;
     const indices = Array.from({ length: end - start }, (_, i) => start + i);
     let pixels = pixelsOf(split, indices);
     if (transform) pixels = transform(pixels);
@@ -121,8 +139,35 @@ export function evaluate(
     });
     lossSum += loss.dataSync()[0] * (end - start);
     correct += right.dataSync()[0];
+    count += end - start;
     loss.dispose();
     right.dispose();
   }
-  return { loss: lossSum / split.count, accuracy: correct / split.count };
+  return { lossSum, correct, count };
+}
+
+/** Adds up sums taken over consecutive parts of a split, in order. */
+export function combineEvaluations(parts: EvaluationSums[]): Evaluation {
+  let lossSum = 0, correct = 0, count = 0;
+  for (const part of parts) {
+    lossSum += part.lossSum;
+    correct += part.correct;
+    count += part.count;
+  }
+  return { loss: lossSum / count, accuracy: correct / count };
+}
+
+/**
+ * Loss and accuracy over a whole split, in inference mode. `transform`
+ * (for the augmented test set) maps each batch's pixels first.
+ */
+export function evaluate(
+  model: tf.LayersModel,
+  split: MnistSplit,
+  batchSize = 256,
+  transform?: (pixels: Float32Array) => Float32Array,
+): Evaluation {
+  return combineEvaluations([
+    evaluateBatches(model, split, 0, evaluationBatches(split, batchSize), batchSize, transform),
+  ]);
 }

@@ -16,7 +16,7 @@ import { augmentBatch } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
-import { shardGradients } from "./steps.ts";
+import { evaluateBatches, shardGradients } from "./steps.ts";
 import { WeightAverage } from "./weight_average.ts";
 import {
   type WorkerReply,
@@ -28,6 +28,8 @@ import {
 interface Replica {
   setup: WorkerSetup;
   model: tf.LayersModel;
+  /** A second copy for evaluating weights sent by the run (built on first use). */
+  evaluationModel?: tf.LayersModel;
   optimizer: FlatAdam;
   average?: WeightAverage;
   augmentRandom: Random;
@@ -101,6 +103,20 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case "state": {
       const { model, optimizer, average } = ready();
       return { type: "state", checkpoint: await encodeReplica(model, optimizer, average) };
+    }
+    case "evaluate": {
+      const current = ready();
+      const { setup } = current;
+      if (!setup.validation) throw new Error("the worker was given no validation split");
+      current.evaluationModel ??= buildCnn(setup.architecture, setup.name);
+      const model = current.evaluationModel;
+      const tensors = model.getWeights().map((weight, i) =>
+        tf.tensor(request.weights[i], weight.shape)
+      );
+      model.setWeights(tensors);
+      tf.dispose(tensors);
+      const sums = evaluateBatches(model, setup.validation, request.fromBatch, request.toBatch);
+      return { type: "evaluation", ...sums };
     }
   }
 }

@@ -20,6 +20,8 @@ export interface WorkerSetup {
   split: MnistSplit;
   /** The engine the run chose; every worker uses the same. */
   engine: EngineName;
+  /** The validation split, when the workers share the evaluation after each epoch. */
+  validation?: MnistSplit;
 }
 
 /**
@@ -54,10 +56,13 @@ export type WorkerRequest =
   /** One optimizer step with the whole batch's gradients (and a weight-average update). */
   | { type: "apply"; gradients: Float32Array }
   /** The state as checkpoint bytes. */
-  | { type: "state" };
+  | { type: "state" }
+  /** Loss and accuracy of these weights (all of the model's, in order) on validation batches. */
+  | { type: "evaluate"; weights: Float32Array[]; fromBatch: number; toBatch: number };
 
 export type WorkerReply =
   | { type: "done" }
   | { type: "gradients"; gradients: Float32Array; lossSum: number; correct: number }
   | { type: "state"; checkpoint: Uint8Array }
+  | { type: "evaluation"; lossSum: number; correct: number; count: number }
   | { type: "error"; message: string };
