@@ -221,6 +221,16 @@ export class Page {
     await mouse("mouseReleased", points.at(-1)!);
   }
 
+  /** Chooses `files` in the file input matching `selector`, as a person picking them would. */
+  async setFiles(selector: string, files: string[]): Promise<void> {
+    const { result: document } = await this.send("DOM.getDocument");
+    const root = (document!.root as { nodeId: number }).nodeId;
+    const { result: found } = await this.send("DOM.querySelector", { nodeId: root, selector });
+    const nodeId = found!.nodeId as number;
+    if (!nodeId) throw new Error(`No element matches ${selector}.`);
+    await this.send("DOM.setFileInputFiles", { nodeId, files });
+  }
+
   async screenshot(): Promise<Uint8Array> {
     const { result } = await this.send("Page.captureScreenshot", {
       format: "png",

@@ -33,7 +33,8 @@ function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 Deno.test({
-  name: "a digit drawn in the browser gets the API's answer; a slider bends it; no page errors",
+  name:
+    "a digit drawn in the browser gets the API's answer; a slider bends it; an upload replaces it; no page errors",
   ignore: !findChromium(),
   sanitizeResources: false,
   sanitizeOps: false,
@@ -80,6 +81,24 @@ Deno.test({
         ),
       );
       assert.ok(moved > 1e-3, `the slider changed the probabilities by only ${moved}`);
+
+      // Straightened, then a photo chosen with the upload button replaces the drawing.
+      round = await updates(page);
+      await page.evaluate("document.getElementById('reset').click()");
+      await settled(page, round);
+      round = await updates(page);
+      await page.setFiles("#upload", [join(ROOT, "examples", "digits", "3-paper.jpg")]);
+      await settled(page, round);
+      const photo = await readPage(page);
+      assert.equal(photo.answers.improved.prediction, 3, "the photo of a 3 is read as a 3");
+      const photoPng = Uint8Array.from(atob(photo.png.split(",")[1]), (c) => c.charCodeAt(0));
+      const api = await (await fetch(`${base}/api/classify?model=improved`, {
+        method: "POST",
+        body: photoPng,
+      })).json();
+      assert.ok(maxDifference(photo.answers.improved.probabilities, api.probabilities) < 1e-4);
+      assert.ok(maxDifference(photo.preprocessed, api.preprocessed) < 1e-6);
+      await moveSlider(page, "rotation", 50);
 
       await page.evaluate("document.getElementById('curve').click()");
       await page.waitFor("document.querySelector('#curve-box svg .marker')");
