@@ -37,7 +37,8 @@ async function demo(): Promise<void> {
   step("6/6 Plots and REPORT.md from the metrics");
   await reportMain(["--out", OUT]);
   console.log(
-    `\nEverything is in ${OUT}/ (open ${OUT}/REPORT.md). The full runs' results are in results/.`,
+    `\nEverything is in ${OUT}/ (open ${OUT}/REPORT.md). The full runs' results are in results/.\n` +
+      `Draw your own digits against these models: deno task serve --models ${OUT}/models`,
   );
 }
 

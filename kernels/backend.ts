@@ -33,7 +33,8 @@ let originals:
   | WasmKernels & Record<"conv2dBackpropInput" | "sum" | "mean", WasmKernelFunc>
   | undefined;
 
-function register(name: string, kernelFunc: unknown): void {
+/** Registers a kernel for the wasm backend, replacing any registered under that name. */
+export function register(name: string, kernelFunc: unknown): void {
   if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
   tf.registerKernel({
     kernelName: name,

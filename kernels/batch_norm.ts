@@ -26,11 +26,13 @@ function channelsAndRows(x: TensorInfo): [number, number] {
 }
 
 /** Inputs x, gamma, beta; outputs y, mean, variance. */
-export function batchNormTrain(args: {
+export interface BatchNormTrainArgs {
   inputs: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
   backend: BackendWasm;
   attrs: Attrs;
-}): TensorInfo[] {
+}
+
+export function batchNormTrain(args: BatchNormTrainArgs): TensorInfo[] {
   const { inputs: { x, gamma, beta }, backend, attrs: { epsilon } } = args;
   const [channels, rows] = channelsAndRows(x);
   const y = backend.makeOutput(x.shape, "float32");
@@ -71,7 +73,7 @@ export function batchNormTrain(args: {
 }
 
 /** Inputs dy, x, gamma, mean, variance; outputs dx, dgamma, dbeta. */
-export function batchNormTrainGrad(args: {
+export interface BatchNormTrainGradArgs {
   inputs: {
     dy: TensorInfo;
     x: TensorInfo;
@@ -81,7 +83,9 @@ export function batchNormTrainGrad(args: {
   };
   backend: BackendWasm;
   attrs: Attrs;
-}): TensorInfo[] {
+}
+
+export function batchNormTrainGrad(args: BatchNormTrainGradArgs): TensorInfo[] {
   const { inputs: { dy, x, gamma, mean, variance }, backend, attrs: { epsilon } } = args;
   const [channels, rows] = channelsAndRows(x);
   const dx = backend.makeOutput(x.shape, "float32");

@@ -8,7 +8,7 @@
 import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernels } from "./wasm_heap.ts";
 
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number | [number, number];
   pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
   dataFormat: "NHWC" | "NCHW";
@@ -16,10 +16,15 @@ interface ConvAttrs {
   dilations?: number | [number, number];
 }
 
-type Shape4 = [number, number, number, number];
+export type Shape4 = [number, number, number, number];
 
 /** The convolution's geometry, for NHWC data (all our kernels support). */
-function convInfo(kernel: string, inputShape: Shape4, filterShape: Shape4, attrs: ConvAttrs) {
+export function convInfo(
+  kernel: string,
+  inputShape: Shape4,
+  filterShape: Shape4,
+  attrs: ConvAttrs,
+) {
   if (attrs.dataFormat !== "NHWC") {
     throw new Error(`${kernel} supports only NHWC data, got ${attrs.dataFormat}.`);
   }

@@ -6,7 +6,7 @@
  */
 import { tf } from "../deps_tfjs.ts";
 import { UsageError } from "../util/cli.ts";
-import { registerTrainingKernels, useWasmBackend } from "./backend.ts";
+import { register, registerTrainingKernels, useWasmBackend } from "./backend.ts";
 import {
   loadNativeEngine,
   NATIVE_INSTALL_COMMAND,
@@ -61,15 +61,6 @@ export interface EngineInfo {
 }
 
 let active: EngineInfo | undefined;
-
-function register(name: string, kernelFunc: unknown): void {
-  if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
-  tf.registerKernel({
-    kernelName: name,
-    backendName: "wasm",
-    kernelFunc: kernelFunc as tf.KernelFunc,
-  });
-}
 
 function registerNativeKernels(native: NativeLibrary): void {
   const wasm = (name: string) =>

@@ -21,12 +21,14 @@ function transposeLastTwo(
   return kernels.transpose({ inputs: { x }, backend, attrs: { perm } });
 }
 
+export interface MatMulArgs {
+  inputs: { a: TensorInfo; b: TensorInfo };
+  backend: BackendWasm;
+  attrs: { transposeA: boolean; transposeB: boolean };
+}
+
 export function batchMatMul(kernels: WasmKernels) {
-  return (args: {
-    inputs: { a: TensorInfo; b: TensorInfo };
-    backend: BackendWasm;
-    attrs: { transposeA: boolean; transposeB: boolean };
-  }): TensorInfo => {
+  return (args: MatMulArgs): TensorInfo => {
     const { inputs: { a, b }, backend, attrs } = args;
     const [m, k] = attrs.transposeA ? a.shape.slice(-2).reverse() : a.shape.slice(-2);
     const n = attrs.transposeB ? b.shape.at(-2)! : b.shape.at(-1)!;

@@ -6,7 +6,7 @@
 import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, type TensorInfo } from "./wasm_heap.ts";
 
-export function maxPoolGrad(args: {
+export interface MaxPoolGradArgs {
   inputs: { dy: TensorInfo; input: TensorInfo };
   backend: BackendWasm;
   attrs: {
@@ -15,7 +15,9 @@ export function maxPoolGrad(args: {
     pad: "valid" | "same" | number;
     dimRoundingMode?: "floor" | "round" | "ceil";
   };
-}): TensorInfo {
+}
+
+export function maxPoolGrad(args: MaxPoolGradArgs): TensorInfo {
   const { inputs: { dy, input }, backend, attrs } = args;
   const info = tf.backend_util.computePool2DInfo(
     input.shape as [number, number, number, number],

@@ -13,12 +13,14 @@ function leadingAxesCount(axis: number | number[], rank: number): number {
   return axes.every((value, index) => value === index) && axes.length < rank ? axes.length : -1;
 }
 
+export interface ReduceArgs {
+  inputs: { x: TensorInfo };
+  backend: BackendWasm;
+  attrs: { axis: number | number[]; keepDims: boolean };
+}
+
 function reduceLeading(mean: boolean, original: WasmKernelFunc) {
-  return (args: {
-    inputs: { x: TensorInfo };
-    backend: BackendWasm;
-    attrs: { axis: number | number[]; keepDims: boolean };
-  }): TensorInfo => {
+  return (args: ReduceArgs): TensorInfo => {
     const { inputs: { x }, backend, attrs } = args;
     const reduced = leadingAxesCount(attrs.axis, x.shape.length);
     if (x.dtype !== "float32" || reduced <= 0) return original(args);

@@ -7,36 +7,20 @@
 import { type BackendWasm, tf } from "../../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernelFunc } from "../wasm_heap.ts";
 import type { NativeLibrary } from "./library.ts";
-
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-  dataFormat: "NHWC" | "NCHW";
-  dimRoundingMode?: "floor" | "round" | "ceil";
-  dilations?: number | [number, number];
-}
-
-type Shape4 = [number, number, number, number];
+import { type ConvAttrs, convInfo, type Shape4 } from "../conv2d_grads.ts";
+import type { MaxPoolGradArgs } from "../max_pool_grad.ts";
+import type { BatchNormTrainArgs, BatchNormTrainGradArgs } from "../batch_norm.ts";
+import type { MatMulArgs } from "../matmul.ts";
+import type { ReduceArgs } from "../reduce.ts";
 
 /** The geometry the C side reads: n h w cin fh fw cout oh ow sh sw dh dw padTop padLeft. */
 function geometry(
+  kernel: string,
   inputShape: Shape4,
   filterShape: Shape4,
   attrs: ConvAttrs,
 ): { info: tf.backend_util.Conv2DInfo; packed: Int32Array<ArrayBuffer> } {
-  if (attrs.dataFormat !== "NHWC") {
-    throw new Error(`The native convolution takes NHWC data, got ${attrs.dataFormat}.`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filterShape,
-    attrs.strides,
-    attrs.dilations ?? 1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    "channelsLast",
-  );
+  const info = convInfo(kernel, inputShape, filterShape, attrs);
   const packed = Int32Array.from([
     info.batchSize,
     info.inHeight,
@@ -74,7 +58,7 @@ export function nativeConv2d(native: NativeLibrary) {
     attrs: ConvAttrs;
   }): TensorInfo => {
     const { inputs: { x, filter }, backend, attrs } = args;
-    const { info, packed } = geometry(x.shape as Shape4, filter.shape as Shape4, attrs);
+    const { info, packed } = geometry("Conv2D", x.shape as Shape4, filter.shape as Shape4, attrs);
     const y = backend.makeOutput(info.outShape, "float32");
     check(
       native.conv2d_forward(view(backend, x), view(backend, filter), view(backend, y), packed),
@@ -91,7 +75,12 @@ export function nativeConv2dBackpropFilter(native: NativeLibrary) {
     attrs: ConvAttrs & { filterShape: Shape4 };
   }): TensorInfo => {
     const { inputs: { x, dy }, backend, attrs } = args;
-    const { packed } = geometry(x.shape as Shape4, attrs.filterShape, attrs);
+    const { packed } = geometry(
+      "Conv2DBackpropFilter",
+      x.shape as Shape4,
+      attrs.filterShape,
+      attrs,
+    );
     const dw = backend.makeOutput([...attrs.filterShape], "float32");
     check(
       native.conv2d_backprop_filter(view(backend, x), view(backend, dy), view(backend, dw), packed),
@@ -108,7 +97,12 @@ export function nativeConv2dBackpropInput(native: NativeLibrary) {
     attrs: ConvAttrs & { inputShape: Shape4 };
   }): TensorInfo => {
     const { inputs: { dy, filter }, backend, attrs } = args;
-    const { packed } = geometry(attrs.inputShape, filter.shape as Shape4, attrs);
+    const { packed } = geometry(
+      "Conv2DBackpropInput",
+      attrs.inputShape,
+      filter.shape as Shape4,
+      attrs,
+    );
     const dx = backend.makeOutput([...attrs.inputShape], "float32");
     check(
       native.conv2d_backprop_input(
@@ -125,11 +119,7 @@ export function nativeConv2dBackpropInput(native: NativeLibrary) {
 
 /** BatchMatMul; batch shapes other than equal or one of them 1 go to `fallback`. */
 export function nativeBatchMatMul(native: NativeLibrary, fallback: WasmKernelFunc) {
-  return (args: {
-    inputs: { a: TensorInfo; b: TensorInfo };
-    backend: BackendWasm;
-    attrs: { transposeA: boolean; transposeB: boolean };
-  }): TensorInfo => {
+  return (args: MatMulArgs): TensorInfo => {
     const { inputs: { a, b }, backend, attrs } = args;
     const [m, k] = attrs.transposeA ? a.shape.slice(-2).reverse() : a.shape.slice(-2);
     const n = attrs.transposeB ? b.shape.at(-2)! : b.shape.at(-1)!;
@@ -158,16 +148,7 @@ export function nativeBatchMatMul(native: NativeLibrary, fallback: WasmKernelFun
 }
 
 export function nativeMaxPoolGrad(native: NativeLibrary) {
-  return (args: {
-    inputs: { dy: TensorInfo; input: TensorInfo };
-    backend: BackendWasm;
-    attrs: {
-      filterSize: number | [number, number];
-      strides: number | [number, number];
-      pad: "valid" | "same" | number;
-      dimRoundingMode?: "floor" | "round" | "ceil";
-    };
-  }): TensorInfo => {
+  return (args: MaxPoolGradArgs): TensorInfo => {
     const { inputs: { dy, input }, backend, attrs } = args;
     const info = tf.backend_util.computePool2DInfo(
       input.shape as Shape4,
@@ -203,11 +184,7 @@ export function nativeReduceLeading(
   mean: boolean,
   fallback: WasmKernelFunc,
 ) {
-  return (args: {
-    inputs: { x: TensorInfo };
-    backend: BackendWasm;
-    attrs: { axis: number | number[]; keepDims: boolean };
-  }): TensorInfo => {
+  return (args: ReduceArgs): TensorInfo => {
     const { inputs: { x }, backend, attrs } = args;
     const rank = x.shape.length;
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape).sort((a, b) => a - b);
@@ -231,11 +208,7 @@ export function nativeReduceLeading(
 
 /** Training-mode BatchNorm forward (kernels/batch_norm.ts's contract): y, mean, variance. */
 export function nativeBatchNormTrain(native: NativeLibrary) {
-  return (args: {
-    inputs: { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
-    backend: BackendWasm;
-    attrs: { epsilon: number };
-  }): TensorInfo[] => {
+  return (args: BatchNormTrainArgs): TensorInfo[] => {
     const { inputs: { x, gamma, beta }, backend, attrs: { epsilon } } = args;
     const channels = x.shape[x.shape.length - 1];
     const y = backend.makeOutput(x.shape, "float32");
@@ -261,17 +234,7 @@ export function nativeBatchNormTrain(native: NativeLibrary) {
 
 /** Its gradient: dx, dgamma, dbeta. */
 export function nativeBatchNormTrainGrad(native: NativeLibrary) {
-  return (args: {
-    inputs: {
-      dy: TensorInfo;
-      x: TensorInfo;
-      gamma: TensorInfo;
-      mean: TensorInfo;
-      variance: TensorInfo;
-    };
-    backend: BackendWasm;
-    attrs: { epsilon: number };
-  }): TensorInfo[] => {
+  return (args: BatchNormTrainGradArgs): TensorInfo[] => {
     const { inputs: { dy, x, gamma, mean, variance }, backend, attrs: { epsilon } } = args;
     const channels = x.shape[x.shape.length - 1];
     const dx = backend.makeOutput(x.shape, "float32");
