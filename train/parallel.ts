@@ -31,6 +31,7 @@ export interface SummedGradients {
 
 const DEFAULT_WORKER_URL = new URL("./worker.ts", import.meta.url);
 const DEFAULT_REPLY_TIMEOUT_MS = 300_000;
+const SETUP_TIMEOUT_MS = 60_000;
 
 interface Pending {
   resolve(reply: WorkerReply): void;
@@ -180,14 +181,19 @@ export class WorkerPool {
 
   #request(index: number, request: WorkerRequest): Promise<WorkerReply> {
     if (this.#failure) return Promise.reject(this.#failure);
+    // Setup starts a thread and its tfjs backend, which a loaded machine may
+    // take a while to do: it gets at least SETUP_TIMEOUT_MS.
+    const timeoutMs = request.type === "setup"
+      ? Math.max(this.#timeoutMs, SETUP_TIMEOUT_MS)
+      : this.#timeoutMs;
     return new Promise<WorkerReply>((resolve, reject) => {
       const timer = setTimeout(
         () =>
           this.#fail(
             index,
-            `no reply to "${request.type}" within ${Math.round(this.#timeoutMs / 1000)} s`,
+            `no reply to "${request.type}" within ${Math.round(timeoutMs / 1000)} s`,
           ),
-        this.#timeoutMs,
+        timeoutMs,
       );
       this.#pending[index].push({ resolve, reject, timer });
       this.#workers[index].postMessage(request);
