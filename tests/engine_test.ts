@@ -1,5 +1,5 @@
 /**
- * The two training engines: the native one (OpenBLAS through FFI) where it
+ * The two training engines: the native one (BLIS or OpenBLAS through FFI) where it
  * can be built, else wasm with one line saying why; a forced engine that
  * cannot run is one sentence. Both train, and a native run resumes bit for
  * bit. On CI the native engine must be there.

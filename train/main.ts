@@ -2,7 +2,7 @@
  * deno task train:baseline | train:improved [flags]
  *
  * Trains one of the two CNNs on MNIST with tfjs, on the native engine
- * (OpenBLAS kernels through FFI) or the wasm one.
+ * (BLIS or OpenBLAS kernels through FFI) or the wasm one.
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
