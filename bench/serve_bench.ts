@@ -86,7 +86,6 @@ async function startServer(modelsDir: string) {
 async function load(
   url: string,
   bodies: Uint8Array<ArrayBuffer>[],
-  labels: number[],
   clients: number,
   requests: number,
 ): Promise<Level> {
@@ -103,7 +102,6 @@ async function load(
         const body = await response.json();
         if (response.status !== 200 || typeof body.prediction !== "number") errors++;
         else if (body.probabilities.length !== 10) errors++;
-        void labels;
       } catch {
         errors++;
       }
@@ -151,7 +149,6 @@ export async function main(args: string[]): Promise<void> {
       .toBuffer();
     bodies.push(new Uint8Array(png));
   }
-  const labels = Array.from(test.labels.subarray(0, count));
 
   const { child, url } = await startServer(values.models);
   try {
@@ -164,7 +161,7 @@ export async function main(args: string[]): Promise<void> {
     }
     const endpoint = `${url}api/classify?model=${encodeURIComponent(model)}`;
     const before = await memoryOf(child.pid);
-    await load(endpoint, bodies, labels, 8, 400); // warm-up
+    await load(endpoint, bodies, 8, 400); // warm-up
     const results: Level[] = [];
     console.log(`POST /api/classify?model=${model}, 28x28 PNGs, ${requests} requests per level`);
     console.log(
@@ -172,7 +169,7 @@ export async function main(args: string[]): Promise<void> {
     );
     for (const clients of levels) {
       const [serverBefore, clientBefore] = [await cpuSeconds(child.pid), await cpuSeconds("self")];
-      const level = await load(endpoint, bodies, labels, clients, requests);
+      const level = await load(endpoint, bodies, clients, requests);
       level.server_cpu_ms_per_request = round2(
         (await cpuSeconds(child.pid) - serverBefore) * 1000 / requests,
       );

@@ -23,15 +23,17 @@ export const IMAGE_EXTENSIONS = [
 /** sharp's default decoder limit (268 megapixels), kept on deliberately. */
 export const PIXEL_LIMIT = 0x3fff * 0x3fff;
 
+function tooLarge(pixelLimit: number): string {
+  return `is too large: it exceeds the decoder's limit of ${
+    pixelLimit >= 1e6 ? `${Math.round(pixelLimit / 1e6)} megapixels` : `${pixelLimit} pixels`
+  }`;
+}
+
 function explain(message: string, pixelLimit: number): string {
   if (/unsupported image format/i.test(message)) {
     return "is not an image in a format sharp can decode";
   }
-  if (/exceeds pixel limit/i.test(message)) {
-    return `is too large: it exceeds the decoder's limit of ${
-      pixelLimit >= 1e6 ? `${Math.round(pixelLimit / 1e6)} megapixels` : `${pixelLimit} pixels`
-    }`;
-  }
+  if (/exceeds pixel limit/i.test(message)) return tooLarge(pixelLimit);
   if (/premature end|corrupt|truncated|read error|bad|invalid/i.test(message)) {
     return `cannot be decoded: it is truncated or corrupt (${
       message.split("\n")[0].replace(/:\s*$/, "")
@@ -72,12 +74,9 @@ export async function readGray(path: string): Promise<GrayImage> {
  * `grayFromPixels`, refusing images over `pixelLimit` before decoding them.
  */
 export async function decodeGray(bytes: Uint8Array, pixelLimit = PIXEL_LIMIT): Promise<GrayImage> {
-  if (bytes.length === 0) throw new ImageError("is empty (0 bytes)");
   const png = plainPngHeader(bytes);
   if (png) {
-    if (png.width * png.height > pixelLimit) {
-      throw new ImageError(explain("Input image exceeds pixel limit", pixelLimit));
-    }
+    if (png.width * png.height > pixelLimit) throw new ImageError(tooLarge(pixelLimit));
     try {
       const { width, height, data } = decodePngRgba(bytes);
       return grayFromPixels(data, width, height, 4);

@@ -1,7 +1,7 @@
 /**
  * The training engine: tfjs's wasm backend with our kernels, and where the
  * native library can be built and opened, its kernels registered over the
- * heavy ones (convolutions and matrix products). Both engines sit behind
+ * heavy ones (NATIVE_KERNELS). Both engines sit behind
  * this one choice; models, tape, optimiser and workers are the same.
  */
 import { tf } from "../deps_tfjs.ts";

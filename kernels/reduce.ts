@@ -8,7 +8,7 @@ import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernelFunc } from "./wasm_heap.ts";
 
 /** Number of leading axes reduced, or -1 when the reduction is not of that form. */
-function leadingAxesCount(axis: number | number[], rank: number): number {
+export function leadingAxesCount(axis: number | number[], rank: number): number {
   const axes = tf.util.parseAxisParam(axis, Array(rank).fill(1)).sort((a, b) => a - b);
   return axes.every((value, index) => value === index) && axes.length < rank ? axes.length : -1;
 }

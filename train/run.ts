@@ -236,29 +236,24 @@ async function resumeRun(
 ): Promise<Run> {
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
-  for (
-    const [key, value] of Object.entries(unchangeable) as Array<[keyof typeof FLAG_NAMES, number]>
-  ) {
-    const own = state.config[key];
-    if (value !== undefined && value !== own) {
-      tf.dispose([
-        ...checkpoint.weights,
-        ...checkpoint.averages,
-        ...checkpoint.optimizer.map((n) => n.tensor),
-      ]);
-      throw new TrainingError(
-        `${FLAG_NAMES[key]} cannot change on --resume: the run in ${outDir} has ${
-          own ?? "none"
-        }, the command asks for ${value}.`,
-      );
-    }
-  }
   const config = {
     ...state.config,
     epochs: override.epochs,
     ...(override.workers ? { workers: override.workers } : {}),
   };
   try {
+    for (
+      const [key, value] of Object.entries(unchangeable) as Array<[keyof typeof FLAG_NAMES, number]>
+    ) {
+      const own = state.config[key];
+      if (value !== undefined && value !== own) {
+        throw new TrainingError(
+          `${FLAG_NAMES[key]} cannot change on --resume: the run in ${outDir} has ${
+            own ?? "none"
+          }, the command asks for ${value}.`,
+        );
+      }
+    }
     if (state.epochsDone >= config.epochs) {
       throw new TrainingError(
         `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,

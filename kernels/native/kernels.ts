@@ -1,6 +1,8 @@
 /**
  * tfjs kernels for the wasm backend that run in the native library: the
- * convolution (forward and both gradients) and batched matrix products.
+ * convolution (forward and both gradients), batched matrix products, the
+ * max-pool gradient, Sum and Mean over leading axes, and training-mode
+ * BatchNorm both ways.
  * Tensors stay in the wasm backend's memory; the native code reads and
  * writes them there through views, so nothing is copied.
  */
@@ -11,7 +13,7 @@ import { type ConvAttrs, convInfo, type Shape4 } from "../conv2d_grads.ts";
 import type { MaxPoolGradArgs } from "../max_pool_grad.ts";
 import type { BatchNormTrainArgs, BatchNormTrainGradArgs } from "../batch_norm.ts";
 import type { MatMulArgs } from "../matmul.ts";
-import type { ReduceArgs } from "../reduce.ts";
+import { leadingAxesCount, type ReduceArgs } from "../reduce.ts";
 
 /** The geometry the C side reads: n h w cin fh fw cout oh ow sh sw dh dw padTop padLeft. */
 function geometry(
@@ -186,14 +188,12 @@ export function nativeReduceLeading(
 ) {
   return (args: ReduceArgs): TensorInfo => {
     const { inputs: { x }, backend, attrs } = args;
-    const rank = x.shape.length;
-    const axes = tf.util.parseAxisParam(attrs.axis, x.shape).sort((a, b) => a - b);
-    const leading = axes.every((value, index) => value === index) && axes.length < rank;
-    if (x.dtype !== "float32" || !leading || axes.length === 0) return fallback(args);
-    const rows = sizeOf(x.shape.slice(0, axes.length));
+    const reduced = leadingAxesCount(attrs.axis, x.shape.length);
+    if (x.dtype !== "float32" || reduced <= 0) return fallback(args);
+    const rows = sizeOf(x.shape.slice(0, reduced));
     const outShape = attrs.keepDims
-      ? x.shape.map((dim, axis) => (axis < axes.length ? 1 : dim))
-      : x.shape.slice(axes.length);
+      ? x.shape.map((dim, axis) => (axis < reduced ? 1 : dim))
+      : x.shape.slice(reduced);
     const out = backend.makeOutput(outShape, "float32");
     native.sum_rows(
       view(backend, x),
