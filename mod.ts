@@ -34,14 +34,26 @@ export {
   buildCnn,
   buildImproved,
   buildModel,
+  buildRobust,
   type CnnOptions,
   MODEL_NAMES,
   type ModelName,
-  usesAugmentation,
 } from "./models/architectures.ts";
 export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
-export { augmentBatch, type AugmentRanges, TRAINING_AUGMENTATION } from "./transforms/augment.ts";
-export { learningRateAt, type Recipe, RECIPES } from "./train/recipes.ts";
+export {
+  augmentBatch,
+  type AugmentRanges,
+  ROBUST_AUGMENTATION,
+  TRAINING_AUGMENTATION,
+} from "./transforms/augment.ts";
+export {
+  type AppearanceJitter,
+  jitterAppearance,
+  morph,
+  NO_JITTER,
+  smoothField,
+} from "./transforms/appearance.ts";
+export { learningRateAt, MODEL_AUGMENTATION, type Recipe, RECIPES } from "./train/recipes.ts";
 export {
   DEFAULT_WORKERS,
   defaultConfig,

@@ -14,14 +14,9 @@ import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
-import {
-  ARCHITECTURES,
-  buildModel,
-  MODEL_NAMES,
-  type ModelName,
-  usesAugmentation,
-} from "../models/architectures.ts";
-import { augmentBatch, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
+import { ARCHITECTURES, buildModel, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
+import { augmentBatch } from "../transforms/augment.ts";
+import { MODEL_AUGMENTATION } from "../train/recipes.ts";
 import { trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { encodeReplica } from "../train/checkpoint.ts";
@@ -60,7 +55,8 @@ function benchTraining(name: ModelName, data: Data, steps: number, timing?: () =
   const step = (i: number) => {
     const indices = batchIndices(data, i);
     let pixels = pixelsOf(data.train, indices);
-    if (usesAugmentation(name)) pixels = augmentBatch(pixels, random);
+    const augmentation = MODEL_AUGMENTATION[name];
+    if (augmentation) pixels = augmentBatch(pixels, random, augmentation);
     trainStep(model, optimizer, pixels, Uint8Array.from(indices, (k) => data.train.labels[k]));
     sampleMemory();
   };
@@ -84,7 +80,7 @@ async function benchParallelTraining(
   const pool = await WorkerPool.start({
     name,
     architecture: ARCHITECTURES[name],
-    augmentation: usesAugmentation(name) ? TRAINING_AUGMENTATION : null,
+    augmentation: MODEL_AUGMENTATION[name],
     seed: 1,
     workers,
     split: data.train,
@@ -275,7 +271,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     const what = `batch ${TRAIN_BATCH}, ${
       steps * TRAIN_BATCH
     } images after ${WARMUP_STEPS} warm-up steps${
-      usesAugmentation(name) ? ", with augmentation" : ""
+      MODEL_AUGMENTATION[name] ? ", with augmentation" : ""
     }`;
     trainOneThread[name] = Math.round(benchTraining(name, data, steps));
     console.log(
@@ -319,7 +315,8 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   if (typeof reference === "string") {
     console.log(`reference: ${reference}`);
   } else {
-    for (const name of MODEL_NAMES) {
+    // The PyTorch peer has the baseline and improved layers (robust's are improved's).
+    for (const name of ["baseline", "improved"] as const) {
       console.log(
         `train ${name}: ${
           (train[name] / reference[name]).toFixed(2)

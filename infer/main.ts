@@ -9,7 +9,7 @@ import { VERSIONS } from "../deps.ts";
 import { commandLine, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { INPUT_LAYOUTS, type InputLayout, OnnxClassifier } from "./classifier.ts";
-import { classifyFiles, evaluateOnSplit } from "./run.ts";
+import { classifyFiles, evaluateOnSplit, labelledAccuracy } from "./run.ts";
 
 const HELP = `Classify handwritten digits with an ONNX model.
 
@@ -115,6 +115,14 @@ export async function main(args: string[]): Promise<number> {
           `${result.file}: ${result.prediction} (${percent(result.confidence)}); next ${others}`,
         );
       }
+    }
+    const scored = labelledAccuracy(results);
+    if (scored && !values.json) {
+      console.log(
+        `accuracy ${scored.correct}/${scored.labelled} (${
+          percent(scored.correct / scored.labelled)
+        }) on the images whose file names start with their digit`,
+      );
     }
     if (failed > 0 && !values.json) {
       console.error(`${failed} of ${results.length} images could not be classified.`);

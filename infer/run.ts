@@ -5,7 +5,7 @@ import { basename, extname, join } from "node:path";
 import { type MnistSplit, pixelsOf } from "../data/mnist.ts";
 import { argmaxRows, type OnnxClassifier } from "./classifier.ts";
 import { collectImages, ImageError, readGray, writeMnistPng } from "./images.ts";
-import { PreprocessError, toMnist } from "./preprocess.ts";
+import { type MnistOptions, PreprocessError, toMnist } from "./preprocess.ts";
 
 export interface Candidate {
   digit: number;
@@ -33,7 +33,7 @@ export function topK(probabilities: Float32Array, k = 3): Candidate[] {
 export async function classifyFiles(
   classifier: OnnxClassifier,
   paths: string[],
-  options: { savePreprocessedDir?: string } = {},
+  options: { savePreprocessedDir?: string; preprocess?: MnistOptions } = {},
 ): Promise<FileResult[]> {
   const files = await collectImages(paths);
   const results: FileResult[] = [];
@@ -41,7 +41,7 @@ export async function classifyFiles(
   const used = new Set<string>();
   for (const file of files) {
     try {
-      const pixels = toMnist(await readGray(file));
+      const pixels = toMnist(await readGray(file), options.preprocess);
       ready.push({ index: results.length, pixels });
       results.push({ file, prediction: -1, confidence: 0, top: [] });
     } catch (error) {
@@ -74,6 +74,26 @@ export async function classifyFiles(
     results[index] = result;
   }
   return results;
+}
+
+/** The digit a file name starts with ("7-chalk.png" → 7), the labelling of examples/. */
+export function labelFromFileName(file: string): number | undefined {
+  const match = basename(file).match(/^([0-9])-/);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Accuracy over the results whose file names carry a label (undefined when none do). */
+export function labelledAccuracy(
+  results: FileResult[],
+): { correct: number; labelled: number } | undefined {
+  let correct = 0, labelled = 0;
+  for (const result of results) {
+    const label = labelFromFileName(result.file);
+    if (label === undefined) continue;
+    labelled++;
+    if ("prediction" in result && result.prediction === label) correct++;
+  }
+  return labelled > 0 ? { correct, labelled } : undefined;
 }
 
 export interface TestSetResult {

@@ -1,10 +1,10 @@
 /**
- * The two CNNs of the study, as tfjs layers models. They know nothing of
+ * The three CNNs of the study, as tfjs layers models. They know nothing of
  * kernels, data or training.
  */
 import { tf } from "../deps_tfjs.ts";
 
-export const MODEL_NAMES = ["baseline", "improved"] as const;
+export const MODEL_NAMES = ["baseline", "improved", "robust"] as const;
 export type ModelName = typeof MODEL_NAMES[number];
 
 export const IMAGE_SIZE = 28;
@@ -27,6 +27,8 @@ export interface CnnOptions {
 export const ARCHITECTURES: Record<ModelName, CnnOptions> = {
   baseline: { batchNorm: false, convDropout: 0, denseDropout: 0 },
   improved: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
+  // The improved model's layers: what changes is what it is trained on.
+  robust: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
 };
 
 /** A linear layer (conv or dense) followed by ReLU, through BatchNorm if asked. */
@@ -84,11 +86,11 @@ export function buildImproved(): tf.LayersModel {
   return buildCnn(ARCHITECTURES.improved, "improved");
 }
 
-export function buildModel(name: ModelName): tf.LayersModel {
-  return name === "baseline" ? buildBaseline() : buildImproved();
+/** The improved model's layers, trained on broader augmentation (train/recipes.ts). */
+export function buildRobust(): tf.LayersModel {
+  return buildCnn(ARCHITECTURES.robust, "robust");
 }
 
-/** Whether a model of this name trains on augmented images. */
-export function usesAugmentation(name: ModelName): boolean {
-  return name === "improved";
+export function buildModel(name: ModelName): tf.LayersModel {
+  return buildCnn(ARCHITECTURES[name], name);
 }

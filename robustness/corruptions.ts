@@ -10,7 +10,7 @@
  */
 import type { Random } from "../util/random.ts";
 import { type InverseAffine, warpAffine } from "../transforms/affine.ts";
-import { clip01, gaussianBlur } from "./filters.ts";
+import { clip01, gaussianBlur } from "../transforms/filters.ts";
 
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;

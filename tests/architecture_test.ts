@@ -20,7 +20,14 @@ async function moduleGraph(entry: string): Promise<string[]> {
 }
 
 Deno.test("inference, robustness evaluation and the deploy face never load tfjs", async () => {
-  for (const entry of ["infer/main.ts", "robustness/main.ts", "deploy.ts"]) {
+  for (
+    const entry of [
+      "infer/main.ts",
+      "robustness/main.ts",
+      "robustness/handwriting_main.ts",
+      "deploy.ts",
+    ]
+  ) {
     const graph = await moduleGraph(entry);
     assert.ok(
       graph.some((m) => m.includes("onnxruntime-node")),
@@ -28,6 +35,19 @@ Deno.test("inference, robustness evaluation and the deploy face never load tfjs"
     );
     const tfjs = graph.filter((m) => m.includes("tensorflow") || m.endsWith("deps_tfjs.ts"));
     assert.deepEqual(tfjs, [], `${entry} loads tfjs`);
+  }
+});
+
+Deno.test("training never sees the robustness suite: MNIST-C is a test, not training data", async () => {
+  // The ablation trains and then evaluates each variant on the suite; training itself must not see it.
+  for (const entry of ["train/main.ts", "train/worker.ts", "bench/bench.ts"]) {
+    const graph = await moduleGraph(entry);
+    assert.ok(
+      graph.some((m) => m.endsWith("/transforms/appearance.ts")),
+      `${entry}: graph incomplete`,
+    );
+    const suite = graph.filter((m) => /\/robustness\//.test(m));
+    assert.deepEqual(suite, [], `${entry} loads the robustness suite`);
   }
 });
 

@@ -1,7 +1,7 @@
 /**
- * deno task train:baseline | train:improved [flags]
+ * deno task train:baseline | train:improved | train:robust [flags]
  *
- * Trains one of the two CNNs on MNIST with tfjs, on the native engine
+ * Trains one of the three CNNs on MNIST with tfjs, on the native engine
  * (BLIS or OpenBLAS kernels through FFI) or the wasm one.
  */
 import { resolve } from "node:path";
@@ -18,9 +18,11 @@ const HELP = `Train a CNN on MNIST (tfjs, on the native or the wasm engine).
 
 Usage: deno task train:baseline [flags]
        deno task train:improved [flags]
+       deno task train:robust [flags]
 
 Flags:
-  --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs})
+  --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs},
+                   robust ${RECIPES.robust.epochs})
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
   --workers N      data-parallel workers, one per core (default ${DEFAULT_WORKERS}; 1 trains in

@@ -13,7 +13,6 @@ import {
   buildCnn,
   type CnnOptions,
   type ModelName,
-  usesAugmentation,
 } from "../models/architectures.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
 import {
@@ -33,7 +32,7 @@ import {
 } from "./checkpoint.ts";
 import { WorkerFailure, WorkerPool } from "./parallel.ts";
 import { FlatAdam } from "./adam.ts";
-import { learningRateAt, type Recipe } from "./recipes.ts";
+import { learningRateAt, MODEL_AUGMENTATION, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, type Evaluation, evaluationBatches, trainStep } from "./steps.ts";
 import {
@@ -515,5 +514,12 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
 }
 
 export function defaultConfig(model: ModelName, recipe: Recipe, seed = 42): TrainConfig {
-  return { ...recipe, model, seed, augment: usesAugmentation(model) };
+  const augmentation = MODEL_AUGMENTATION[model];
+  return {
+    ...recipe,
+    model,
+    seed,
+    augment: augmentation !== null,
+    ...(augmentation ? { augmentation } : {}),
+  };
 }

@@ -1,12 +1,14 @@
 /**
- * The improved model's training-time augmentation, as in Keras's
+ * Training-time augmentation. The improved model's, as in Keras's
  * RandomRotation(0.1), RandomTranslation(0.1, 0.1) and RandomZoom(0.1): a
  * fresh random affine transform per image. Empty space is filled with zeros
  * (MNIST's background) rather than Keras's default reflection, which would
- * mirror strokes into the frame.
+ * mirror strokes into the frame. The robust model's adds shear and the
+ * appearance jitter of appearance.ts.
  */
 import type { Random } from "../util/random.ts";
 import { type AffineParams, inverseAffine, warpAffine } from "./affine.ts";
+import { type AppearanceJitter, jitterAppearance } from "./appearance.ts";
 
 export interface AugmentRanges {
   /** Largest rotation, as a fraction of a full turn (0.1 = 36°). */
@@ -15,6 +17,10 @@ export interface AugmentRanges {
   translation: number;
   /** Largest relative change of size (0.1 = from 0.9x to 1.1x). */
   zoom: number;
+  /** Largest horizontal shear (default 0). */
+  shear?: number;
+  /** Appearance jitter after the geometry (default: none). */
+  appearance?: AppearanceJitter;
 }
 
 export const TRAINING_AUGMENTATION: AugmentRanges = {
@@ -23,18 +29,45 @@ export const TRAINING_AUGMENTATION: AugmentRanges = {
   zoom: 0.1,
 };
 
+/**
+ * The robust model's: the improved model's geometry plus shear, and every
+ * appearance family on two images in five. Strengths were chosen on
+ * validation images (README, "The robust model").
+ */
+export const ROBUST_AUGMENTATION: AugmentRanges = {
+  ...TRAINING_AUGMENTATION,
+  shear: 0.3,
+  appearance: {
+    cleanShare: 0.4,
+    probability: 0.3,
+    elastic: 60,
+    stroke: true,
+    blur: 2,
+    contrast: 0.3,
+    gamma: 1,
+    brightness: 0.6,
+    illumination: 0.8,
+    noise: 0.5,
+    impulse: 0.15,
+    erasing: 0.5,
+  },
+};
+
 /** Seed of the fixed augmented test set behind `test_accuracy_augmented`. */
 export const AUGMENTED_TEST_SEED = 20191;
 
 export function randomAffine(random: Random, ranges: AugmentRanges, size = 28): AffineParams {
   const turn = ranges.rotation * 2 * Math.PI;
   const shift = ranges.translation * size;
-  return {
+  const params: AffineParams = {
     rotation: random.uniform(-turn, turn),
     shiftX: random.uniform(-shift, shift),
     shiftY: random.uniform(-shift, shift),
     zoom: random.uniform(1 - ranges.zoom, 1 + ranges.zoom),
   };
+  // Drawn only when asked, so geometry-only runs keep their random streams.
+  if (ranges.shear) params.shear = random.uniform(-ranges.shear, ranges.shear);
+  return params;
 }
 
 /** A new array of the images, each under its own random transform. */
@@ -49,6 +82,11 @@ export function augmentBatch(
   for (let offset = 0; offset < images.length; offset += pixels) {
     const matrix = inverseAffine(randomAffine(random, ranges, size), size);
     warpAffine(images, offset, out, offset, matrix, size);
+    if (ranges.appearance) {
+      const image = out.subarray(offset, offset + pixels);
+      const jittered = jitterAppearance(image, random, ranges.appearance);
+      if (jittered !== image) out.set(jittered, offset);
+    }
   }
   return out;
 }

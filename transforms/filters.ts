@@ -1,6 +1,6 @@
 /**
  * Image filters on 28×28 (or any square) Float32Array images: the building
- * blocks of the corruption families. Pure functions.
+ * blocks of training-time augmentation and of the robustness suite. Pure functions.
  */
 
 /** A normalised 1-D Gaussian kernel, truncated at `truncate` standard deviations. */
