@@ -105,6 +105,8 @@ export interface TestSetResult {
   /** The first test images, and the most confident mistakes: what a reader looks at. */
   samples: Prediction[];
   confident_mistakes: Prediction[];
+  /** Every image's predicted digit, one character each, in test-set order: for paired tests. */
+  predictions: string;
 }
 
 export interface Prediction {
@@ -146,5 +148,6 @@ export async function evaluateOnSplit(
     confident_mistakes: all.filter((p) => p.prediction !== p.label)
       .sort((a, b) => b.confidence - a.confidence)
       .slice(0, sampleCount),
+    predictions: Array.from(predictions).join(""),
   };
 }

@@ -2,7 +2,7 @@
  * The metrics files the report is made from, read and checked: a missing
  * optional file is skipped, a malformed one is named in one sentence.
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { exists } from "../util/files.ts";
 
 export type { EpochRecord } from "../train/records.ts";
@@ -19,6 +19,8 @@ export interface TrainingMetrics {
   command: string;
   date: string;
   data: { train: number; validation: number; test: number };
+  /** The training augmentation (null: none), for the report's list of counterparts. */
+  config?: { augmentation?: Record<string, unknown> | null };
 }
 
 export interface TestSetMetrics {
@@ -29,6 +31,8 @@ export interface TestSetMetrics {
   confident_mistakes: Array<
     { index: number; label: number; prediction: number; confidence: number }
   >;
+  /** Every test image's predicted digit, in order (for paired tests). */
+  predictions?: string;
 }
 
 export interface RobustnessMetrics {
@@ -54,6 +58,38 @@ export interface BenchMetrics {
   command?: string;
 }
 
+export type { SeedsSummary } from "../train/seeds.ts";
+import type { SeedsSummary } from "../train/seeds.ts";
+
+export interface HandwritingScoreMetrics {
+  images: number;
+  accuracy: number;
+  by_source: Record<string, { images: number; accuracy: number }>;
+}
+
+export interface HandwritingMetrics {
+  command: string;
+  images: number;
+  folders: string[];
+  models: Record<string, { saturated: HandwritingScoreMetrics; plain: HandwritingScoreMetrics }>;
+}
+
+export interface BatchNormShiftMetrics {
+  command: string;
+  images: { estimate: number; evaluate: number };
+  models: Record<
+    string,
+    Array<{ family: string; level: number; shipped: number; adapted: number }>
+  >;
+}
+
+/** One extra seed's run of a model: what its own results folder holds. */
+export interface SeedRunMetrics {
+  seed: number;
+  robustness?: RobustnessMetrics;
+  handwriting?: HandwritingMetrics;
+}
+
 export type { AblationFile } from "../ablation/results.ts";
 import type { AblationFile } from "../ablation/results.ts";
 
@@ -63,6 +99,12 @@ export interface ReportInputs {
   robustness?: RobustnessMetrics;
   bench?: BenchMetrics;
   ablation?: AblationFile;
+  /** Multi-seed summaries by model (`<model>_seeds.json`). */
+  seeds: Record<string, SeedsSummary>;
+  /** For each model with seeds: every seed's robustness and handwriting metrics, when evaluated. */
+  seedRuns: Record<string, SeedRunMetrics[]>;
+  handwriting?: HandwritingMetrics;
+  batchNormShift?: BatchNormShiftMetrics;
 }
 
 export class MetricsError extends Error {}
@@ -122,6 +164,19 @@ function checkAblation(value: Record<string, unknown>): string | undefined {
   return bad >= 0 ? `variant ${bad + 1} lacks a name or a test accuracy` : undefined;
 }
 
+function checkSeeds(value: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(value.runs) || value.runs.length === 0) return `it has no "runs"`;
+  return typeof value.summary === "object" && value.summary !== null
+    ? undefined
+    : `it has no "summary"`;
+}
+
+function checkModels(value: Record<string, unknown>): string | undefined {
+  return typeof value.models === "object" && value.models !== null
+    ? undefined
+    : `it has no "models"`;
+}
+
 function checkRobustness(value: Record<string, unknown>): string | undefined {
   if (typeof value.models !== "object" || value.models === null) return `it has no "models"`;
   if (typeof value.families !== "object" || value.families === null) return `it has no "families"`;
@@ -138,10 +193,12 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) if (entry.isFile) names.push(entry.name);
   names.sort();
-  const inputs: ReportInputs = { training: {}, testSets: {} };
+  const inputs: ReportInputs = { training: {}, testSets: {}, seeds: {}, seedRuns: {} };
   for (const name of names) {
     const path = join(dir, name);
-    if (name.endsWith("_metrics.json")) {
+    if (name.endsWith("_seeds.json")) {
+      inputs.seeds[name.replace(/_seeds\.json$/, "")] = await readJson(path, checkSeeds);
+    } else if (name.endsWith("_metrics.json")) {
       inputs.training[name.replace(/_metrics\.json$/, "")] = await readJson(path, checkTraining);
     } else if (name.endsWith("_test.json")) {
       inputs.testSets[name.replace(/_test\.json$/, "")] = await readJson(path, checkTestSet);
@@ -151,6 +208,29 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
       inputs.ablation = await readJson(path, checkAblation);
     } else if (name === "bench.json") {
       inputs.bench = await readJson(path, () => undefined);
+    } else if (name === "handwriting.json") {
+      inputs.handwriting = await readJson(path, checkModels);
+    } else if (name === "batchnorm_shift.json") {
+      inputs.batchNormShift = await readJson(path, checkModels);
+    }
+  }
+  // Each seed's own results folder, named relative to this one's parent (DIR/..).
+  for (const [model, summary] of Object.entries(inputs.seeds)) {
+    inputs.seedRuns[model] = [];
+    for (const run of summary.runs) {
+      const metrics = join(dir, "..", relative(summary.runs[0].dir, run.dir), "metrics");
+      const optional = async <T>(
+        file: string,
+        check: (v: Record<string, unknown>) => string | undefined,
+      ) =>
+        await exists(join(metrics, file))
+          ? await readJson<T>(join(metrics, file), check)
+          : undefined;
+      inputs.seedRuns[model].push({
+        seed: run.seed,
+        robustness: await optional<RobustnessMetrics>("robustness.json", checkRobustness),
+        handwriting: await optional<HandwritingMetrics>("handwriting.json", checkModels),
+      });
     }
   }
   if (Object.keys(inputs.training).length === 0) {

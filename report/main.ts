@@ -7,7 +7,7 @@
  * ablation.
  */
 import { join } from "node:path";
-import { loadMnist } from "../data/mnist.ts";
+import { loadTestSet } from "../data/mnist.ts";
 import { writeExamplesTile } from "./predictions.ts";
 import { commandLine, parseFlags, runMain } from "../util/cli.ts";
 import { exists, writeFileAtomic } from "../util/files.ts";
@@ -42,8 +42,9 @@ export async function writeReport(outDir: string, command: string): Promise<stri
     await plot(`confusion_${name}.png`, confusionSpec(name, test.confusion));
   }
   const withPredictions = inputs.testSets.improved ?? Object.values(inputs.testSets)[0];
-  if (withPredictions) {
-    const { test } = await loadMnist();
+  // The test labels score the per-image predictions of the paired tests.
+  const test = withPredictions ? await loadTestSet() : undefined;
+  if (withPredictions && test) {
     const path = join(plots, "predictions.png");
     await writeExamplesTile(withPredictions, test, path);
     written.push(path);
@@ -72,7 +73,10 @@ export async function writeReport(outDir: string, command: string): Promise<stri
   }
   const reportPath = join(outDir, "REPORT.md");
   const robustnessGrid = await exists(join(plots, "robustness_examples.png"));
-  await writeFileAtomic(reportPath, renderMarkdown(inputs, { command, robustnessGrid }));
+  await writeFileAtomic(
+    reportPath,
+    renderMarkdown(inputs, { command, robustnessGrid, testLabels: test?.labels }),
+  );
   written.push(reportPath);
   return written;
 }

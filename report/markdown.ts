@@ -1,6 +1,8 @@
 /** REPORT.md from the metrics: tables of numbers, with the plots embedded. */
 import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
 import { ablationMarkdown } from "./ablation.ts";
+import { pairedMarkdown } from "./paired.ts";
+import { robustMarkdown } from "./robust.ts";
 import { pct, table } from "./format.ts";
 
 /** First epoch whose validation accuracy reached `threshold`, or "–". */
@@ -11,7 +13,7 @@ export function epochsTo(metrics: TrainingMetrics, threshold: number): string {
 
 export function renderMarkdown(
   inputs: ReportInputs,
-  options: { command: string; robustnessGrid: boolean },
+  options: { command: string; robustnessGrid: boolean; testLabels?: ArrayLike<number> },
 ): string {
   const out: string[] = [];
   const models = Object.entries(inputs.training);
@@ -117,6 +119,10 @@ export function renderMarkdown(
       "",
     );
   }
+  const robust = robustMarkdown(inputs);
+  if (robust) out.push(robust);
+  const paired = pairedMarkdown(inputs, options.testLabels);
+  if (paired) out.push(paired);
   if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation));
   const bench = inputs.bench;
   if (bench?.train) {

@@ -12,7 +12,9 @@ import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
-import { DEFAULT_WORKERS, defaultConfig, trainModel } from "./run.ts";
+import { DEFAULT_WORKERS, defaultConfig, type Metrics, outputPaths, trainModel } from "./run.ts";
+import { type SeedRun, seedRun, seedRunDir, seedsSummaryPath, summarizeSeeds } from "./seeds.ts";
+import { exists, writeJsonAtomic } from "../util/files.ts";
 
 const HELP = `Train a CNN on MNIST (tfjs, on the native or the wasm engine).
 
@@ -25,6 +27,10 @@ Flags:
                    robust ${RECIPES.robust.epochs})
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
+  --seeds N        train N runs, seeds N, N+1, ...: the first in DIR, the others in
+                   DIR/seeds/seed-<seed>/; writes DIR/metrics/<model>_seeds.json with every
+                   run's test accuracy, its binomial interval, and mean, deviation and interval
+                   over seeds (default 1); with --resume, finished seeds are read, not retrained
   --workers N      data-parallel workers, one per core (default ${DEFAULT_WORKERS}; 1 trains in
                    this thread); results are reproducible for a given count
   --limit N        train on the first N training images; also evaluate on at most
@@ -52,6 +58,7 @@ export async function main(args: string[]): Promise<void> {
     epochs: { type: "string" },
     "batch-size": { type: "string" },
     seed: { type: "string" },
+    seeds: { type: "string" },
     limit: { type: "string" },
     workers: { type: "string" },
     out: { type: "string", default: "results" },
@@ -86,30 +93,80 @@ export async function main(args: string[]): Promise<void> {
     ...(limit ? { limit } : {}),
   };
 
+  const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
+
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
   await startEngine(engine);
-  const task = `deno task train:${model}`;
-  const result = await trainModel(data, {
-    config,
-    outDir: values.out!,
-    command: commandLine(task, withoutModelFlag(args)),
-    resume: values.resume,
-    // Repeating the interrupted command with --resume works; changing these does not.
-    unchangeable: {
-      seed: values.seed === undefined ? undefined : config.seed,
-      batchSize: values["batch-size"] === undefined ? undefined : config.batchSize,
-      limit: values.limit === undefined ? undefined : config.limit,
-    },
-    hooks: progressHooks(model),
-  });
-  const { metrics } = result;
+  const command = commandLine(`deno task train:${model}`, withoutModelFlag(args));
+  // Repeating the interrupted command with --resume works; changing these does not.
+  const unchangeable = {
+    seed: values.seed === undefined ? undefined : config.seed,
+    batchSize: values["batch-size"] === undefined ? undefined : config.batchSize,
+    limit: values.limit === undefined ? undefined : config.limit,
+  };
+  if (seedCount === 1) {
+    const result = await trainModel(data, {
+      config,
+      outDir: values.out!,
+      command,
+      resume: values.resume,
+      unchangeable,
+      hooks: progressHooks(model),
+    });
+    report(model, result.metrics, result.modelDir, result.metricsPath);
+    return;
+  }
+  const runs: SeedRun[] = [];
+  for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
+    const outDir = seedRunDir(values.out!, config.seed, seed);
+    const paths = outputPaths(outDir, model);
+    const finished = values.resume ? await finishedRun(paths.metrics, seed, config.epochs) : null;
+    if (finished) {
+      console.log(`${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`);
+      runs.push(seedRun(finished, outDir));
+      continue;
+    }
+    console.log(`${model} seed ${seed} (${seed - config.seed + 1} of ${seedCount}) -> ${outDir}`);
+    const result = await trainModel(data, {
+      config: { ...config, seed },
+      outDir,
+      command,
+      resume: values.resume && await exists(paths.checkpoint),
+      unchangeable: { ...unchangeable, seed: undefined },
+      hooks: progressHooks(model),
+    });
+    report(model, result.metrics, result.modelDir, result.metricsPath);
+    runs.push(seedRun(result.metrics, outDir));
+  }
+  const summary = summarizeSeeds(model, command, runs);
+  const path = seedsSummaryPath(values.out!, model);
+  await writeJsonAtomic(path, summary);
+  const { mean, std, ci95 } = summary.summary.test_accuracy;
+  console.log(
+    `${model} over seeds ${summary.seeds.join(", ")}: test accuracy ${pct(mean)} ± ${pct(std)} ` +
+      `(95% interval of the mean ${pct(ci95!.low)} to ${pct(ci95!.high)})  summary: ${path}`,
+  );
+}
+
+function pct(value: number): string {
+  return `${(value * 100).toFixed(2)}%`;
+}
+
+/** A finished run's metrics for `seed` with at least `epochs` epochs, or null. */
+async function finishedRun(path: string, seed: number, epochs: number): Promise<Metrics | null> {
+  if (!(await exists(path))) return null;
+  const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
+  return metrics.seed === seed && metrics.history.length >= epochs ? metrics : null;
+}
+
+function report(model: string, metrics: Metrics, modelDir: string, metricsPath: string): void {
   console.log(
     `${model}: test accuracy ${(metrics.test_accuracy * 100).toFixed(2)}% ` +
       `(loss ${metrics.test_loss.toFixed(4)}), on augmented test digits ${
         (metrics.test_accuracy_augmented * 100).toFixed(2)
       }%, ${metrics.data.test} test images`,
   );
-  console.log(`model: ${result.modelDir}/model.json  metrics: ${result.metricsPath}`);
+  console.log(`model: ${modelDir}/model.json  metrics: ${metricsPath}`);
 }
 
 if (import.meta.main) await runMain(() => main(Deno.args));

@@ -18,8 +18,12 @@ const PIXELS = SIZE * SIZE;
 export interface AppearanceJitter {
   /** Share of images that keep their clean appearance (geometry still applies). */
   cleanShare: number;
-  /** Chance of each family, independently, for the other images. */
-  probability: number;
+  /**
+   * Most families applied to one of the other images: each gets between 1
+   * and this many, drawn at random (a short chain, as in AugMix), so that
+   * strong perturbations rarely compound into an unreadable digit.
+   */
+  chain: number;
   /** Elastic deformation: largest alpha (field smoothed with sigma 4). */
   elastic: number;
   /** Pen width: one 3×3 dilation or erosion, or the stroke's outline (dilation minus erosion). */
@@ -45,7 +49,7 @@ export interface AppearanceJitter {
 /** No appearance change: the improved model's augmentation is geometry only. */
 export const NO_JITTER: AppearanceJitter = {
   cleanShare: 1,
-  probability: 0,
+  chain: 0,
   elastic: 0,
   stroke: false,
   blur: 0,
@@ -123,13 +127,30 @@ export function jitterAppearance(
   random: Random,
   jitter: AppearanceJitter,
 ): Float32Array {
-  if (random.next() < jitter.cleanShare) return image;
-  const pick = (on: boolean) => on && random.next() < jitter.probability;
+  if (random.next() < jitter.cleanShare || jitter.chain < 1) return image;
+  const enabled = [
+    jitter.elastic > 0,
+    jitter.stroke,
+    jitter.blur > 0,
+    jitter.contrast < 1,
+    jitter.gamma > 0,
+    jitter.brightness > 0,
+    jitter.illumination > 0,
+    jitter.noise > 0,
+    jitter.impulse > 0,
+    jitter.erasing > 0,
+  ].flatMap((on, family) => on ? [family] : []);
+  // The chain's families, drawn without repetition, then run in the fixed order.
+  const chosen = new Set<number>();
+  const length = Math.min(enabled.length, 1 + random.int(jitter.chain));
+  while (chosen.size < length) chosen.add(enabled[random.int(enabled.length)]);
+  let family = 0;
+  const pick = () => chosen.has(family++);
   let out = image;
-  if (pick(jitter.elastic > 0)) {
+  if (pick()) {
     out = elasticDeform(out, random.uniform(0, jitter.elastic), elasticField(random));
   }
-  if (pick(jitter.stroke)) {
+  if (pick()) {
     const kind = random.int(3);
     if (kind === 2) {
       const outer = morph(out, "dilate"), inner = morph(out, "erode");
@@ -138,36 +159,36 @@ export function jitterAppearance(
       out = morph(out, kind === 0 ? "dilate" : "erode");
     }
   }
-  if (pick(jitter.blur > 0)) out = gaussianBlur(out, random.uniform(0.3, jitter.blur));
+  if (pick()) out = gaussianBlur(out, random.uniform(0.3, jitter.blur));
   out = out === image ? image.slice() : out;
-  if (pick(jitter.contrast < 1)) {
+  if (pick()) {
     const factor = random.uniform(jitter.contrast, 1);
     for (let i = 0; i < PIXELS; i++) out[i] *= factor;
   }
-  if (pick(jitter.gamma > 0)) {
+  if (pick()) {
     const gamma = Math.exp(random.uniform(-jitter.gamma, jitter.gamma));
     for (let i = 0; i < PIXELS; i++) out[i] = clip01(out[i]) ** gamma;
   }
-  if (pick(jitter.brightness > 0)) {
+  if (pick()) {
     const offset = random.uniform(0, jitter.brightness);
     for (let i = 0; i < PIXELS; i++) out[i] += offset;
   }
-  if (pick(jitter.illumination > 0)) {
+  if (pick()) {
     const amplitude = random.uniform(0, jitter.illumination);
     const field = smoothField(random);
     for (let i = 0; i < PIXELS; i++) out[i] += amplitude * field[i];
   }
-  if (pick(jitter.noise > 0)) {
+  if (pick()) {
     const sigma = random.uniform(0, jitter.noise);
     for (let i = 0; i < PIXELS; i++) out[i] += sigma * random.normal();
   }
-  if (pick(jitter.impulse > 0)) {
+  if (pick()) {
     const share = random.uniform(0, jitter.impulse);
     for (let i = 0; i < PIXELS; i++) {
       if (random.next() < share) out[i] = random.next() < 0.5 ? 0 : 1;
     }
   }
-  if (pick(jitter.erasing > 0)) erase(out, random, jitter.erasing);
+  if (pick()) erase(out, random, jitter.erasing);
   for (let i = 0; i < PIXELS; i++) out[i] = clip01(out[i]);
   return out;
 }

@@ -1,0 +1,132 @@
+/**
+ * Is a difference between two models real? Every pair of deployed models
+ * compared on the same 10,000 test images: McNemar's exact test on the images
+ * only one of them gets right, and a paired bootstrap interval of the
+ * accuracy difference. Over seeds, the interval of the mean difference.
+ */
+import { pct, table } from "./format.ts";
+import type { ReportInputs } from "./inputs.ts";
+import { discordant, holdsZero, mcnemarExact, pairedBootstrap, summarize } from "../util/stats.ts";
+
+/** Seed of the bootstrap resamples, recorded so the report is reproducible. */
+export const BOOTSTRAP_SEED = 1;
+
+/** Per-image correctness from a predictions string and the labels it was scored on. */
+function correctness(predictions: string, labels: ArrayLike<number>): boolean[] {
+  return Array.from(labels, (label, i) => Number(predictions[i]) === label);
+}
+
+const points = (value: number) => `${value >= 0 ? "+" : "−"}${Math.abs(value * 100).toFixed(2)}`;
+
+/** One sentence's verdict for a difference and its interval. */
+export function verdict(
+  difference: number,
+  low: number,
+  high: number,
+  a: string,
+  b: string,
+): string {
+  return holdsZero({ low, high }) ? "within noise" : difference > 0 ? `${a} better` : `${b} better`;
+}
+
+export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<number>): string {
+  const out: string[] = [];
+  const models = Object.entries(inputs.testSets).filter(([, t]) =>
+    typeof t.predictions === "string" && t.predictions.length > 0
+  );
+  if (testLabels && models.length >= 2) {
+    const rows: string[][] = [];
+    for (let i = 0; i < models.length; i++) {
+      for (let j = i + 1; j < models.length; j++) {
+        const [a, ta] = models[i], [b, tb] = models[j];
+        if (ta.predictions!.length !== tb.predictions!.length) continue;
+        const labels = Array.from(testLabels).slice(0, ta.predictions!.length);
+        const ca = correctness(ta.predictions!, labels), cb = correctness(tb.predictions!, labels);
+        const { onlyA, onlyB } = discordant(ca, cb);
+        const p = mcnemarExact(onlyA, onlyB);
+        const boot = pairedBootstrap(ca, cb, BOOTSTRAP_SEED);
+        rows.push([
+          `${a} − ${b}`,
+          `${points(boot.difference)} points`,
+          `${points(boot.ci95.low)} to ${points(boot.ci95.high)}`,
+          `${onlyA} / ${onlyB}`,
+          p < 0.001 ? p.toExponential(1) : p.toFixed(3),
+          verdict(boot.difference, boot.ci95.low, boot.ci95.high, a, b),
+        ]);
+      }
+    }
+    out.push(
+      "### Paired tests on the test set",
+      "",
+      "The deployed models (ONNX) on the same test images. McNemar's exact test uses only the images one model " +
+        "gets right and the other wrong; the interval is a paired bootstrap over test images " +
+        `(2,000 resamples, seed ${BOOTSTRAP_SEED}). "Within noise" means the interval holds zero.`,
+      "",
+      table(
+        [
+          "difference",
+          "accuracy",
+          "95% interval",
+          "right only in first / second",
+          "McNemar p",
+          "verdict",
+        ],
+        rows,
+      ),
+      "",
+    );
+  }
+  const seeded = Object.entries(inputs.seeds);
+  if (seeded.length) {
+    out.push(
+      "### Over seeds",
+      "",
+      table(
+        [
+          "model",
+          "seeds",
+          "test accuracy per seed (95% binomial interval)",
+          "mean ± std",
+          "95% interval of the mean",
+        ],
+        seeded.map(([model, s]) => {
+          const t = s.summary.test_accuracy;
+          return [
+            model,
+            s.seeds.join(", "),
+            s.runs.map((r) =>
+              `${pct(r.test_accuracy)} (${pct(r.test_ci95.low)}–${pct(r.test_ci95.high)})`
+            )
+              .join("; "),
+            `${pct(t.mean)} ± ${(t.std * 100).toFixed(2)}`,
+            t.ci95 ? `${pct(t.ci95.low)} to ${pct(t.ci95.high)}` : "–",
+          ];
+        }),
+      ),
+      "",
+    );
+    // Differences across seeds between models that both have several seeds (same seed list).
+    for (let i = 0; i < seeded.length; i++) {
+      for (let j = i + 1; j < seeded.length; j++) {
+        const [a, sa] = seeded[i], [b, sb] = seeded[j];
+        const common = sa.runs.filter((r) => sb.runs.some((q) => q.seed === r.seed));
+        if (common.length < 2) continue;
+        const d = summarize(
+          common.map((r) =>
+            r.test_accuracy - sb.runs.find((q) => q.seed === r.seed)!.test_accuracy
+          ),
+        );
+        out.push(
+          `- ${a} − ${b} over seeds ${common.map((r) => r.seed).join(", ")}: ${
+            points(d.mean)
+          } points, ` +
+            `95% interval ${points(d.ci95!.low)} to ${points(d.ci95!.high)}: ${
+              verdict(d.mean, d.ci95!.low, d.ci95!.high, a, b)
+            }.`,
+        );
+      }
+    }
+    out.push("");
+  }
+  return out.length ? ["## Which differences are real", "", ...out].join("\n") : "";
+}
