@@ -55,7 +55,7 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   await assertRefused(
     "train/main.ts",
     ["--model", "tiny"],
-    /^error: --model must be one of baseline, improved, got "tiny"\.$/,
+    /^error: --model must be one of baseline, improved, robust, got "tiny"\.$/,
   );
   await assertRefused(
     "train/main.ts",

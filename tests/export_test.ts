@@ -100,6 +100,22 @@ Deno.test("every supported layer and option: ONNX Runtime equals tfjs within 1e-
   }
 });
 
+Deno.test("the robust model exports and verifies against tfjs", async () => {
+  await using dirTemp = await tempDir();
+  const model = buildModel("robust");
+  randomizeWeights(model);
+  await saveLayersModel(model, dirTemp.path);
+  const result = await exportModel({
+    modelDir: dirTemp.path,
+    onnxPath: join(dirTemp.path, "robust.onnx"),
+    layout: "nhwc",
+    verificationPixels: pixels,
+  });
+  assert.equal(result.argmaxAgreement, 1);
+  assert.ok(result.maxAbsDifference < 1e-5, `${result.maxAbsDifference}`);
+  model.dispose();
+});
+
 Deno.test("the improved model decodes back to the expected graph", async () => {
   await using dirTemp = await tempDir();
   const dir = dirTemp.path;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { buildModel } from "../models/architectures.ts";
+import { buildModel, MODEL_NAMES } from "../models/architectures.ts";
 
 await useWasmBackend();
 
@@ -68,8 +68,22 @@ Deno.test("improved: BatchNorm without biases, dropout, 421,866 trainable + 448 
   model.dispose();
 });
 
-Deno.test("both models map [N, 28, 28, 1] to probabilities [N, 10]", () => {
-  for (const name of ["baseline", "improved"] as const) {
+Deno.test("robust: the improved model's layers, rates and parameters; only its training differs", () => {
+  const robust = buildModel("robust"), improved = buildModel("improved");
+  const describe = (model: tf.LayersModel) =>
+    model.layers.map((layer) => {
+      const { rate, units, filters, useBias } = layer.getConfig() as Record<string, unknown>;
+      return [layer.getClassName(), rate, units, filters, useBias];
+    });
+  assert.deepEqual(describe(robust), describe(improved));
+  assert.deepEqual(parameterCounts(robust), parameterCounts(improved));
+  assert.equal(robust.name, "robust");
+  robust.dispose();
+  improved.dispose();
+});
+
+Deno.test("every model maps [N, 28, 28, 1] to probabilities [N, 10]", () => {
+  for (const name of MODEL_NAMES) {
     const model = buildModel(name);
     const before = tf.memory().numTensors;
     const sums = tf.tidy(() => {

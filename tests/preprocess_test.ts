@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { centreOfMass, type GrayImage, PreprocessError, toMnist } from "../infer/preprocess.ts";
+import {
+  centreOfMass,
+  type GrayImage,
+  inkMap,
+  PreprocessError,
+  saturateStrokes,
+  toMnist,
+} from "../infer/preprocess.ts";
+import { loadTestSet } from "../data/mnist.ts";
 
 /** A white canvas with black filled rectangles (dark ink on light paper). */
 function canvas(
@@ -70,4 +78,77 @@ Deno.test("blank and tiny images are refused with a reason", () => {
   assert.throws(() => toMnist({ width: 1, height: 1, data: Uint8Array.of(0) }), {
     message: "is 1x1 pixels, too small to hold a digit (at least 8x8)",
   });
+});
+
+/** Share of ink (pixels above 0.1) at 0.9 or more: MNIST's test digits run from 0.22 to 0.72. */
+function saturatedShare(pixels: Float32Array): number {
+  const ink = Array.from(pixels).filter((v) => v > 0.1);
+  return ink.filter((v) => v >= 0.9).length / ink.length;
+}
+
+/** A soft grey "7" on paper: a blurred pencil line, ink at most 40% as dark as black. */
+function softSeven(size = 64, paper = 230): GrayImage {
+  const data = new Uint8Array(size * size);
+  const distanceToStroke = (x: number, y: number) => {
+    const top = Math.abs(y - size * 0.2) + (x < size * 0.2 || x > size * 0.8 ? size : 0);
+    // The diagonal from the top right corner down to the bottom middle.
+    const t = Math.min(1, Math.max(0, (y - size * 0.2) / (size * 0.6)));
+    const dx = x - (size * 0.8 - t * size * 0.35), dy = y - (size * 0.2 + t * size * 0.6);
+    return Math.min(top, Math.hypot(dx, dy));
+  };
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const ink = 0.4 * Math.exp(-(distanceToStroke(x, y) ** 2) / (2 * 2.5 ** 2));
+      data[y * size + x] = Math.round(paper * (1 - ink));
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+Deno.test("a soft grey stroke gets MNIST's saturated core; without saturation it would not", () => {
+  const plain = toMnist(softSeven(), { saturate: false });
+  const saturated = toMnist(softSeven());
+  assert.ok(saturatedShare(plain) < 0.22, `plain share ${saturatedShare(plain)}`);
+  const share = saturatedShare(saturated);
+  assert.ok(share >= 0.22 && share <= 0.72, `saturated share ${share} outside MNIST's range`);
+  // The edges stay soft: not a binary image.
+  assert.ok(Array.from(saturated).some((v) => v > 0.1 && v < 0.9));
+  assert.deepEqual(saturateStrokes(new Float32Array(784)), new Float32Array(784));
+});
+
+Deno.test("an MNIST test digit passes through saturation almost unchanged", async () => {
+  const test = await loadTestSet();
+  let changed = 0, worst = 0;
+  for (let k = 0; k < 200; k++) {
+    const digit = Float32Array.from(test.images.subarray(k * 784, (k + 1) * 784), (v) => v / 255);
+    const out = saturateStrokes(digit);
+    const difference = out.reduce((sum, v, i) => sum + Math.abs(v - digit[i]), 0) / 784;
+    if (difference > 0) changed++;
+    worst = Math.max(worst, difference);
+    const share = saturatedShare(out);
+    assert.ok(share >= 0.2 && share <= 0.75, `digit ${k}: share ${share}`);
+  }
+  // Most digits are already as saturated as the rule asks; the rest move little.
+  assert.ok(changed < 40, `${changed} of 200 digits changed`);
+  assert.ok(worst < 0.05, `mean absolute change up to ${worst}`);
+});
+
+Deno.test("uneven light and a stray speck do not change what the model sees", () => {
+  const flat = canvas(80, 80, [[30, 15, 8, 50]]);
+  const lit: GrayImage = {
+    ...flat,
+    // Paper from 150 on the left to 250 on the right; ink stays 0.
+    data: flat.data.map((v, i) => (v === 0 ? 0 : Math.round(150 + (100 * (i % 80)) / 79))),
+  };
+  // The same pixels are ink whatever the light (one paper level for all would take the dark side for ink).
+  const mask = (image: GrayImage) => Array.from(inkMap(image), (v) => v > 0);
+  assert.deepEqual(mask(lit), mask(flat));
+  const expected = toMnist(flat);
+  assert.deepEqual(inkBounds(toMnist(lit)), inkBounds(expected));
+  const specked = canvas(80, 80, [[30, 15, 8, 50], [75, 75, 1, 1]]);
+  assert.deepEqual(
+    inkBounds(toMnist(specked)),
+    inkBounds(expected),
+    "a one-pixel speck moved the crop",
+  );
 });

@@ -1,0 +1,97 @@
+/**
+ * train:robust behaves like the other training commands: it runs, resumes,
+ * refuses bad flags; --seeds trains and summarises several seeds and reads
+ * finished ones on --resume.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { tempDir } from "./temp_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function train(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "train/main.ts", "--model", "robust", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr).trim(),
+  };
+}
+
+const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
+
+Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summarise", async () => {
+  await using temp = await tempDir();
+  const out = temp.path;
+  const first = await train(["--epochs", "1", "--limit", "512", "--out", out]);
+  assert.equal(first.code, 0, first.stderr);
+  const metrics = await readJson(join(out, "metrics/robust_metrics.json"));
+  assert.equal(metrics.history.length, 1);
+  assert.ok(
+    metrics.config.augmentation.appearance,
+    "the robust model trains with appearance jitter",
+  );
+  assert.ok(metrics.config.augmentation.shear > 0);
+
+  const resumed = await train(["--epochs", "2", "--limit", "512", "--out", out, "--resume"]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal((await readJson(join(out, "metrics/robust_metrics.json"))).history.length, 2);
+
+  // Seed 42 is finished (2 epochs >= 1): read; seed 43 is trained into seeds/seed-43.
+  const seeds = await train([
+    "--seeds",
+    "2",
+    "--epochs",
+    "1",
+    "--limit",
+    "512",
+    "--out",
+    out,
+    "--resume",
+  ]);
+  assert.equal(seeds.code, 0, seeds.stderr);
+  assert.match(seeds.stdout, /robust seed 42: already trained/);
+  const summary = await readJson(join(out, "metrics/robust_seeds.json"));
+  assert.deepEqual(summary.seeds, [42, 43]);
+  assert.equal(summary.runs[1].dir, join(out, "seeds", "seed-43"));
+  const accuracies = summary.runs.map((r: { test_accuracy: number }) => r.test_accuracy);
+  const mean = (accuracies[0] + accuracies[1]) / 2;
+  assert.ok(Math.abs(summary.summary.test_accuracy.mean - mean) < 1e-12);
+  for (const run of summary.runs) {
+    assert.ok(run.test_ci95.low <= run.test_accuracy && run.test_accuracy <= run.test_ci95.high);
+  }
+  // Everything finished: nothing retrained.
+  const again = await train([
+    "--seeds",
+    "2",
+    "--epochs",
+    "1",
+    "--limit",
+    "512",
+    "--out",
+    out,
+    "--resume",
+  ]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout.match(/already trained/g)?.length, 2);
+});
+
+Deno.test("train:robust refuses bad flags in one sentence", async () => {
+  for (
+    const [args, message] of [
+      [["--seeds", "0"], /^error: --seeds must be from 1 to 100, got 0\.$/],
+      [["--seeds", "two"], /^error: --seeds must be a whole number, got "two"\.$/],
+      [["--shear", "1"], /^error: Unknown option '--shear'\. Run with --help for the flags\.$/],
+    ] as const
+  ) {
+    const result = await train([...args]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, message);
+  }
+});
