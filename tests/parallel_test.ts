@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf, subset } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { ARCHITECTURES, buildModel, type ModelName } from "../models/architectures.ts";
+import { ARCHITECTURES, buildCnn, buildModel, type ModelName } from "../models/architectures.ts";
+import { combineMoments, setExactStatistics, withStatistics } from "../train/batch_norm_stats.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { decodeCheckpoint, encodeReplica } from "../train/checkpoint.ts";
 import { shardBounds, WorkerFailure, WorkerPool } from "../train/parallel.ts";
@@ -32,6 +33,52 @@ Deno.test("shards cover the batch contiguously, sizes within one", () => {
   assert.deepEqual(shardBounds(64, 2), [[0, 32], [32, 64]]);
   assert.deepEqual(shardBounds(7, 3), [[0, 2], [2, 4], [4, 7]]);
   assert.deepEqual(shardBounds(1, 2), [[0, 0], [0, 1]]);
+});
+
+Deno.test("exact BatchNorm statistics over two workers equal this thread's; moments combine exactly", async () => {
+  // Without dropout the pass is deterministic, so shares of the images must add up to the whole.
+  const architecture = { batchNorm: true, convDropout: 0, denseDropout: 0 };
+  const model = buildCnn(architecture, "bn");
+  const pixels = pixelsOf(split, Array.from({ length: 300 }, (_, i) => i));
+  const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
+  const pool = await WorkerPool.start({
+    name: "bn",
+    architecture,
+    augmentation: null,
+    seed: SEED,
+    workers: 2,
+    split,
+  });
+  let layers;
+  try {
+    layers = await pool.batchNormStatistics(weights, pixels, 5);
+  } finally {
+    pool.close();
+  }
+  setExactStatistics(model, pixels, new Random(5));
+  const expected = withStatistics(model, weights, layers).map((_, i) =>
+    model.getWeights()[i].dataSync() as Float32Array
+  );
+  assert.equal(layers.length, 3);
+  for (const [i, values] of withStatistics(model, weights, layers).entries()) {
+    const [worst, scale] = maxDifference(values, expected[i]);
+    assert.ok(worst <= 1e-4 * scale, `weight ${i}: ${worst} of ${scale}`);
+  }
+  // Chan's formula: two halves' moments give the whole's.
+  const whole = [1, 2, 3, 4, 10, 20];
+  const moments = (values: number[]) => {
+    const mean = values.reduce((a, b) => a + b) / values.length;
+    const variance = values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / values.length;
+    return {
+      count: values.length,
+      mean: Float32Array.of(mean),
+      variance: Float32Array.of(variance),
+    };
+  };
+  const combined = combineMoments([moments(whole.slice(0, 2)), moments(whole.slice(2))]);
+  assert.ok(Math.abs(combined.mean[0] - moments(whole).mean[0]) < 1e-5);
+  assert.ok(Math.abs(combined.variance[0] - moments(whole).variance[0]) < 1e-4);
+  model.dispose();
 });
 
 Deno.test("the workers share validation: their evaluation of given weights is this thread's", async () => {

@@ -51,35 +51,162 @@ export function statisticsUnconverged(model: tf.LayersModel, steps: number): boo
   });
 }
 
+/** Per-channel moments of one BatchNorm layer's input over some images. */
+export interface ChannelMoments {
+  /** Values per channel that went into them (images × positions). */
+  count: number;
+  mean: Float32Array;
+  /** Population variance (divided by count), as tf.moments gives it. */
+  variance: Float32Array;
+}
+
+/**
+ * Moments of the union of disjoint parts (Chan et al.'s pairwise formula:
+ * each part's variance plus its mean's squared distance from the whole's),
+ * so workers can each take a share of the images.
+ */
+export function combineMoments(parts: ChannelMoments[]): ChannelMoments {
+  const count = parts.reduce((sum, part) => sum + part.count, 0);
+  const channels = parts[0].mean.length;
+  const mean = new Float32Array(channels);
+  const variance = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let m = 0;
+    for (const part of parts) m += (part.count / count) * part.mean[c];
+    let v = 0;
+    for (const part of parts) {
+      v += (part.count / count) * (part.variance[c] + (part.mean[c] - m) ** 2);
+    }
+    mean[c] = m;
+    variance[c] = v;
+  }
+  return { count, mean, variance };
+}
+
+/**
+ * A training-mode pass of some images through the model that stops at each
+ * BatchNorm layer: `next()` runs up to the next one and returns its input's
+ * moments; `resume(statistics)` sets that layer's moving statistics (the
+ * moments of all images, over however many passes) and goes on. Dropout runs
+ * as in training, its masks drawn from `dropoutRandom`.
+ */
+export class StatisticsPass {
+  #model: tf.LayersModel;
+  #x: tf.Tensor;
+  #layer = 0;
+  #random: Random;
+
+  constructor(model: tf.LayersModel, pixels: Float32Array, dropoutRandom: Random) {
+    this.#model = model;
+    this.#random = dropoutRandom;
+    this.#x = tf.tensor4d(pixels, [pixels.length / 784, 28, 28, 1]);
+  }
+
+  /** Moments at the next BatchNorm layer, or null when none is left (the pass is then disposed). */
+  next(): ChannelMoments | null {
+    const layers = this.#model.layers;
+    while (
+      this.#layer < layers.length && layers[this.#layer].getClassName() !== "BatchNormalization"
+    ) {
+      this.#apply(layers[this.#layer++]);
+    }
+    if (this.#layer >= layers.length) {
+      this.dispose();
+      return null;
+    }
+    const x = this.#x;
+    const axes = x.rank === 4 ? [0, 1, 2] : [0];
+    const [mean, variance] = tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, axes);
+      return [mean.dataSync() as Float32Array, variance.dataSync() as Float32Array];
+    });
+    return { count: x.size / x.shape[x.rank - 1]!, mean, variance };
+  }
+
+  /** Sets the waiting BatchNorm layer's moving statistics and runs it. */
+  resume(statistics: { mean: Float32Array; variance: Float32Array }): void {
+    const layer = this.#model.layers[this.#layer++];
+    const [gamma, beta] = layer.getWeights();
+    const mean = tf.tensor1d(statistics.mean), variance = tf.tensor1d(statistics.variance);
+    layer.setWeights([gamma, beta, mean, variance]);
+    tf.dispose([mean, variance]);
+    this.#apply(layer);
+  }
+
+  dispose(): void {
+    this.#x.dispose();
+  }
+
+  #apply(layer: tf.layers.Layer): void {
+    const training = layer.getClassName() === "Dropout";
+    const restore = seedMathRandom(this.#random);
+    try {
+      const y = tf.tidy(() => layer.apply(this.#x, { training }) as tf.Tensor);
+      this.#x.dispose();
+      this.#x = y;
+    } finally {
+      restore();
+    }
+  }
+}
+
 /**
  * Sets every BatchNorm layer's moving mean and variance to the exact
  * statistics of its inputs over `pixels` (count × 784), layer by layer so
  * each layer sees the corrected layers before it. Dropout layers run as in
- * training, their masks drawn from `dropoutRandom`.
+ * training, their masks drawn from `dropoutRandom`. (Over workers, each takes
+ * a share of the images: WorkerPool.batchNormStatistics.)
  */
 export function setExactStatistics(
   model: tf.LayersModel,
   pixels: Float32Array,
   dropoutRandom: Random,
 ): void {
-  const count = pixels.length / 784;
-  let x: tf.Tensor = tf.tensor4d(pixels, [count, 28, 28, 1]);
-  const restoreRandom = seedMathRandom(dropoutRandom);
+  const pass = new StatisticsPass(model, pixels, dropoutRandom);
   try {
-    for (const layer of model.layers) {
-      if (layer.getClassName() === "BatchNormalization") {
-        const [gamma, beta] = layer.getWeights();
-        const { mean, variance } = tf.tidy(() => tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]));
-        layer.setWeights([gamma, beta, mean, variance]);
-        tf.dispose([mean, variance]);
-      }
-      const training = layer.getClassName() === "Dropout";
-      const y = tf.tidy(() => layer.apply(x, { training }) as tf.Tensor);
-      x.dispose();
-      x = y;
-    }
-  } finally {
-    restoreRandom();
-    x.dispose();
+    for (let moments = pass.next(); moments; moments = pass.next()) pass.resume(moments);
+  } catch (error) {
+    pass.dispose();
+    throw error;
   }
+}
+
+export interface LayerStatistics {
+  mean: Float32Array;
+  variance: Float32Array;
+}
+
+/**
+ * `weights` (every weight of `model`, in `model.weights` order) with each
+ * BatchNorm layer's moving mean and variance replaced by `layers`' (in layer
+ * order). tfjs lists every trainable weight first, then the moving statistics.
+ */
+export function withStatistics(
+  model: tf.LayersModel,
+  weights: Float32Array[],
+  layers: LayerStatistics[],
+): Float32Array[] {
+  let means = 0, variances = 0;
+  const replaced = model.weights.map((weight, i) =>
+    weight.name.endsWith("/moving_mean")
+      ? layers[means++].mean
+      : weight.name.endsWith("/moving_variance")
+      ? layers[variances++].variance
+      : weights[i]
+  );
+  if (means !== layers.length || variances !== layers.length) {
+    throw new Error(`The model has ${means} BatchNorm layers, not ${layers.length}.`);
+  }
+  return replaced;
+}
+
+/** Sets the model's BatchNorm moving statistics to `layers` (in layer order). */
+export function setStatistics(model: tf.LayersModel, layers: LayerStatistics[]): void {
+  const current = model.getWeights();
+  const weights = current.map((weight) => weight.dataSync() as Float32Array);
+  const tensors = withStatistics(model, weights, layers).map((values, i) =>
+    tf.tensor(values, current[i].shape)
+  );
+  model.setWeights(tensors);
+  tf.dispose(tensors);
 }

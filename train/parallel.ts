@@ -7,7 +7,13 @@
  * its own statistics (as multi-GPU Keras does without sync-BN).
  */
 import { activeEngine, type EngineName } from "../kernels/engine.ts";
-import type { WorkerReply, WorkerRequest, WorkerSetup } from "./worker_protocol.ts";
+import {
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerSetup,
+  workerStreamSeed,
+} from "./worker_protocol.ts";
+import { type ChannelMoments, combineMoments } from "./batch_norm_stats.ts";
 import { combineEvaluations, type Evaluation } from "./steps.ts";
 
 export class WorkerFailure extends Error {}
@@ -162,6 +168,51 @@ export class WorkerPool {
         r?.type === "evaluation"
       ),
     );
+  }
+
+  /**
+   * Exact BatchNorm statistics of `weights` (every weight of the model, in
+   * order) over `pixels` (count × 784), each worker taking a contiguous share
+   * of the images: layer by layer, the workers' moments are combined here
+   * and sent back before any goes on. Returns each BatchNorm layer's moving
+   * mean and variance, in layer order.
+   */
+  async batchNormStatistics(
+    weights: Float32Array[],
+    pixels: Float32Array,
+    dropoutSeed: number,
+  ): Promise<Array<{ mean: Float32Array; variance: Float32Array }>> {
+    const shares = shardBounds(pixels.length / 784, this.size).filter(([start, end]) =>
+      end > start
+    );
+    const moments = (replies: WorkerReply[]) =>
+      replies.map((reply) => (reply as Extract<WorkerReply, { type: "moments" }>).moments);
+    let parts = moments(
+      await Promise.all(shares.map(([start, end], index) =>
+        this.#request(index, {
+          type: "statistics",
+          weights,
+          pixels: pixels.slice(start * 784, end * 784),
+          dropoutSeed: workerStreamSeed(dropoutSeed, 0, index, this.size, 2),
+        })
+      )),
+    );
+    const layers: Array<{ mean: Float32Array; variance: Float32Array }> = [];
+    while (parts.every((part) => part !== null)) {
+      const { mean, variance } = combineMoments(parts as ChannelMoments[]);
+      layers.push({ mean, variance });
+      parts = moments(
+        await Promise.all(
+          shares.map((_, index) =>
+            this.#request(index, { type: "statistics-next", mean, variance })
+          ),
+        ),
+      );
+    }
+    if (parts.some((part) => part !== null)) {
+      throw new WorkerFailure("Workers disagree on the model's BatchNorm layers.");
+    }
+    return layers;
   }
 
   /** Each worker's state, as checkpoint bytes, in worker order. */

@@ -39,7 +39,9 @@ import {
   hasBatchNorm,
   keepingStatistics,
   setExactStatistics,
+  setStatistics,
   statisticsUnconverged,
+  withStatistics,
 } from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
 
@@ -341,17 +343,26 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   const validationBatches = evaluationBatches(validation);
   // Exact BatchNorm statistics (for short runs and for averaged weights) come
   // from training images, augmented and with dropout as in training.
-  const setStatisticsFromTraining = (salt: number) => {
+  const statisticsImages = (salt: number) => {
     const pixels = pixelsOf(
       train,
       Array.from({ length: Math.min(train.count, 4096) }, (_, i) => i),
     );
     const random = new Random(config.seed + salt);
-    setExactStatistics(
-      model,
-      augmentation ? augmentBatch(pixels, random, augmentation) : pixels,
-      random,
-    );
+    return { pixels: augmentation ? augmentBatch(pixels, random, augmentation) : pixels, random };
+  };
+  /** With workers, they take the statistics of `weights`, a share of the images each. */
+  const statisticsOverWorkers = (weights: Float32Array[], salt: number) => {
+    const { pixels, random } = statisticsImages(salt);
+    return pool!.batchNormStatistics(weights, pixels, random.nextUint32());
+  };
+  const setStatisticsFromTraining = async (salt: number) => {
+    if (pool) {
+      setStatistics(model, await statisticsOverWorkers(weightsOf(model), salt));
+    } else {
+      const { pixels, random } = statisticsImages(salt);
+      setExactStatistics(model, pixels, random);
+    }
   };
 
   // One step in this thread: augmentation draws from the run's data stream.
@@ -416,25 +427,29 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       }
       const seconds = (performance.now() - started) / 1000;
       if (statisticsUnconverged(model, (epoch + 1) * batches)) {
-        setStatisticsFromTraining(epoch);
+        await setStatisticsFromTraining(epoch);
       }
       hooks.evaluating?.("validation");
       // With workers, the weights to validate are taken here and the workers
       // share the evaluation; alone, this thread evaluates them at once.
       const measure = (): Float32Array[] | Evaluation =>
-        pool
-          ? model.getWeights().map((weight) => (weight.dataSync() as Float32Array).slice())
-          : evaluate(model, validation);
-      const measured = !averaging
-        ? measure()
-        : averaging.with(() =>
-          hasBatchNorm(model)
-            ? keepingStatistics(model, () => {
-              setStatisticsFromTraining(epoch);
+        pool ? weightsOf(model) : evaluate(model, validation);
+      const measureAveraged = async (averaging: WeightAverage) => {
+        if (!hasBatchNorm(model)) return averaging.with(measure);
+        if (!pool) {
+          return averaging.with(() =>
+            keepingStatistics(model, () => {
+              const { pixels, random } = statisticsImages(epoch);
+              setExactStatistics(model, pixels, random);
               return measure();
             })
-            : measure()
-        );
+          );
+        }
+        // The workers take the averaged weights' statistics, and then validate them.
+        const weights = averaging.with(() => weightsOf(model));
+        return withStatistics(model, weights, await statisticsOverWorkers(weights, epoch));
+      };
+      const measured = averaging ? await measureAveraged(averaging) : measure();
       const measuredLive = averaging ? measure() : undefined;
       const finish = async (result: Float32Array[] | Evaluation): Promise<Evaluation> =>
         Array.isArray(result) ? await pool!.evaluate(result, validationBatches) : result;
@@ -465,12 +480,11 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       // Exact BatchNorm statistics and averaged moving statistics go back to the workers.
       if (pool && epoch + 1 < config.epochs) await pushState(pool, run);
     }
-    pool?.close();
-
     if (average && config.epochs > averageStart) {
       average.apply();
-      if (hasBatchNorm(model)) setStatisticsFromTraining(config.epochs);
+      if (hasBatchNorm(model)) await setStatisticsFromTraining(config.epochs);
     }
+    pool?.close();
     hooks.evaluating?.("test");
     const testResult = evaluate(model, test);
     const augmentRandom = new Random(AUGMENTED_TEST_SEED);
@@ -511,6 +525,11 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     model.dispose();
     average?.dispose();
   }
+}
+
+/** Copies of every weight of the model, in `model.weights` order. */
+function weightsOf(model: tf.LayersModel): Float32Array[] {
+  return model.getWeights().map((weight) => (weight.dataSync() as Float32Array).slice());
 }
 
 export function defaultConfig(model: ModelName, recipe: Recipe, seed = 42): TrainConfig {

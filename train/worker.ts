@@ -16,6 +16,7 @@ import { augmentBatch } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
+import { StatisticsPass } from "./batch_norm_stats.ts";
 import { evaluateBatches, shardGradients } from "./steps.ts";
 import { WeightAverage } from "./weight_average.ts";
 import {
@@ -30,6 +31,8 @@ interface Replica {
   model: tf.LayersModel;
   /** A second copy for evaluating weights sent by the run (built on first use). */
   evaluationModel?: tf.LayersModel;
+  /** The BatchNorm statistics pass in progress on the evaluation copy. */
+  statistics?: StatisticsPass;
   optimizer: FlatAdam;
   average?: WeightAverage;
   augmentRandom: Random;
@@ -105,20 +108,49 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       return { type: "state", checkpoint: await encodeReplica(model, optimizer, average) };
     }
     case "evaluate": {
-      const current = ready();
-      const { setup } = current;
+      const { setup } = ready();
       if (!setup.validation) throw new Error("the worker was given no validation split");
-      current.evaluationModel ??= buildCnn(setup.architecture, setup.name);
-      const model = current.evaluationModel;
-      const tensors = model.getWeights().map((weight, i) =>
-        tf.tensor(request.weights[i], weight.shape)
-      );
-      model.setWeights(tensors);
-      tf.dispose(tensors);
+      const model = evaluationCopy(request.weights);
       const sums = evaluateBatches(model, setup.validation, request.fromBatch, request.toBatch);
       return { type: "evaluation", ...sums };
     }
+    case "statistics": {
+      const current = ready();
+      current.statistics?.dispose();
+      const model = evaluationCopy(request.weights);
+      current.statistics = new StatisticsPass(
+        model,
+        request.pixels,
+        new Random(request.dropoutSeed),
+      );
+      return { type: "moments", moments: nextMoments(current) };
+    }
+    case "statistics-next": {
+      const current = ready();
+      if (!current.statistics) {
+        throw new Error("the worker has no BatchNorm statistics pass running");
+      }
+      current.statistics.resume(request);
+      return { type: "moments", moments: nextMoments(current) };
+    }
   }
+}
+
+/** The evaluation copy of the model, holding `weights` (every weight, in order). */
+function evaluationCopy(weights: Float32Array[]): tf.LayersModel {
+  const current = ready();
+  current.evaluationModel ??= buildCnn(current.setup.architecture, current.setup.name);
+  const model = current.evaluationModel;
+  const tensors = model.getWeights().map((weight, i) => tf.tensor(weights[i], weight.shape));
+  model.setWeights(tensors);
+  tf.dispose(tensors);
+  return model;
+}
+
+function nextMoments(current: Replica) {
+  const moments = current.statistics!.next();
+  if (!moments) current.statistics = undefined;
+  return moments;
 }
 
 // Requests are handled strictly one after another, in arrival order.

@@ -6,6 +6,7 @@ import type { MnistSplit } from "../data/mnist.ts";
 import type { CnnOptions } from "../models/architectures.ts";
 import type { AugmentRanges } from "../transforms/augment.ts";
 import type { EngineName } from "../kernels/engine.ts";
+import type { ChannelMoments } from "./batch_norm_stats.ts";
 
 export interface WorkerSetup {
   name: string;
@@ -58,11 +59,20 @@ export type WorkerRequest =
   /** The state as checkpoint bytes. */
   | { type: "state" }
   /** Loss and accuracy of these weights (all of the model's, in order) on validation batches. */
-  | { type: "evaluate"; weights: Float32Array[]; fromBatch: number; toBatch: number };
+  | { type: "evaluate"; weights: Float32Array[]; fromBatch: number; toBatch: number }
+  /**
+   * Start a training-mode pass of these images through these weights, for
+   * exact BatchNorm statistics; replies with the first BatchNorm layer's moments.
+   */
+  | { type: "statistics"; weights: Float32Array[]; pixels: Float32Array; dropoutSeed: number }
+  /** Set the waiting BatchNorm layer's statistics (over all workers' images) and go on to the next. */
+  | { type: "statistics-next"; mean: Float32Array; variance: Float32Array };
 
 export type WorkerReply =
   | { type: "done" }
   | { type: "gradients"; gradients: Float32Array; lossSum: number; correct: number }
   | { type: "state"; checkpoint: Uint8Array }
   | { type: "evaluation"; lossSum: number; correct: number; count: number }
+  /** One BatchNorm layer's moments over this worker's images (null: the pass is over). */
+  | { type: "moments"; moments: ChannelMoments | null }
   | { type: "error"; message: string };
