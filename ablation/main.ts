@@ -1,8 +1,9 @@
 /**
  * deno task ablate [flags]
  *
- * Trains the ablation's variants with one seed and schedule, exports each
- * to ONNX and measures their robustness; writes DIR/metrics/ablation.json.
+ * Trains the ablation's variants with the same seeds and schedule, exports
+ * each run to ONNX and measures its robustness; writes DIR/metrics/ablation.json
+ * with every run and each variant's mean, deviation and interval over seeds.
  * Rerunning the same command resumes an interrupted ablation.
  */
 import { resolve } from "node:path";
@@ -20,7 +21,7 @@ const HELP = `Ablation study: which part of the improved model does what.
 
 Usage: deno task ablate [flags]
 
-Trains every variant with the same seed, data, epochs and schedule (Adam ${ABLATION_SCHEDULE.learningRate},
+Trains every variant with the same seeds, data, epochs and schedule (Adam ${ABLATION_SCHEDULE.learningRate},
 decay ${ABLATION_SCHEDULE.learningRateDecay} per epoch, batch ${ABLATION_SCHEDULE.batchSize}), exports it to ONNX and measures it on rotated, shifted
 and MNIST-C-corrupted test digits. Run the same command again to resume.
 
@@ -29,7 +30,9 @@ Flags:
   --limit N         train on the first N training images (quick runs)
   --variants A,B    only these variants (default: all), of:
 ${VARIANTS.map((v) => `                      ${v.name.padEnd(24)} ${v.description}`).join("\n")}
-  --seed N          seed shared by every variant (default 42)
+  --seed N          the first seed, shared by every variant (default 42)
+  --seeds N         seeds per variant: N, N+1, ... from --seed (default 3); runs already done
+                    with the same settings are kept, so a larger N adds seeds
   --workers N       data-parallel training workers (default ${DEFAULT_WORKERS})
   --engine E        native, wasm or auto (default: native where it can be built)
   --eval-images N   test images for the robustness measures (default 10000)
@@ -58,6 +61,7 @@ export async function main(args: string[]): Promise<void> {
     limit: { type: "string" },
     variants: { type: "string" },
     seed: { type: "string" },
+    seeds: { type: "string" },
     workers: { type: "string" },
     "eval-images": { type: "string" },
     out: { type: "string", default: "results" },
@@ -74,10 +78,13 @@ export async function main(args: string[]): Promise<void> {
   const limit = values.limit === undefined
     ? undefined
     : intFlag(values.limit, "limit", 0, 1, 54000);
+  const seed = intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1);
+  const seedCount = intFlag(values.seeds, "seeds", 3, 1, 100);
   const settings = {
     ...ABLATION_SCHEDULE,
     epochs: intFlag(values.epochs, "epochs", ABLATION_SCHEDULE.epochs, 1, 1000),
-    seed: intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1),
+    seed,
+    seeds: Array.from({ length: seedCount }, (_, i) => seed + i),
     workers: intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64),
     evalImages: intFlag(values["eval-images"], "eval-images", 10000, 1, 10000),
     ...(limit ? { limit } : {}),
@@ -90,16 +97,16 @@ export async function main(args: string[]): Promise<void> {
     settings,
     command: commandLine("deno task ablate", args),
     hooks: {
-      variant(variant, index, total, resumed) {
+      variant(variant, index, total, resumed, seed) {
         console.log(
-          `[${index + 1}/${total}] ${variant.name}: ${variant.description}${
+          `[${index + 1}/${total}] ${variant.name} seed ${seed}: ${variant.description}${
             resumed ? " (resumed)" : ""
           }`,
         );
         return progressHooks(variant.name);
       },
-      skipped(variant) {
-        console.log(`${variant.name}: done earlier, kept`);
+      skipped(variant, seed) {
+        console.log(`${variant.name} seed ${seed}: done earlier, kept`);
       },
       robustness(names) {
         console.log(`robustness of ${names.join(", ")}`);

@@ -1,9 +1,11 @@
 /**
- * The ablation study: train every variant with the same seed, data, epochs
- * and schedule, export each to ONNX, then measure all of them on the same
- * perturbed test images. Progress is kept in metrics/ablation.json after
- * every variant, and each training run keeps its checkpoints, so an
- * interrupted ablation resumes where it stopped.
+ * The ablation study: train every variant with the same seeds, data, epochs
+ * and schedule, export each run to ONNX, then measure all of them on the
+ * same perturbed test images, and summarise each variant over its seeds.
+ * Seeds run one after another (all variants of the first seed first, so an
+ * interrupted study already holds a whole one-seed ablation). Progress is
+ * kept in metrics/ablation.json after every run, and each training run keeps
+ * its checkpoints, so an interrupted ablation resumes where it stopped.
  */
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
@@ -14,11 +16,16 @@ import { evaluateRobustness, type SuiteProgress, summarize } from "../robustness
 import { FAMILIES } from "../robustness/families.ts";
 import { type Metrics, outputPaths, type TrainHooks, trainModel } from "../train/run.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
-import type {
-  AblationFile,
-  AblationSettings,
-  VariantResult,
-  VariantRobustness,
+import { summarize as summarizeSeeds } from "../util/stats.ts";
+import {
+  type AblationFile,
+  type AblationSettings,
+  measureOf,
+  runsOf,
+  seedsOf,
+  SPREAD_MEASURES,
+  type VariantResult,
+  type VariantRobustness,
 } from "./results.ts";
 import { ROTATION_SWEEP, type Variant } from "./variants.ts";
 
@@ -27,9 +34,15 @@ export type { AblationFile, AblationSettings, VariantResult, VariantRobustness }
 export class AblationError extends Error {}
 
 export interface AblationHooks {
-  /** Called before each variant's training (or its resumption). */
-  variant?(variant: Variant, index: number, total: number, resumed: boolean): TrainHooks;
-  skipped?(variant: Variant): void;
+  /** Called before each run's training (or its resumption); `index` counts runs over all seeds. */
+  variant?(
+    variant: Variant,
+    index: number,
+    total: number,
+    resumed: boolean,
+    seed: number,
+  ): TrainHooks;
+  skipped?(variant: Variant, seed: number): void;
   robustness?(variants: string[]): SuiteProgress;
 }
 
@@ -37,7 +50,10 @@ export function ablationPaths(outDir: string) {
   return {
     file: join(outDir, "metrics", "ablation.json"),
     runs: join(outDir, "ablation"),
-    onnx: (name: string) => join(outDir, "ablation", "onnx", `${name}.onnx`),
+    onnx: (name: string, seed: number) =>
+      join(outDir, "ablation", "onnx", `${name}-seed${seed}.onnx`),
+    /** Each seed's training runs have their own folder. */
+    seedRuns: (seed: number) => join(outDir, "ablation", `seed-${seed}`),
   };
 }
 
@@ -45,10 +61,12 @@ const ROBUSTNESS_FAMILIES = FAMILIES.filter((family) =>
   ["rotation", "shift_x", "shift_y"].includes(family.name) || family.group === "mnist-c"
 );
 
-/** The settings that must not change between a run and its resumption. */
+/**
+ * The settings that must not change between a run and its resumption; the
+ * seed list may (runs are kept per variant and seed).
+ */
 function sameSettings(a: AblationSettings, b: AblationSettings): boolean {
   const keys = [
-    "seed",
     "limit",
     "epochs",
     "batchSize",
@@ -59,10 +77,14 @@ function sameSettings(a: AblationSettings, b: AblationSettings): boolean {
 }
 
 /** A variant's training metrics if its run already finished with these settings. */
-async function finishedRun(path: string, settings: AblationSettings): Promise<Metrics | undefined> {
+async function finishedRun(
+  path: string,
+  settings: AblationSettings,
+  seed: number,
+): Promise<Metrics | undefined> {
   if (!(await exists(path))) return undefined;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
-  const done = metrics.history?.length === settings.epochs && metrics.seed === settings.seed &&
+  const done = metrics.history?.length === settings.epochs && metrics.seed === seed &&
     metrics.config?.limit === settings.limit;
   return done ? metrics : undefined;
 }
@@ -100,87 +122,101 @@ export async function runAblation(
       }): rerun with the same flags to resume it, or choose another --out.`,
     );
   }
-  const file: AblationFile = previous ?? {
+  const seeds = seedsOf(settings);
+  const file: AblationFile = {
     command: options.command,
     date: new Date().toISOString(),
-    settings,
+    settings: { ...settings, seed: seeds[0], seeds },
     versions: { deno: Deno.version.deno, ...VERSIONS },
     rotation_sweep: ROTATION_SWEEP,
     variants: [],
+    // Runs of an earlier invocation with the same settings are kept, whatever its seeds.
+    runs: previous ? runsOf(previous) : [],
   };
+  const runs = file.runs!;
+  const order = (r: VariantResult) =>
+    seeds.indexOf(r.seed!) * variants.length + variants.findIndex((v) => v.name === r.name);
   const save = async () => {
     file.date = new Date().toISOString();
-    file.variants.sort((a, b) =>
-      variants.findIndex((v) => v.name === a.name) - variants.findIndex((v) => v.name === b.name)
-    );
+    runs.sort((a, b) => order(a) - order(b));
+    Object.assign(file, summarizeVariants(variants, runs.filter((r) => seeds.includes(r.seed!))));
     await writeJsonAtomic(paths.file, file);
   };
   const verification = pixelsOf(data.test, Array.from({ length: 256 }, (_, i) => i));
 
-  for (const [index, variant] of variants.entries()) {
-    if (file.variants.some((result) => result.name === variant.name)) {
-      hooks.skipped?.(variant);
-      continue;
-    }
-    const runPaths = outputPaths(paths.runs, variant.name);
-    // Trained before the ablation was interrupted, or mid-way through training.
-    const finished = await finishedRun(runPaths.metrics, settings);
-    const resume = !finished && await exists(runPaths.checkpoint);
-    const metrics = finished ?? (await trainModel(data, {
-      config: {
-        ...settings,
-        model: variant.name,
+  const total = seeds.length * variants.length;
+  for (const [seedIndex, seed] of seeds.entries()) {
+    for (const [variantIndex, variant] of variants.entries()) {
+      if (runs.some((result) => result.name === variant.name && result.seed === seed)) {
+        hooks.skipped?.(variant, seed);
+        continue;
+      }
+      const runsDir = paths.seedRuns(seed);
+      const runPaths = outputPaths(runsDir, variant.name);
+      // Trained before the ablation was interrupted, or mid-way through training.
+      const finished = await finishedRun(runPaths.metrics, settings, seed);
+      const resume = !finished && await exists(runPaths.checkpoint);
+      const index = seedIndex * variants.length + variantIndex;
+      const metrics = finished ?? (await trainModel(data, {
+        config: {
+          ...settings,
+          seed,
+          model: variant.name,
+          architecture: variant.architecture,
+          augment: variant.augmentation !== null,
+          ...(variant.augmentation ? { augmentation: variant.augmentation } : {}),
+        },
+        outDir: runsDir,
+        command: options.command,
+        resume,
+        hooks: hooks.variant?.(variant, index, total, resume, seed),
+      })).metrics;
+      await exportModel({
+        modelDir: runPaths.modelDir,
+        onnxPath: paths.onnx(variant.name, seed),
+        layout: "nhwc",
+        verificationPixels: verification,
+        metricsPath: runPaths.metrics,
+      });
+      const last = metrics.history.at(-1)!;
+      runs.push({
+        name: variant.name,
+        seed,
+        description: variant.description,
         architecture: variant.architecture,
-        augment: variant.augmentation !== null,
-        ...(variant.augmentation ? { augmentation: variant.augmentation } : {}),
-      },
-      outDir: paths.runs,
-      command: options.command,
-      resume,
-      hooks: hooks.variant?.(variant, index, variants.length, resume),
-    })).metrics;
-    await exportModel({
-      modelDir: runPaths.modelDir,
-      onnxPath: paths.onnx(variant.name),
-      layout: "nhwc",
-      verificationPixels: verification,
-      metricsPath: runPaths.metrics,
-    });
-    const last = metrics.history.at(-1)!;
-    file.variants.push({
-      name: variant.name,
-      description: variant.description,
-      architecture: variant.architecture,
-      augmentation: variant.augmentation,
-      test_accuracy: metrics.test_accuracy,
-      test_loss: metrics.test_loss,
-      test_accuracy_augmented: metrics.test_accuracy_augmented,
-      train_val_gap: last.accuracy - last.val_accuracy,
-      epochs_to_99: metrics.history.find((r) => r.val_accuracy >= 0.99)?.epoch ?? null,
-      history: metrics.history.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({
-        epoch,
-        loss,
-        accuracy,
-        val_loss,
-        val_accuracy,
-      })),
-      train_seconds: metrics.train_seconds,
-      robustness: null,
-    });
-    await save();
-    // A finished variant's checkpoint is no longer needed for resuming.
-    await Deno.remove(runPaths.checkpoint).catch(() => {});
+        augmentation: variant.augmentation,
+        test_accuracy: metrics.test_accuracy,
+        test_loss: metrics.test_loss,
+        test_accuracy_augmented: metrics.test_accuracy_augmented,
+        train_val_gap: last.accuracy - last.val_accuracy,
+        epochs_to_99: metrics.history.find((r) => r.val_accuracy >= 0.99)?.epoch ?? null,
+        history: metrics.history.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({
+          epoch,
+          loss,
+          accuracy,
+          val_loss,
+          val_accuracy,
+        })),
+        train_seconds: metrics.train_seconds,
+        robustness: null,
+      });
+      await save();
+      // A finished run's checkpoint is no longer needed for resuming.
+      await Deno.remove(runPaths.checkpoint).catch(() => {});
+    }
   }
 
   // All variants on the same perturbed images, each perturbation made once.
-  const pending = file.variants.filter((result) => result.robustness === null);
+  const pending = runs.filter((result) =>
+    result.robustness === null && seeds.includes(result.seed!)
+  );
   if (pending.length > 0) {
     const models = [];
     try {
       for (const result of pending) {
         models.push({
-          name: result.name,
-          classifier: await OnnxClassifier.load(paths.onnx(result.name)),
+          name: `${result.name}-seed${result.seed}`,
+          classifier: await OnnxClassifier.load(paths.onnx(result.name, result.seed!)),
         });
       }
       const images = Array.from(
@@ -192,10 +228,10 @@ export async function runAblation(
         subset(data.test, images),
         ROBUSTNESS_FAMILIES,
         0,
-        hooks.robustness?.(pending.map((result) => result.name)),
+        hooks.robustness?.(models.map((model) => model.name)),
       );
       for (const result of pending) {
-        const means = summarize(results[result.name], ROBUSTNESS_FAMILIES);
+        const means = summarize(results[`${result.name}-seed${result.seed}`], ROBUSTNESS_FAMILIES);
         result.robustness = {
           rotation: means.families.rotation,
           shift: (means.families.shift_x + means.families.shift_y) / 2,
@@ -205,7 +241,52 @@ export async function runAblation(
     } finally {
       for (const { classifier } of models) await classifier.release();
     }
-    await save();
   }
+  await save();
   return file;
+}
+
+/**
+ * Each variant's runs summarised: `variants` holds every measure's mean over
+ * seeds (the first seed's history and epochs to 99%), `spread` the mean,
+ * deviation and 95% interval of each measure.
+ */
+export function summarizeVariants(
+  variants: Variant[],
+  runs: VariantResult[],
+): Pick<AblationFile, "variants" | "spread"> {
+  const spread: NonNullable<AblationFile["spread"]> = {};
+  const means: VariantResult[] = [];
+  for (const variant of variants) {
+    const own = runs.filter((r) => r.name === variant.name);
+    if (own.length === 0) continue;
+    const mean = (of: (r: VariantResult) => number) =>
+      own.reduce((sum, r) => sum + of(r), 0) / own.length;
+    const measured = own.every((r) => r.robustness !== null);
+    spread[variant.name] = Object.fromEntries(
+      SPREAD_MEASURES.flatMap((measure) => {
+        const values = own.map((r) => measureOf(r, measure));
+        return values.every((v): v is number => v !== undefined)
+          ? [[measure, summarizeSeeds(values)]]
+          : [];
+      }),
+    );
+    const { seed: _seed, ...first } = own[0];
+    means.push({
+      ...first,
+      test_accuracy: mean((r) => r.test_accuracy),
+      test_loss: mean((r) => r.test_loss),
+      test_accuracy_augmented: mean((r) => r.test_accuracy_augmented),
+      train_val_gap: mean((r) => r.train_val_gap),
+      train_seconds: mean((r) => r.train_seconds),
+      robustness: measured
+        ? {
+          rotation: mean((r) => r.robustness!.rotation),
+          shift: mean((r) => r.robustness!.shift),
+          mnist_c: mean((r) => r.robustness!.mnist_c),
+        }
+        : null,
+    });
+  }
+  return { variants: means, spread };
 }

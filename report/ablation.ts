@@ -2,7 +2,15 @@
  * The ablation in the report: two figures and a section whose sentences
  * are computed from metrics/ablation.json, so they change with the numbers.
  */
-import type { AblationFile, VariantResult } from "../ablation/results.ts";
+import {
+  type AblationFile,
+  measureOf,
+  runsOf,
+  seedsOf,
+  type SpreadMeasure,
+  type VariantResult,
+} from "../ablation/results.ts";
+import { holdsZero, summarize } from "../util/stats.ts";
 import { pct, table } from "./format.ts";
 
 /** Published MNIST test accuracies the small CNN is compared with. */
@@ -12,52 +20,98 @@ export const PUBLISHED = {
 };
 
 const MEASURES = [
-  ["clean test", (r: VariantResult) => r.test_accuracy],
-  ["augmented test", (r: VariantResult) => r.test_accuracy_augmented],
-  ["rotation ±60°", (r: VariantResult) => r.robustness?.rotation],
-  ["shift ±6 px", (r: VariantResult) => r.robustness?.shift],
-  ["MNIST-C", (r: VariantResult) => r.robustness?.mnist_c],
+  ["clean test", (r: VariantResult) => r.test_accuracy, "test_accuracy"],
+  ["augmented test", (r: VariantResult) => r.test_accuracy_augmented, "test_accuracy_augmented"],
+  ["rotation ±60°", (r: VariantResult) => r.robustness?.rotation, "rotation"],
+  ["shift ±6 px", (r: VariantResult) => r.robustness?.shift, "shift"],
+  ["MNIST-C", (r: VariantResult) => r.robustness?.mnist_c, "mnist_c"],
 ] as const;
+
+/**
+ * Variant a minus variant b on one measure, paired by seed: with two or more
+ * common seeds, the mean difference and its 95% t interval, and "within
+ * noise" when the interval holds zero; with one, the bare difference.
+ */
+export function differenceText(
+  file: AblationFile,
+  a: string,
+  b: string,
+  measure: SpreadMeasure,
+): string {
+  const runs = runsOf(file);
+  const differences = runs.filter((r) => r.name === a).flatMap((ra) => {
+    const rb = runs.find((r) => r.name === b && r.seed === ra.seed);
+    const x = measureOf(ra, measure), y = rb && measureOf(rb, measure);
+    return x === undefined || y === undefined ? [] : [x - y];
+  });
+  if (differences.length === 0) return "–";
+  const s = summarize(differences);
+  if (!s.ci95) return `${points(s.mean)} (one seed, no interval)`;
+  return `${points(s.mean)} (95% interval ${points(s.ci95.low)} to ${
+    points(s.ci95.high)
+  } over ${s.n} seeds${holdsZero(s.ci95) ? ": within noise" : ""})`;
+}
 
 /** Every variant's accuracy on each measure, as grouped bars. */
 export function ablationSpec(file: AblationFile) {
   const values = file.variants.flatMap((result) =>
-    MEASURES.flatMap(([measure, of]) => {
+    MEASURES.flatMap(([measure, of, key]) => {
       const value = of(result);
-      return value === undefined ? [] : [{ variant: result.name, measure, value }];
+      const spread = file.spread?.[result.name]?.[key];
+      return value === undefined ? [] : [{
+        variant: result.name,
+        measure,
+        value,
+        // Error bars: one standard deviation over seeds (none for a single seed).
+        low: value - (spread?.std ?? 0),
+        high: value + (spread?.std ?? 0),
+      }];
     })
   );
+  const seeds = seedsOf(file.settings);
+  const x = {
+    field: "variant",
+    type: "nominal",
+    title: null,
+    sort: file.variants.map((r) => r.name),
+    axis: { labelAngle: -30 },
+  };
+  const xOffset = { field: "measure", sort: MEASURES.map(([m]) => m) };
   return {
-    title: `Ablation: accuracy of each variant (${
-      epochs(file.settings.epochs)
-    } each, seed ${file.settings.seed})`,
+    title: `Ablation: accuracy of each variant (${epochs(file.settings.epochs)} each, ${
+      seeds.length > 1 ? `mean of seeds ${seeds.join(", ")}, bars ±1 std` : `seed ${seeds[0]}`
+    })`,
     data: { values },
     width: 760,
     height: 300,
-    mark: { type: "bar" },
-    encoding: {
-      x: {
-        field: "variant",
-        type: "nominal",
-        title: null,
-        sort: file.variants.map((r) => r.name),
-        axis: { labelAngle: -30 },
+    layer: [{
+      mark: { type: "bar" },
+      encoding: {
+        x,
+        xOffset,
+        y: {
+          field: "value",
+          type: "quantitative",
+          title: "Accuracy",
+          axis: { format: "%" },
+          scale: { domain: [0, 1] },
+        },
+        color: {
+          field: "measure",
+          type: "nominal",
+          title: "Measured on",
+          sort: MEASURES.map(([m]) => m),
+        },
       },
-      xOffset: { field: "measure", sort: MEASURES.map(([m]) => m) },
-      y: {
-        field: "value",
-        type: "quantitative",
-        title: "Accuracy",
-        axis: { format: "%" },
-        scale: { domain: [0, 1] },
+    }, {
+      mark: { type: "rule", color: "black" },
+      encoding: {
+        x,
+        xOffset,
+        y: { field: "low", type: "quantitative" },
+        y2: { field: "high" },
       },
-      color: {
-        field: "measure",
-        type: "nominal",
-        title: "Measured on",
-        sort: MEASURES.map(([m]) => m),
-      },
-    },
+    }],
   };
 }
 
@@ -118,22 +172,13 @@ function points(difference: number | undefined): string {
   return `${difference >= 0 ? "+" : "−"}${value.replace("-", "")} points`;
 }
 
-/** What a variant adds over another, on the measures that answer the question. */
+/**
+ * What a variant adds over another, on the measures that answer the
+ * question; each difference paired by seed, with its interval when there are
+ * several seeds.
+ */
 function findings(file: AblationFile): string[] {
   const by = (name: string) => file.variants.find((r) => r.name === name);
-  const diff = (
-    a: VariantResult | undefined,
-    b: VariantResult | undefined,
-    of: (r: VariantResult) => number | undefined,
-  ) => {
-    const x = a && of(a);
-    const y = b && of(b);
-    return x === undefined || y === undefined ? undefined : x - y;
-  };
-  const clean = (r: VariantResult) => r.test_accuracy;
-  const rotation = (r: VariantResult) => r.robustness?.rotation;
-  const shift = (r: VariantResult) => r.robustness?.shift;
-  const mnistC = (r: VariantResult) => r.robustness?.mnist_c;
   const gap = (r: VariantResult) => r.train_val_gap;
   const base = by("baseline");
   const lines: string[] = [];
@@ -142,21 +187,23 @@ function findings(file: AblationFile): string[] {
     lines.push(
       `- **Augmentation** is what makes the model robust to geometry: on its own it changes the baseline's ` +
         `mean accuracy over the rotation sweep by ${
-          points(diff(augment, base, rotation))
+          differenceText(file, "baseline_augment", "baseline", "rotation")
         } and over the shift sweeps by ` +
-        `${points(diff(augment, base, shift))}, at ${
-          points(diff(augment, base, clean))
+        `${differenceText(file, "baseline_augment", "baseline", "shift")}, at ${
+          differenceText(file, "baseline_augment", "baseline", "test_accuracy")
         } of clean test accuracy ` +
-        `(MNIST-C ${points(diff(augment, base, mnistC))}).`,
+        `(MNIST-C ${differenceText(file, "baseline_augment", "baseline", "mnist_c")}).`,
     );
   }
   const bn = by("baseline_bn");
   if (base && bn) {
     lines.push(
       `- **BatchNorm** changes clean test accuracy by ${
-        points(diff(bn, base, clean))
+        differenceText(file, "baseline_bn", "baseline", "test_accuracy")
       } and MNIST-C by ` +
-        `${points(diff(bn, base, mnistC))}; the baseline reached 99% validation accuracy ` +
+        `${
+          differenceText(file, "baseline_bn", "baseline", "mnist_c")
+        }; the baseline reached 99% validation accuracy ` +
         `${base.epochs_to_99 ? `at epoch ${base.epochs_to_99}` : "in no epoch"}, with BatchNorm ` +
         `${bn.epochs_to_99 ? `at epoch ${bn.epochs_to_99}` : "in no epoch"}.`,
     );
@@ -167,7 +214,9 @@ function findings(file: AblationFile): string[] {
       `- **Dropout** narrows the train − validation gap from ${points(gap(base))} to ${
         points(gap(dropout))
       } ` +
-        `and changes clean test accuracy by ${points(diff(dropout, base, clean))}.`,
+        `and changes clean test accuracy by ${
+          differenceText(file, "baseline_dropout", "baseline", "test_accuracy")
+        }.`,
     );
   }
   const improved = by("improved");
@@ -223,12 +272,29 @@ function findings(file: AblationFile): string[] {
   return lines;
 }
 
+/** A variant's measure, "mean ± std" (in points) over several seeds. */
+function withSpread(
+  file: AblationFile,
+  r: VariantResult,
+  measure: SpreadMeasure,
+  digits: number,
+): string {
+  const spread = file.spread?.[r.name]?.[measure];
+  const value = pct(measureOf(r, measure), digits);
+  return spread && spread.n > 1 ? `${value} ± ${(spread.std * 100).toFixed(digits)}` : value;
+}
+
 export function ablationMarkdown(file: AblationFile): string {
   const s = file.settings;
+  const seeds = seedsOf(s);
   return [
     "## Ablation",
     "",
-    `Every variant trained with seed ${s.seed} for ${
+    `Every variant trained with ${
+      seeds.length > 1
+        ? `seeds ${seeds.join(", ")} (tables: mean ± standard deviation over seeds)`
+        : `seed ${seeds[0]}`
+    } for ${
       epochs(s.epochs)
     } (Adam ${s.learningRate}, ×${s.learningRateDecay} per epoch, batch ${s.batchSize}` +
     `${
@@ -252,13 +318,13 @@ export function ablationMarkdown(file: AblationFile): string {
       ],
       file.variants.map((r) => [
         r.description === r.name ? r.name : `${r.name}: ${r.description}`,
-        pct(r.test_accuracy),
-        pct(r.test_accuracy_augmented),
+        withSpread(file, r, "test_accuracy", 2),
+        withSpread(file, r, "test_accuracy_augmented", 2),
         points(r.train_val_gap),
         r.epochs_to_99 === null ? "–" : String(r.epochs_to_99),
-        pct(r.robustness?.rotation, 1),
-        pct(r.robustness?.shift, 1),
-        pct(r.robustness?.mnist_c, 1),
+        withSpread(file, r, "rotation", 1),
+        withSpread(file, r, "shift", 1),
+        withSpread(file, r, "mnist_c", 1),
         `${(r.train_seconds / 60).toFixed(1)} min`,
       ]),
     ),

@@ -9,6 +9,7 @@ import {
   variantByName,
   VARIANTS,
 } from "../ablation/variants.ts";
+import { ablationMarkdown, differenceText } from "../report/ablation.ts";
 import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
@@ -65,13 +66,14 @@ Deno.test("ablation variants build the layers they name", () => {
   }
 });
 
-Deno.test("a two-variant ablation completes, and resumes without retraining what is done", async () => {
+Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summarises over seeds", async () => {
   await using outTemp = await tempDir("ablation-test-");
   const outDir = outTemp.path;
   const settings = {
     ...ABLATION_SCHEDULE,
     epochs: 1,
     seed: 3,
+    seeds: [3, 4],
     limit: 256,
     workers: 2,
     evalImages: 100,
@@ -80,17 +82,25 @@ Deno.test("a two-variant ablation completes, and resumes without retraining what
   const trained: string[] = [];
   const skipped: string[] = [];
   const hooks = {
-    variant: (variant: { name: string }) => {
-      trained.push(variant.name);
+    variant: (variant: { name: string }, _i: number, _n: number, _r: boolean, seed: number) => {
+      trained.push(`${variant.name}@${seed}`);
       return {};
     },
-    skipped: (variant: { name: string }) => skipped.push(variant.name),
+    skipped: (variant: { name: string }, seed: number) => skipped.push(`${variant.name}@${seed}`),
   };
   const path = `${outDir}/metrics/ablation.json`;
   const first = await runAblation(data, { outDir, variants, settings, command: "first", hooks });
   assert.deepEqual(first.variants.map((r) => r.name), ["baseline", "baseline_dropout"]);
-  for (const result of first.variants) {
+  assert.deepEqual(first.runs!.map((r) => `${r.name}@${r.seed}`), [
+    "baseline@3",
+    "baseline_dropout@3",
+    "baseline@4",
+    "baseline_dropout@4",
+  ]);
+  for (const result of first.runs!) {
     assert.equal(result.history.length, 1);
+    // One epoch on 256 images: above chance on clean digits, measured on the rest.
+    assert.ok(result.test_accuracy > 0.15, `${result.name}@${result.seed}: ${result.test_accuracy}`);
     for (
       const value of [
         result.test_accuracy,
@@ -99,29 +109,38 @@ Deno.test("a two-variant ablation completes, and resumes without retraining what
         result.robustness!.mnist_c,
       ]
     ) {
-      assert.ok(value > 0.1 && value <= 1, `${result.name}: ${value}`);
+      assert.ok(value > 0 && value <= 1, `${result.name}: ${value}`);
     }
   }
-  assert.deepEqual(trained, ["baseline", "baseline_dropout"]);
-
-  // Interrupted after the second variant trained but before it was recorded.
-  const file: AblationFile = JSON.parse(await Deno.readTextFile(path));
-  file.variants = file.variants.slice(0, 1);
-  await Deno.writeTextFile(path, JSON.stringify(file));
-  const resumed = await runAblation(data, {
-    outDir,
-    variants,
-    settings,
-    command: "again",
-    hooks,
-  });
-  assert.deepEqual(trained, ["baseline", "baseline_dropout"], "nothing was trained again");
-  assert.deepEqual(skipped, ["baseline"]);
-  assert.deepEqual(
-    resumed.variants.map((r) => r.test_accuracy),
-    first.variants.map((r) => r.test_accuracy),
+  assert.deepEqual(trained, [
+    "baseline@3",
+    "baseline_dropout@3",
+    "baseline@4",
+    "baseline_dropout@4",
+  ]);
+  // Each variant's entry is the mean over its seeds; its spread the same numbers summarised.
+  const baselineRuns = first.runs!.filter((r) => r.name === "baseline");
+  const mean = (baselineRuns[0].test_accuracy + baselineRuns[1].test_accuracy) / 2;
+  assert.ok(Math.abs(first.variants[0].test_accuracy - mean) < 1e-12);
+  assert.equal(first.spread!.baseline.test_accuracy!.n, 2);
+  assert.ok(Math.abs(first.spread!.baseline.test_accuracy!.mean - mean) < 1e-12);
+  assert.match(
+    ablationMarkdown(first),
+    /seeds 3, 4 \(tables: mean ± standard deviation over seeds\)/,
   );
-  assert.deepEqual(resumed.variants[1].robustness, first.variants[1].robustness);
+
+  // Interrupted after the last run trained but before it was recorded.
+  const file: AblationFile = JSON.parse(await Deno.readTextFile(path));
+  file.runs = file.runs!.slice(0, 3);
+  await Deno.writeTextFile(path, JSON.stringify(file));
+  const resumed = await runAblation(data, { outDir, variants, settings, command: "again", hooks });
+  assert.equal(trained.length, 4, "nothing was trained again");
+  assert.deepEqual(skipped, ["baseline@3", "baseline_dropout@3", "baseline@4"]);
+  assert.deepEqual(
+    resumed.runs!.map((r) => r.test_accuracy),
+    first.runs!.map((r) => r.test_accuracy),
+  );
+  assert.deepEqual(resumed.runs![3].robustness, first.runs![3].robustness);
 
   await assert.rejects(
     () =>
@@ -135,4 +154,55 @@ Deno.test("a two-variant ablation completes, and resumes without retraining what
       error instanceof AblationError &&
       /holds an ablation with other settings/.test(error.message),
   );
+});
+
+Deno.test("differences over seeds: 'within noise' exactly when the interval holds zero", () => {
+  const run = (name: string, seed: number, test_accuracy: number) => ({
+    name,
+    seed,
+    description: name,
+    architecture: { batchNorm: false, convDropout: 0, denseDropout: 0 },
+    augmentation: null,
+    test_accuracy,
+    test_loss: 0,
+    test_accuracy_augmented: 0,
+    train_val_gap: 0,
+    epochs_to_99: null,
+    history: [],
+    train_seconds: 0,
+    robustness: null,
+  });
+  const file = {
+    command: "test",
+    date: "",
+    versions: {},
+    rotation_sweep: [],
+    settings: { ...ABLATION_SCHEDULE, seed: 1, seeds: [1, 2, 3], workers: 1, evalImages: 1 },
+    variants: [],
+    runs: [
+      run("a", 1, 0.990),
+      run("a", 2, 0.992),
+      run("a", 3, 0.991),
+      run("noisy", 1, 0.991),
+      run("noisy", 2, 0.991),
+      run("noisy", 3, 0.992),
+      run("better", 1, 0.995),
+      run("better", 2, 0.996),
+      run("better", 3, 0.996),
+    ],
+  } as AblationFile;
+  // a − noisy: −0.1, +0.1, −0.1 points: the interval holds zero.
+  assert.match(
+    differenceText(file, "a", "noisy", "test_accuracy"),
+    /over 3 seeds: within noise\)$/,
+  );
+  // better − a: +0.5, +0.4, +0.5 points: clearly not.
+  const clear = differenceText(file, "better", "a", "test_accuracy");
+  assert.match(
+    clear,
+    /^\+0\.47 points \(95% interval \+0\.\d\d points to \+0\.\d\d points over 3 seeds\)$/,
+  );
+  // A single common seed gives no interval.
+  const single = { ...file, runs: file.runs!.filter((r) => r.seed === 1) };
+  assert.match(differenceText(single, "better", "a", "test_accuracy"), /one seed, no interval/);
 });
