@@ -17,6 +17,7 @@ import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { ARCHITECTURES, buildModel, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { MODEL_AUGMENTATION } from "../train/recipes.ts";
+import { setExactStatistics } from "../train/batch_norm_stats.ts";
 import { trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { encodeReplica } from "../train/checkpoint.ts";
@@ -98,6 +99,46 @@ async function benchParallelTraining(
     }
     await pool.states(); // the last update applied
     return (steps * TRAIN_BATCH) / ((performance.now() - started) / 1000);
+  } finally {
+    pool.close();
+    model.dispose();
+  }
+}
+
+/**
+ * Seconds for the exact BatchNorm statistics the improved recipe takes after
+ * each epoch (4,096 augmented training images through the averaged weights):
+ * in this thread, as before, and shared by `workers` workers.
+ */
+async function benchStatistics(
+  data: Data,
+  workers: number,
+): Promise<{ thread: number; workers: number }> {
+  const model = buildModel("improved");
+  const pixels = augmentBatch(
+    pixelsOf(data.train, Array.from({ length: 4096 }, (_, i) => i)),
+    new Random(2),
+    MODEL_AUGMENTATION.improved!,
+  );
+  const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
+  const pool = await WorkerPool.start({
+    name: "improved",
+    architecture: ARCHITECTURES.improved,
+    augmentation: null,
+    seed: 1,
+    workers,
+    split: data.train,
+  });
+  try {
+    await pool.batchNormStatistics(weights, pixels.subarray(0, 256 * 784), 1); // warm-up
+    let started = performance.now();
+    await pool.batchNormStatistics(weights, pixels, 1);
+    const shared = (performance.now() - started) / 1000;
+    setExactStatistics(model, pixels.subarray(0, 256 * 784), new Random(1)); // warm-up
+    started = performance.now();
+    setExactStatistics(model, pixels, new Random(1));
+    sampleMemory();
+    return { thread: (performance.now() - started) / 1000, workers: shared };
   } finally {
     pool.close();
     model.dispose();
@@ -308,6 +349,19 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     model.dispose();
   }
   console.log(
+    `infer onnx robust: ${
+      (inferOnnx.robust / inferOnnx.improved).toFixed(2)
+    }x the improved model's images/s`,
+  );
+  const statistics = workers > 1 ? await benchStatistics(data, workers) : undefined;
+  if (statistics) {
+    console.log(
+      `exact BatchNorm statistics, 4,096 images (improved, after each epoch): ${
+        statistics.thread.toFixed(2)
+      } s in one thread, ${statistics.workers.toFixed(2)} s over ${workers} workers`,
+    );
+  }
+  console.log(
     `peak resident memory: ${(peakRss / 2 ** 20).toFixed(0)} MiB (this process and its workers)`,
   );
 
@@ -336,6 +390,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     ...(values.profile ? { train_profile_ms_per_step: profiles } : {}),
     infer_tfjs: inferTfjs,
     infer_onnx: inferOnnx,
+    ...(statistics ? { batch_norm_statistics_seconds: statistics } : {}),
     peak_rss_mib: Math.round(peakRss / 2 ** 20),
     reference_pytorch: reference,
     command: commandLine("deno task bench", args),

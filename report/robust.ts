@@ -246,10 +246,9 @@ function batchNormSection(inputs: ReportInputs): string[] {
           ? ` (the clean control moves from ${pct(clean.shipped, 1)} to ${pct(clean.adapted, 1)})`
           : "") +
         ". So most of the collapse is covariate shift: the filters still find the digit, but every " +
-        "BatchNorm layer normalises with the mean and variance of clean digits on black, and a brighter " +
-        "background, noise or blur moves the first layer's activations far outside them (with BatchNorm, the " +
-        "first convolution's outputs on clean digits have a variance near 0.001, so a shift the baseline " +
-        "barely notices becomes dozens of standard deviations). " +
+        "BatchNorm layer normalises with the mean and variance it measured on clean digits on a black " +
+        "background, and a brighter background, noise or blur moves its inputs away from them; the " +
+        "baseline, with no normalisation, has no such fixed statistics to fall out of. " +
         (unrecovered.length
           ? `Not recovered (below 80% after re-estimation): ${
             unrecovered.join(", ")
