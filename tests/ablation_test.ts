@@ -100,7 +100,10 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
   for (const result of first.runs!) {
     assert.equal(result.history.length, 1);
     // One epoch on 256 images: above chance on clean digits, measured on the rest.
-    assert.ok(result.test_accuracy > 0.15, `${result.name}@${result.seed}: ${result.test_accuracy}`);
+    assert.ok(
+      result.test_accuracy > 0.15,
+      `${result.name}@${result.seed}: ${result.test_accuracy}`,
+    );
     for (
       const value of [
         result.test_accuracy,
