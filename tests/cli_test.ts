@@ -4,24 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 
-async function run(script: string, args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", script, ...args],
-    cwd: ROOT,
-    env: { RUST_BACKTRACE: "0", NO_COLOR: "1", VIPS_WARNING: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code,
-    stdout: new TextDecoder().decode(stdout),
-    stderr: new TextDecoder().decode(stderr).trim(),
-  };
-}
+const run = runScript;
 
 async function assertRefused(script: string, args: string[], message: RegExp, code = 2) {
   const result = await run(script, args);

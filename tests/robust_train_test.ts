@@ -5,24 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 
-async function train(args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "train/main.ts", "--model", "robust", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code,
-    stdout: new TextDecoder().decode(stdout),
-    stderr: new TextDecoder().decode(stderr).trim(),
-  };
-}
+const train = (args: string[]) => runScript("train/main.ts", ["--model", "robust", ...args]);
 
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 
@@ -44,17 +31,8 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   assert.equal((await readJson(join(out, "metrics/robust_metrics.json"))).history.length, 2);
 
   // Seed 42 is finished (2 epochs >= 1): read; seed 43 is trained into seeds/seed-43.
-  const seeds = await train([
-    "--seeds",
-    "2",
-    "--epochs",
-    "1",
-    "--limit",
-    "512",
-    "--out",
-    out,
-    "--resume",
-  ]);
+  const twoSeeds = ["--seeds", "2", "--epochs", "1", "--limit", "512", "--out", out, "--resume"];
+  const seeds = await train(twoSeeds);
   assert.equal(seeds.code, 0, seeds.stderr);
   assert.match(seeds.stdout, /robust seed 42: already trained/);
   const summary = await readJson(join(out, "metrics/robust_seeds.json"));
@@ -67,17 +45,7 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
     assert.ok(run.test_ci95.low <= run.test_accuracy && run.test_accuracy <= run.test_ci95.high);
   }
   // Everything finished: nothing retrained.
-  const again = await train([
-    "--seeds",
-    "2",
-    "--epochs",
-    "1",
-    "--limit",
-    "512",
-    "--out",
-    out,
-    "--resume",
-  ]);
+  const again = await train(twoSeeds);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout.match(/already trained/g)?.length, 2);
 });
