@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
-
 const run = runScript;
 
 async function assertRefused(script: string, args: string[], message: RegExp, code = 2) {

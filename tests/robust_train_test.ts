@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
-
 const train = (args: string[]) => runScript("train/main.ts", ["--model", "robust", ...args]);
 
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
