@@ -35,8 +35,37 @@ export {
   readGray,
   writeMnistPng,
 } from "./infer/images.ts";
-export { grayFromPixels, type GrayImage, PreprocessError, toMnist } from "./infer/preprocess.ts";
-export { classifyFiles, evaluateOnSplit, type FileResult, topK } from "./infer/run.ts";
+export {
+  grayFromPixels,
+  type GrayImage,
+  inkMap,
+  type MnistOptions,
+  paperMap,
+  PreprocessError,
+  saturateStrokes,
+  toMnist,
+} from "./infer/preprocess.ts";
+export {
+  classifyFiles,
+  evaluateOnSplit,
+  type FileResult,
+  labelFromFileName,
+  labelledAccuracy,
+  topK,
+} from "./infer/run.ts";
+export {
+  HANDWRITING_SETS,
+  type HandwritingScore,
+  labelledImages,
+  scoreHandwriting,
+} from "./robustness/handwriting.ts";
+export {
+  binomialInterval,
+  holdsZero,
+  mcnemarExact,
+  pairedBootstrap,
+  summarize as summarizeSeeds,
+} from "./util/stats.ts";
 export { MNIST_C } from "./robustness/corruptions.ts";
 export { evaluateRobustness, type ModelRobustness, summarize } from "./robustness/evaluate.ts";
 export { FAMILIES, type Family, familyByName, perturbBatch } from "./robustness/families.ts";

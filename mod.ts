@@ -73,3 +73,11 @@ export { convertToOnnx, encodeOnnx, type Layout, UnsupportedModelError } from ".
 export { readLayersArtifacts } from "./export/layers_artifacts.ts";
 export { exportModel, VerificationError } from "./export/export_model.ts";
 export { compareWithTfjs } from "./export/verify.ts";
+export {
+  type SeedRun,
+  seedRunDir,
+  type SeedsSummary,
+  summarizeSeeds as summarizeSeedRuns,
+} from "./train/seeds.ts";
+export { combineMoments, setExactStatistics, StatisticsPass } from "./train/batch_norm_stats.ts";
+export { batchNormShift, type ShiftResult } from "./studies/batch_norm_shift.ts";
