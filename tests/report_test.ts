@@ -244,3 +244,59 @@ Deno.test("learning curves add the last step's weights when the run averaged the
   ]]);
   assert.ok(Math.abs(live[0].value - (averaged[1].val_accuracy - 0.001)) < 1e-12);
 });
+
+Deno.test("paired tests and seeds: McNemar and bootstrap on the predictions, 'within noise' when it holds zero", async () => {
+  const { loadTestSet } = await import("../data/mnist.ts");
+  const { pairedMarkdown } = await import("../report/paired.ts");
+  const labels = (await loadTestSet()).labels;
+  // b errs on the first 100 images, a on the same 100 plus 60 more, c on 100 other ones.
+  const wrong = (skip: number[]) =>
+    Array.from(labels, (label, i) => (skip.includes(i) ? (label + 1) % 10 : label)).join("");
+  const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+  const withPredictions = (predictions: string) => ({ ...testSet(), predictions });
+  const inputs = {
+    training: {},
+    seeds: {},
+    seedRuns: {},
+    testSets: {
+      a: withPredictions(wrong(range(0, 160))),
+      b: withPredictions(wrong(range(0, 100))),
+      c: withPredictions(wrong(range(200, 100))),
+    },
+  };
+  const markdown = pairedMarkdown(inputs, labels);
+  const row = (pair: string) =>
+    markdown.split("\n").find((line) => line.startsWith(`| ${pair} |`))!;
+  // a − b: 0 right only in a, 60 only in b: p = 2 · 2^-60.
+  assert.match(row("a − b"), /\| −0\.60 points \|.*\| 0 \/ 60 \| 1\.7e-18 \| b better \|$/);
+  // b − c: 100 against 100 discordant images, no difference: within noise.
+  assert.match(row("b − c"), /\| \+0\.00 points \|.*\| 100 \/ 100 \| 1\.000 \| within noise \|$/);
+
+  // Over seeds: the summary's interval and each run's binomial interval are printed.
+  const run = (seed: number, accuracy: number) => ({
+    seed,
+    dir: "results",
+    test_accuracy: accuracy,
+    test_images: 10000,
+    test_ci95: { low: accuracy - 0.002, high: accuracy + 0.002 },
+  });
+  const seeded = pairedMarkdown(
+    {
+      ...inputs,
+      testSets: {},
+      seeds: {
+        m: {
+          seeds: [1, 2],
+          runs: [run(1, 0.99), run(2, 0.992)],
+          summary: {
+            test_accuracy: { n: 2, mean: 0.991, std: 0.0014, ci95: { low: 0.978, high: 1.004 } },
+          },
+        },
+      },
+    } as unknown as Parameters<typeof pairedMarkdown>[0],
+  );
+  assert.match(
+    seeded,
+    /\| m \| 1, 2 \| 99\.00% \(98\.80%–99\.20%\); 99\.20% \(99\.00%–99\.40%\) \| 99\.10% ± 0\.14 \|/,
+  );
+});
