@@ -12,7 +12,7 @@ import { startEngine } from "../kernels/engine.ts";
 import { loadLayersModel } from "../models/layers_io.ts";
 import { FAMILIES } from "../robustness/families.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
-import { writeJsonAtomic } from "../util/files.ts";
+import { exists, writeJsonAtomic } from "../util/files.ts";
 import { listModels } from "../util/results_dir.ts";
 import { batchNormShift, type ShiftResult } from "./batch_norm_shift.ts";
 
@@ -63,6 +63,11 @@ export async function main(args: string[]): Promise<void> {
     : test;
   const models: Record<string, ShiftResult[]> = {};
   for (const dir of dirs) {
+    if (!(await exists(join(dir, "model.json")))) {
+      throw new UsageError(
+        `${dir} holds no tfjs model (no model.json): pass a folder written by deno task train:<model>.`,
+      );
+    }
     const model = await loadLayersModel(dir);
     try {
       if (!model.layers.some((layer) => layer.getClassName() === "BatchNormalization")) {

@@ -76,6 +76,27 @@ Deno.test("train: a corrupt MNIST file is named, and --help works", async () => 
   assert.match(help.stdout, /--resume/);
 });
 
+Deno.test("study:batchnorm and eval:handwriting: bad input in one sentence", async () => {
+  await using temp = await tempDir();
+  await assertRefused(
+    "studies/main.ts",
+    ["--model", temp.path],
+    /^error: .* holds no tfjs model \(no model\.json\): pass a folder written by deno task train:<model>\.$/,
+  );
+  await assertRefused(
+    "studies/main.ts",
+    ["--limit", "1"],
+    /^error: --limit must be from 2 to 10000, got 1\.$/,
+  );
+  await Deno.writeFile(join(temp.path, "digit.png"), new Uint8Array([1]));
+  await assertRefused(
+    "robustness/handwriting_main.ts",
+    [temp.path],
+    /^error: .*digit\.png does not start with its digit and a dash \(like 7-chalk\.png\), so it cannot be scored\.$/,
+  );
+  assert.deepEqual([...Deno.readDirSync(temp.path)].map((e) => e.name), ["digit.png"]);
+});
+
 Deno.test("export, infer, eval:robustness: bad input", async () => {
   await using dirTemp = await tempDir();
   const dir = dirTemp.path;
