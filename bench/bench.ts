@@ -3,7 +3,7 @@
  *
  * Training images/s (batch 64, real MNIST, the improved model with its
  * augmentation) in this thread and over data-parallel workers, and tfjs and
- * ONNX Runtime inference images/s (batch 256) for both models, measured
+ * ONNX Runtime inference images/s (batch 256) for every model, measured
  * after warm-up; peak resident memory. Writes DIR/metrics/bench.json. If
  * PyTorch is installed (Debian's python3-torch), its speed on the same
  * machine is measured in the same run and printed as a ratio. --profile
