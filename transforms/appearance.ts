@@ -117,10 +117,99 @@ function erase(image: Float32Array, random: Random, largest: number): void {
   }
 }
 
+/** Adds `value(i)` to every pixel, in place. */
+function addEach(image: Float32Array, value: (i: number) => number): Float32Array {
+  for (let i = 0; i < PIXELS; i++) image[i] += value(i);
+  return image;
+}
+
 /**
- * One image (784 values) under random appearance jitter. Families run in a
- * fixed order, shape before ink before light before sensor noise, as a
- * photographed page would pass through them.
+ * The families, in the fixed order they run: shape before ink before light
+ * before sensor noise, as a photographed page would pass through them. Each
+ * is on when its strength allows and maps a working copy of the image (in
+ * place or to a new array), drawing its strength from `random`.
+ */
+const FAMILIES: Array<{
+  on(jitter: AppearanceJitter): boolean;
+  apply(image: Float32Array, random: Random, jitter: AppearanceJitter): Float32Array;
+}> = [
+  {
+    on: (j) => j.elastic > 0,
+    apply: (image, random, j) =>
+      elasticDeform(image, random.uniform(0, j.elastic), elasticField(random)),
+  },
+  {
+    on: (j) => j.stroke,
+    apply: (image, random) => {
+      const kind = random.int(3);
+      if (kind !== 2) return morph(image, kind === 0 ? "dilate" : "erode");
+      const inner = morph(image, "erode");
+      return morph(image, "dilate").map((v, i) => v - inner[i]);
+    },
+  },
+  {
+    on: (j) => j.blur > 0,
+    apply: (image, random, j) => gaussianBlur(image, random.uniform(0.3, j.blur)),
+  },
+  {
+    on: (j) => j.contrast < 1,
+    apply: (image, random, j) => {
+      const factor = random.uniform(j.contrast, 1);
+      return image.map((v) => v * factor);
+    },
+  },
+  {
+    on: (j) => j.gamma > 0,
+    apply: (image, random, j) => {
+      const gamma = Math.exp(random.uniform(-j.gamma, j.gamma));
+      return image.map((v) => clip01(v) ** gamma);
+    },
+  },
+  {
+    on: (j) => j.brightness > 0,
+    apply: (image, random, j) => {
+      const offset = random.uniform(0, j.brightness);
+      return addEach(image, () => offset);
+    },
+  },
+  {
+    on: (j) => j.illumination > 0,
+    apply: (image, random, j) => {
+      const amplitude = random.uniform(0, j.illumination);
+      const field = smoothField(random);
+      return addEach(image, (i) => amplitude * field[i]);
+    },
+  },
+  {
+    on: (j) => j.noise > 0,
+    apply: (image, random, j) => {
+      const sigma = random.uniform(0, j.noise);
+      return addEach(image, () => sigma * random.normal());
+    },
+  },
+  {
+    on: (j) => j.impulse > 0,
+    apply: (image, random, j) => {
+      const share = random.uniform(0, j.impulse);
+      for (let i = 0; i < PIXELS; i++) {
+        if (random.next() < share) image[i] = random.next() < 0.5 ? 0 : 1;
+      }
+      return image;
+    },
+  },
+  {
+    on: (j) => j.erasing > 0,
+    apply: (image, random, j) => {
+      erase(image, random, j.erasing);
+      return image;
+    },
+  },
+];
+
+/**
+ * One image (784 values) under random appearance jitter: the clean image
+ * itself for `cleanShare` of the draws, otherwise a chain of 1 to `chain`
+ * enabled families, drawn without repetition and run in FAMILIES' order.
  */
 export function jitterAppearance(
   image: Float32Array,
@@ -128,67 +217,11 @@ export function jitterAppearance(
   jitter: AppearanceJitter,
 ): Float32Array {
   if (random.next() < jitter.cleanShare || jitter.chain < 1) return image;
-  const enabled = [
-    jitter.elastic > 0,
-    jitter.stroke,
-    jitter.blur > 0,
-    jitter.contrast < 1,
-    jitter.gamma > 0,
-    jitter.brightness > 0,
-    jitter.illumination > 0,
-    jitter.noise > 0,
-    jitter.impulse > 0,
-    jitter.erasing > 0,
-  ].flatMap((on, family) => on ? [family] : []);
-  // The chain's families, drawn without repetition, then run in the fixed order.
-  const chosen = new Set<number>();
+  const enabled = FAMILIES.filter((family) => family.on(jitter));
+  const chosen = new Set<(typeof FAMILIES)[number]>();
   const length = Math.min(enabled.length, 1 + random.int(jitter.chain));
   while (chosen.size < length) chosen.add(enabled[random.int(enabled.length)]);
-  let family = 0;
-  const pick = () => chosen.has(family++);
-  let out = image;
-  if (pick()) {
-    out = elasticDeform(out, random.uniform(0, jitter.elastic), elasticField(random));
-  }
-  if (pick()) {
-    const kind = random.int(3);
-    if (kind === 2) {
-      const outer = morph(out, "dilate"), inner = morph(out, "erode");
-      out = outer.map((v, i) => v - inner[i]);
-    } else {
-      out = morph(out, kind === 0 ? "dilate" : "erode");
-    }
-  }
-  if (pick()) out = gaussianBlur(out, random.uniform(0.3, jitter.blur));
-  out = out === image ? image.slice() : out;
-  if (pick()) {
-    const factor = random.uniform(jitter.contrast, 1);
-    for (let i = 0; i < PIXELS; i++) out[i] *= factor;
-  }
-  if (pick()) {
-    const gamma = Math.exp(random.uniform(-jitter.gamma, jitter.gamma));
-    for (let i = 0; i < PIXELS; i++) out[i] = clip01(out[i]) ** gamma;
-  }
-  if (pick()) {
-    const offset = random.uniform(0, jitter.brightness);
-    for (let i = 0; i < PIXELS; i++) out[i] += offset;
-  }
-  if (pick()) {
-    const amplitude = random.uniform(0, jitter.illumination);
-    const field = smoothField(random);
-    for (let i = 0; i < PIXELS; i++) out[i] += amplitude * field[i];
-  }
-  if (pick()) {
-    const sigma = random.uniform(0, jitter.noise);
-    for (let i = 0; i < PIXELS; i++) out[i] += sigma * random.normal();
-  }
-  if (pick()) {
-    const share = random.uniform(0, jitter.impulse);
-    for (let i = 0; i < PIXELS; i++) {
-      if (random.next() < share) out[i] = random.next() < 0.5 ? 0 : 1;
-    }
-  }
-  if (pick()) erase(out, random, jitter.erasing);
-  for (let i = 0; i < PIXELS; i++) out[i] = clip01(out[i]);
-  return out;
+  let out: Float32Array = image.slice();
+  for (const family of FAMILIES) if (chosen.has(family)) out = family.apply(out, random, jitter);
+  return out.map(clip01);
 }
