@@ -51,6 +51,20 @@ export function statisticsUnconverged(model: tf.LayersModel, steps: number): boo
   });
 }
 
+/** One BatchNorm layer's moving mean and variance. */
+export interface LayerStatistics {
+  mean: Float32Array;
+  variance: Float32Array;
+}
+
+/** Sets one BatchNorm layer's moving statistics, keeping its gamma and beta. */
+function setLayerStatistics(layer: tf.layers.Layer, statistics: LayerStatistics): void {
+  const [gamma, beta] = layer.getWeights();
+  const mean = tf.tensor1d(statistics.mean), variance = tf.tensor1d(statistics.variance);
+  layer.setWeights([gamma, beta, mean, variance]);
+  tf.dispose([mean, variance]);
+}
+
 /** Per-channel moments of one BatchNorm layer's input over some images. */
 export interface ChannelMoments {
   /** Values per channel that went into them (images × positions). */
@@ -124,12 +138,9 @@ export class StatisticsPass {
   }
 
   /** Sets the waiting BatchNorm layer's moving statistics and runs it. */
-  resume(statistics: { mean: Float32Array; variance: Float32Array }): void {
+  resume(statistics: LayerStatistics): void {
     const layer = this.#model.layers[this.#layer++];
-    const [gamma, beta] = layer.getWeights();
-    const mean = tf.tensor1d(statistics.mean), variance = tf.tensor1d(statistics.variance);
-    layer.setWeights([gamma, beta, mean, variance]);
-    tf.dispose([mean, variance]);
+    setLayerStatistics(layer, statistics);
     this.#apply(layer);
   }
 
@@ -171,11 +182,6 @@ export function setExactStatistics(
   }
 }
 
-export interface LayerStatistics {
-  mean: Float32Array;
-  variance: Float32Array;
-}
-
 /**
  * `weights` (every weight of `model`, in `model.weights` order) with each
  * BatchNorm layer's moving mean and variance replaced by `layers`' (in layer
@@ -202,11 +208,9 @@ export function withStatistics(
 
 /** Sets the model's BatchNorm moving statistics to `layers` (in layer order). */
 export function setStatistics(model: tf.LayersModel, layers: LayerStatistics[]): void {
-  const current = model.getWeights();
-  const weights = current.map((weight) => weight.dataSync() as Float32Array);
-  const tensors = withStatistics(model, weights, layers).map((values, i) =>
-    tf.tensor(values, current[i].shape)
-  );
-  model.setWeights(tensors);
-  tf.dispose(tensors);
+  const batchNorms = batchNormLayers(model);
+  if (batchNorms.length !== layers.length) {
+    throw new Error(`The model has ${batchNorms.length} BatchNorm layers, not ${layers.length}.`);
+  }
+  batchNorms.forEach((layer, i) => setLayerStatistics(layer, layers[i]));
 }

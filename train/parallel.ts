@@ -13,7 +13,7 @@ import {
   type WorkerSetup,
   workerStreamSeed,
 } from "./worker_protocol.ts";
-import { type ChannelMoments, combineMoments } from "./batch_norm_stats.ts";
+import { type ChannelMoments, combineMoments, type LayerStatistics } from "./batch_norm_stats.ts";
 import { combineEvaluations, type Evaluation } from "./steps.ts";
 
 export class WorkerFailure extends Error {}
@@ -181,7 +181,7 @@ export class WorkerPool {
     weights: Float32Array[],
     pixels: Float32Array,
     dropoutSeed: number,
-  ): Promise<Array<{ mean: Float32Array; variance: Float32Array }>> {
+  ): Promise<LayerStatistics[]> {
     const shares = shardBounds(pixels.length / 784, this.size).filter(([start, end]) =>
       end > start
     );
@@ -197,7 +197,7 @@ export class WorkerPool {
         })
       )),
     );
-    const layers: Array<{ mean: Float32Array; variance: Float32Array }> = [];
+    const layers: LayerStatistics[] = [];
     while (parts.every((part) => part !== null)) {
       const { mean, variance } = combineMoments(parts as ChannelMoments[]);
       layers.push({ mean, variance });

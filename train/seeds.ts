@@ -1,8 +1,9 @@
 /**
  * Repeated runs of one recipe over consecutive seeds: where each seed's run
  * lives, and the summary of them all (`<model>_seeds.json`) that the report
- * reads (pure: the report imports its types). The first seed's run is the study's headline model (DIR/models/);
- * the others go to DIR/seeds/seed-N/, with the same layout.
+ * reads (pure: the report imports its types). The first seed's run is the
+ * study's headline model (DIR/models/); the others go to DIR/seeds/seed-N/,
+ * with the same layout.
  */
 import { join } from "node:path";
 import { binomialInterval, type Interval, type SeedSummary, summarize } from "../util/stats.ts";
