@@ -7,7 +7,7 @@
 import { basename } from "node:path";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
-import { loadMnist, subset } from "../data/mnist.ts";
+import { loadTestSet, subset } from "../data/mnist.ts";
 import { startEngine } from "../kernels/engine.ts";
 import { loadLayersModel } from "../models/layers_io.ts";
 import { FAMILIES } from "../robustness/families.ts";
@@ -57,7 +57,7 @@ export async function main(args: string[]): Promise<void> {
       : []
   );
   await startEngine("auto");
-  const { test } = await loadMnist();
+  const test = await loadTestSet();
   const split = limit < test.count
     ? subset(test, Array.from({ length: limit }, (_, i) => i))
     : test;
