@@ -120,7 +120,9 @@ export async function main(args: string[]): Promise<void> {
   for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
     const outDir = seedRunDir(values.out!, config.seed, seed);
     const paths = outputPaths(outDir, model);
-    const finished = values.resume ? await finishedRun(paths.metrics, seed, config.epochs) : null;
+    const finished = values.resume
+      ? await finishedRun(paths.metrics, seed, config.epochs, config.limit)
+      : null;
     if (finished) {
       console.log(`${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`);
       runs.push(seedRun(finished, outDir));
@@ -152,11 +154,17 @@ function pct(value: number): string {
   return `${(value * 100).toFixed(2)}%`;
 }
 
-/** A finished run's metrics for `seed` with at least `epochs` epochs, or null. */
-async function finishedRun(path: string, seed: number, epochs: number): Promise<Metrics | null> {
+/** A finished run's metrics for `seed` and `limit` with at least `epochs` epochs, or null. */
+async function finishedRun(
+  path: string,
+  seed: number,
+  epochs: number,
+  limit: number | undefined,
+): Promise<Metrics | null> {
   if (!(await exists(path))) return null;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
-  return metrics.seed === seed && metrics.history.length >= epochs ? metrics : null;
+  const same = metrics.seed === seed && metrics.config.limit === limit;
+  return same && metrics.history.length >= epochs ? metrics : null;
 }
 
 function report(model: string, metrics: Metrics, modelDir: string, metricsPath: string): void {
