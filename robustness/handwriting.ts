@@ -8,6 +8,7 @@ import { basename } from "node:path";
 import type { OnnxClassifier } from "../infer/classifier.ts";
 import { collectImages } from "../infer/images.ts";
 import { classifyFiles, type FileResult, labelFromFileName } from "../infer/run.ts";
+import { exists } from "../util/files.ts";
 
 export const HANDWRITING_SETS = ["examples/handwriting", "examples/digits"];
 
@@ -25,6 +26,9 @@ export class HandwritingError extends Error {}
 
 /** The labelled image files of `folders`; one sentence if a file carries no label. */
 export async function labelledImages(folders: string[]): Promise<string[]> {
+  for (const folder of folders) {
+    if (!(await exists(folder))) throw new HandwritingError(`There is no ${folder} to score.`);
+  }
   const files = await collectImages(folders);
   const unlabelled = files.filter((file) => labelFromFileName(file) === undefined);
   if (unlabelled.length > 0) {

@@ -94,6 +94,11 @@ Deno.test("study:batchnorm and eval:handwriting: bad input in one sentence", asy
     [temp.path],
     /^error: .*digit\.png does not start with its digit and a dash \(like 7-chalk\.png\), so it cannot be scored\.$/,
   );
+  await assertRefused(
+    "robustness/handwriting_main.ts",
+    [join(temp.path, "missing")],
+    /^error: There is no .*missing to score\.$/,
+  );
   assert.deepEqual([...Deno.readDirSync(temp.path)].map((e) => e.name), ["digit.png"]);
 });
 
