@@ -50,6 +50,8 @@ export interface VariantResult {
   }>;
   train_seconds: number;
   robustness: VariantRobustness | null;
+  /** The exported model's answer for every test image, in order (for McNemar's test between variants). */
+  predictions?: string;
 }
 
 /** A measure over seeds: as util/stats.ts's SeedSummary (repeated here to keep this file import-free). */

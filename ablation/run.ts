@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { type Mnist, pixelsOf, subset } from "../data/mnist.ts";
 import { exportModel } from "../export/export_model.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { argmaxRows, OnnxClassifier } from "../infer/classifier.ts";
 import { evaluateRobustness, type SuiteProgress, summarize } from "../robustness/evaluate.ts";
 import { FAMILIES } from "../robustness/families.ts";
 import { type Metrics, outputPaths, type TrainHooks, trainModel } from "../train/run.ts";
@@ -206,6 +206,18 @@ export async function runAblation(
     }
   }
 
+  // Every exported run's answers on the test set, for paired tests between variants
+  // (also for runs an earlier version of the ablation finished without them).
+  // The images the runs' test accuracy was measured on: with --limit, the first ones.
+  const scored = Math.min(settings.limit ?? data.test.count, data.test.count);
+  const testPixels = pixelsOf(data.test, Array.from({ length: scored }, (_, i) => i));
+  for (const result of runs) {
+    const onnx = paths.onnx(result.name, result.seed!);
+    if (result.predictions !== undefined || !(await exists(onnx))) continue;
+    result.predictions = await predictionsOf(onnx, testPixels);
+    await save();
+  }
+
   // All variants on the same perturbed images, each perturbation made once.
   const pending = runs.filter((result) =>
     result.robustness === null && seeds.includes(result.seed!)
@@ -246,6 +258,16 @@ export async function runAblation(
   return file;
 }
 
+/** An ONNX model's answers as one digit per image. */
+async function predictionsOf(onnx: string, pixels: Float32Array): Promise<string> {
+  const classifier = await OnnxClassifier.load(onnx);
+  try {
+    return argmaxRows(await classifier.predict(pixels, 256)).join("");
+  } finally {
+    await classifier.release();
+  }
+}
+
 /**
  * Each variant's runs summarised: `variants` holds every measure's mean over
  * seeds (the first seed's history and epochs to 99%), `spread` the mean,
@@ -271,7 +293,7 @@ export function summarizeVariants(
           : [];
       }),
     );
-    const { seed: _seed, ...first } = own[0];
+    const { seed: _seed, predictions: _predictions, ...first } = own[0];
     means.push({
       ...first,
       test_accuracy: mean((r) => r.test_accuracy),

@@ -10,7 +10,7 @@ import {
   type SpreadMeasure,
   type VariantResult,
 } from "../ablation/results.ts";
-import { holdsZero, summarize } from "../util/stats.ts";
+import { discordant, holdsZero, mcnemarExact, summarize } from "../util/stats.ts";
 import { pct, table } from "./format.ts";
 
 /** Published MNIST test accuracies the small CNN is compared with. */
@@ -232,6 +232,11 @@ function findings(file: AblationFile): string[] {
       `- **Dropout placement** in the improved model: ` +
         placements.map(([where, r]) =>
           `in ${where} ${pct(r.test_accuracy)} clean, ${pct(r.robustness?.mnist_c)} MNIST-C`
+        ).join("; ") + ". Against both blocks: " +
+        placements.slice(1).map(([where, r]) =>
+          `${where} changes clean accuracy by ${
+            differenceText(file, r.name, improved.name, "test_accuracy")
+          } and MNIST-C by ${differenceText(file, r.name, improved.name, "mnist_c")}`
         ).join("; ") + ".",
     );
   }
@@ -247,7 +252,12 @@ function findings(file: AblationFile): string[] {
           `${degrees}° gives ${pct(result.test_accuracy)} clean and ${
             pct(result.robustness?.rotation)
           } over the rotation sweep`
-        ).join("; ") + ".",
+        ).join("; ") +
+        `. From ${sweep[0].degrees}° to ${sweep.at(-1)!.degrees}°: clean ${
+          differenceText(file, sweep.at(-1)!.result.name, sweep[0].result.name, "test_accuracy")
+        }, rotation sweep ${
+          differenceText(file, sweep.at(-1)!.result.name, sweep[0].result.name, "rotation")
+        }.`,
     );
   }
   const best = file.variants.reduce<VariantResult | undefined>(
@@ -284,9 +294,59 @@ function withSpread(
   return spread && spread.n > 1 ? `${value} ± ${(spread.std * 100).toFixed(digits)}` : value;
 }
 
-export function ablationMarkdown(file: AblationFile): string {
+/** Each step of the ablation: the variant with one change, and the variant without it. */
+export const STEPS: Array<[string, string]> = [
+  ["baseline_bn", "baseline"],
+  ["baseline_dropout", "baseline"],
+  ["baseline_augment", "baseline"],
+  ["improved", "baseline"],
+  ["improved_conv_dropout", "improved"],
+  ["improved_dense_dropout", "improved"],
+  ["improved_rotation_10", "improved_rotation_0"],
+  ["improved_rotation_20", "improved_rotation_10"],
+  ["improved", "improved_rotation_20"],
+];
+
+/**
+ * Each step on the clean test set: the difference over seeds with its
+ * interval, and McNemar's exact test on every seed where both runs kept
+ * their answers for each test image.
+ */
+export function stepsTable(file: AblationFile, testLabels?: ArrayLike<number>): string | undefined {
+  const runs = runsOf(file);
+  const has = (name: string) => runs.some((r) => r.name === name);
+  const rows = STEPS.filter(([a, b]) => has(a) && has(b)).map(([a, b]) => {
+    const tests = testLabels === undefined ? [] : runs.filter((r) => r.name === a).flatMap((ra) => {
+      const rb = runs.find((r) => r.name === b && r.seed === ra.seed);
+      if (!ra.predictions || !rb?.predictions || ra.predictions.length !== rb.predictions.length) {
+        return [];
+      }
+      const right = (predictions: string) =>
+        Array.from(
+          { length: predictions.length },
+          (_, i) => Number(predictions[i]) === testLabels[i],
+        );
+      const { onlyA, onlyB } = discordant(right(ra.predictions), right(rb.predictions));
+      const p = mcnemarExact(onlyA, onlyB);
+      return [
+        `seed ${ra.seed}: ${onlyA} / ${onlyB}, p ${p < 0.001 ? p.toExponential(1) : p.toFixed(3)}`,
+      ];
+    });
+    return [`${a} − ${b}`, differenceText(file, a, b, "test_accuracy"), tests.join("; ") || "–"];
+  });
+  if (rows.length === 0) return undefined;
+  return [
+    'Each step on the clean test set, paired: the difference over seeds (95% t interval, "within noise" when it holds zero) ' +
+    "and, per seed, the test images only the first variant gets right / only the second, with McNemar's exact p.",
+    "",
+    table(["step", "clean test difference over seeds", "McNemar per seed"], rows),
+  ].join("\n");
+}
+
+export function ablationMarkdown(file: AblationFile, testLabels?: ArrayLike<number>): string {
   const s = file.settings;
   const seeds = seedsOf(s);
+  const steps = stepsTable(file, testLabels);
   return [
     "## Ablation",
     "",
@@ -331,6 +391,7 @@ export function ablationMarkdown(file: AblationFile): string {
     "",
     ...findings(file),
     "",
+    ...(steps ? [steps, ""] : []),
     "![Ablation](plots/ablation.png)",
     "",
     ...(hasRotationSweep(file) ? ["![Rotation range sweep](plots/ablation_rotation.png)", ""] : []),

@@ -47,6 +47,17 @@ export interface RobustnessMetrics {
     };
   }>;
   families: Record<string, { unit: string; levels: number[]; group: "sweep" | "mnist-c" }>;
+  /** Each pair of models on each family ("mnist_c": the corruptions' mean), image by image. */
+  paired?: {
+    bootstrap: { seed: number; resamples: number };
+    comparisons: Array<{
+      a: string;
+      b: string;
+      family: string;
+      difference: number;
+      ci95: { low: number; high: number };
+    }>;
+  };
   config: { images: number; seed: number };
   command: string;
 }

@@ -123,7 +123,7 @@ export function renderMarkdown(
   if (robust) out.push(robust);
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);
-  if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation));
+  if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation, options.testLabels));
   const bench = inputs.bench;
   if (bench?.train) {
     const names = Object.keys(bench.train);

@@ -76,6 +76,8 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
       "",
     );
   }
+  const families = familiesMarkdown(inputs);
+  if (families) out.push(families, "");
   const seeded = Object.entries(inputs.seeds);
   if (seeded.length) {
     out.push(
@@ -130,3 +132,41 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
   }
   return out.length ? ["## Which differences are real", "", ...out].join("\n") : "";
 }
+
+/** Each robustness family: every pair of models, image by image on the same perturbed digits. */
+function familiesMarkdown(inputs: ReportInputs): string | undefined {
+  const paired = inputs.robustness?.paired;
+  if (!paired || paired.comparisons.length === 0) return undefined;
+  const pairs = [...new Set(paired.comparisons.map((c) => `${c.a} − ${c.b}`))];
+  const families = [...new Set(paired.comparisons.map((c) => c.family))];
+  const cell = (family: string, pair: string) => {
+    const c = paired.comparisons.find((c) => c.family === family && `${c.a} − ${c.b}` === pair);
+    if (!c) return "–";
+    const range = `${points1(c.ci95.low)} to ${points1(c.ci95.high)}`;
+    return `${points1(c.difference)} (${range})${holdsZero(c.ci95) ? ", within noise" : ""}`;
+  };
+  return [
+    "### Robustness families, model against model",
+    "",
+    "Every model classified the same perturbed test images, so each difference is paired image by image: " +
+    "an image's score is the share of the family's levels the model gets right (for MNIST-C, the share over " +
+    "its corruptions), and the interval is a paired bootstrap over test images " +
+    `(${
+      paired.bootstrap.resamples.toLocaleString("en")
+    } resamples, seed ${paired.bootstrap.seed}). ` +
+    "Points of mean accuracy, first model minus second, with the 95% interval. From " +
+    "`" + inputs.robustness!.command + "` (metrics/robustness.json).",
+    "",
+    table(
+      ["family", ...pairs],
+      families.map((
+        family,
+      ) => [
+        family === "mnist_c" ? "MNIST-C mean" : family,
+        ...pairs.map((pair) => cell(family, pair)),
+      ]),
+    ),
+  ].join("\n");
+}
+
+const points1 = (value: number) => `${value >= 0 ? "+" : "−"}${Math.abs(value * 100).toFixed(1)}`;

@@ -17,20 +17,23 @@ export interface ModelRobustness {
   clean: number;
   clean_confidence: number;
   families: Record<string, LevelResult[]>;
+  /** Per family, how many of its levels the model gets each test image right at (for paired tests). */
+  levelsRight: Record<string, Uint8Array>;
 }
 
 /** Accuracy and mean top-1 probability of predictions against labels. */
 export function score(
   probabilities: Float32Array,
   labels: Uint8Array,
-): { accuracy: number; confidence: number } {
+): { accuracy: number; confidence: number; right: Uint8Array } {
   const predictions = argmaxRows(probabilities);
+  const right = new Uint8Array(labels.length);
   let correct = 0, confidence = 0;
   for (let i = 0; i < labels.length; i++) {
-    if (predictions[i] === labels[i]) correct++;
+    if (predictions[i] === labels[i]) right[i] = 1, correct++;
     confidence += probabilities[i * 10 + predictions[i]];
   }
-  return { accuracy: correct / labels.length, confidence: confidence / labels.length };
+  return { accuracy: correct / labels.length, confidence: confidence / labels.length, right };
 }
 
 export interface SuiteProgress {
@@ -58,21 +61,27 @@ export async function evaluateRobustness(
 ): Promise<Record<string, ModelRobustness>> {
   const clean = pixelsOf(test, Array.from({ length: test.count }, (_, i) => i));
   const results: Record<string, ModelRobustness> = {};
+  const cleanRight: Record<string, Uint8Array> = {};
   for (const { name, classifier } of models) {
     const scored = score(await classifier.predict(clean, BATCH), test.labels);
-    results[name] = { clean: scored.accuracy, clean_confidence: scored.confidence, families: {} };
+    cleanRight[name] = scored.right;
+    results[name] = {
+      clean: scored.accuracy,
+      clean_confidence: scored.confidence,
+      families: {},
+      levelsRight: {},
+    };
   }
   progress.start?.(families.reduce((sum, family) => sum + family.levels.length, 0));
   for (const { family, level, images } of perturbLevels(clean, families, seed)) {
     for (const { name, classifier } of models) {
-      const { accuracy, confidence } = images === null
-        ? { accuracy: results[name].clean, confidence: results[name].clean_confidence }
+      const result = results[name];
+      const { accuracy, confidence, right } = images === null
+        ? { accuracy: result.clean, confidence: result.clean_confidence, right: cleanRight[name] }
         : score(await classifier.predict(images, BATCH), test.labels);
-      (results[name].families[family] ??= []).push({
-        level,
-        accuracy,
-        mean_confidence: confidence,
-      });
+      (result.families[family] ??= []).push({ level, accuracy, mean_confidence: confidence });
+      const counts = result.levelsRight[family] ??= new Uint8Array(test.count);
+      for (let i = 0; i < counts.length; i++) counts[i] += right[i];
     }
     progress.step?.(family, level);
   }

@@ -14,6 +14,7 @@ import { listModels } from "../util/results_dir.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
 import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
+import { compareFamilies, PAIRED_BOOTSTRAP } from "./paired.ts";
 import { progressBar } from "./progress.ts";
 import { levelSeed } from "./perturb.ts";
 import { FAMILIES, type Family } from "./families.ts";
@@ -127,6 +128,13 @@ export async function main(args: string[]): Promise<void> {
       `(sweep columns: mean accuracy over the family's levels; ${seconds.toFixed(0)} s in all)`,
     );
 
+    const comparing = performance.now();
+    const paired = compareFamilies(results, families);
+    console.log(
+      `paired bootstraps of ${paired.length} model differences: ${
+        ((performance.now() - comparing) / 1000).toFixed(0)
+      } s`,
+    );
     const metricsPath = join(outDir, "metrics", "robustness.json");
     await writeJsonAtomic(metricsPath, {
       models: Object.fromEntries(
@@ -141,6 +149,8 @@ export async function main(args: string[]): Promise<void> {
       families: Object.fromEntries(
         families.map((f) => [f.name, { unit: f.unit, levels: f.levels, group: f.group }]),
       ),
+      // Each pair of models on each family, image by image (robustness/paired.ts).
+      paired: { bootstrap: PAIRED_BOOTSTRAP, comparisons: paired },
       config: { images: images.count, seed, interpolation: "bilinear, zero fill" },
       seconds,
       command: commandLine("deno task eval:robustness", args),

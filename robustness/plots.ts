@@ -11,7 +11,8 @@ import { writeFileAtomic } from "../util/files.ts";
 export type FamilyRef = { name: string; group: "sweep" | "mnist-c" };
 import type { ModelRobustness } from "./evaluate.ts";
 
-type Results = Record<string, ModelRobustness>;
+// The plots need only the accuracies, which is all the report has from robustness.json.
+type Results = Record<string, Pick<ModelRobustness, "clean" | "families">>;
 
 function rows(results: Results, families: string[]) {
   return Object.entries(results).flatMap(([model, result]) =>

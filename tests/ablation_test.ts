@@ -114,6 +114,15 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
     ) {
       assert.ok(value > 0 && value <= 1, `${result.name}: ${value}`);
     }
+    // The exported model's answers for every test image score as the trained model did.
+    // (with --limit 256, the first 256 test images, as training's test accuracy).
+    const answers = result.predictions!;
+    assert.equal(answers.length, 256);
+    const right = [...answers].filter((digit, i) => Number(digit) === data.test.labels[i]).length;
+    assert.ok(
+      Math.abs(right / 256 - result.test_accuracy) <= 1 / 256,
+      `${result.name}@${result.seed}: ONNX ${right / 256}, tfjs ${result.test_accuracy}`,
+    );
   }
   assert.deepEqual(trained, [
     "baseline@3",
@@ -135,6 +144,8 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
   // Interrupted after the last run trained but before it was recorded.
   const file: AblationFile = JSON.parse(await Deno.readTextFile(path));
   file.runs = file.runs!.slice(0, 3);
+  // ... by an earlier version, which kept no answers: they are read again from the ONNX files.
+  for (const run of file.runs) delete run.predictions;
   await Deno.writeTextFile(path, JSON.stringify(file));
   const resumed = await runAblation(data, { outDir, variants, settings, command: "again", hooks });
   assert.equal(trained.length, 4, "nothing was trained again");
@@ -144,6 +155,10 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
     first.runs!.map((r) => r.test_accuracy),
   );
   assert.deepEqual(resumed.runs![3].robustness, first.runs![3].robustness);
+  assert.deepEqual(
+    resumed.runs!.map((r) => r.predictions),
+    first.runs!.map((r) => r.predictions),
+  );
 
   await assert.rejects(
     () =>

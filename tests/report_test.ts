@@ -300,3 +300,95 @@ Deno.test("paired tests and seeds: McNemar and bootstrap on the predictions, 'wi
     /\| m \| 1, 2 \| 99\.00% \(98\.80%–99\.20%\); 99\.20% \(99\.00%–99\.40%\) \| 99\.10% ± 0\.14 \|/,
   );
 });
+
+Deno.test("each ablation step: its difference over seeds and McNemar's test on every seed's answers", async () => {
+  const { loadTestSet } = await import("../data/mnist.ts");
+  const { stepsTable } = await import("../report/ablation.ts");
+  const labels = (await loadTestSet()).labels;
+  const wrong = (from: number, count: number) =>
+    Array.from(labels, (label, i) => (i >= from && i < from + count ? (label + 1) % 10 : label))
+      .join("");
+  const robustness = { rotation: 0.7, shift: 0.7, mnist_c: 0.8 };
+  const run = (name: string, seed: number, predictions: string) => ({
+    ...ablationVariant(
+      name,
+      1 - [...predictions].filter((p, i) => Number(p) !== labels[i]).length / labels.length,
+      robustness,
+    ),
+    seed,
+    predictions,
+  });
+  // Seed 1: baseline errs on 100 images, baseline_bn on 40 of them; seed 2: both on the same 50.
+  const file = {
+    command: "deno task ablate",
+    date: "2026-01-01",
+    settings: {
+      epochs: 1,
+      seed: 1,
+      seeds: [1, 2],
+      batchSize: 64,
+      learningRate: 1e-3,
+      learningRateDecay: 0.75,
+      weightAverageDecay: 0,
+      workers: 1,
+      evalImages: 10000,
+    },
+    versions: {},
+    rotation_sweep: [],
+    variants: [],
+    runs: [
+      run("baseline", 1, wrong(0, 100)),
+      run("baseline_bn", 1, wrong(0, 40)),
+      run("baseline", 2, wrong(0, 50)),
+      run("baseline_bn", 2, wrong(0, 50)),
+    ],
+  };
+  const table = stepsTable(file, labels)!;
+  const row = table.split("\n").find((line) => line.startsWith("| baseline_bn − baseline |"))!;
+  // Seed 1: 60 images only baseline_bn gets right, none only baseline: p = 2 · 2^-60.
+  assert.match(row, /seed 1: 60 \/ 0, p 1\.7e-18; seed 2: 0 \/ 0, p 1\.000 \|$/);
+  // Differences +0.60 and 0 points: mean +0.30, and two seeds' t interval (12.71 · 0.3) holds zero.
+  assert.match(
+    row,
+    /\+0\.30 points \(95% interval −3\.51 points to \+4\.11 points over 2 seeds: within noise\)/,
+  );
+  // Without the answers, only the difference over seeds.
+  const bare = stepsTable(
+    { ...file, runs: file.runs.map(({ predictions: _, ...r }) => r) },
+    labels,
+  )!;
+  assert.match(bare, /\| baseline_bn − baseline \| \+0\.30 points .* \| – \|/);
+});
+
+Deno.test("robustness families in the report: each pair of models with its paired interval", async () => {
+  const { pairedMarkdown } = await import("../report/paired.ts");
+  const comparison = (family: string, difference: number, low: number, high: number) => ({
+    a: "baseline",
+    b: "robust",
+    family,
+    difference,
+    ci95: { low, high },
+  });
+  const markdown = pairedMarkdown({
+    training: {},
+    seeds: {},
+    seedRuns: {},
+    testSets: {},
+    robustness: {
+      models: {},
+      families: {},
+      config: { images: 10000, seed: 0 },
+      command: "deno task eval:robustness",
+      paired: {
+        bootstrap: { seed: 1, resamples: 2000 },
+        comparisons: [
+          comparison("rotation", -0.205, -0.21, -0.2),
+          comparison("mnist_c", 0.001, -0.002, 0.004),
+        ],
+      },
+    },
+  });
+  assert.match(markdown, /\| family \| baseline − robust \|/);
+  assert.match(markdown, /\| rotation \| −20\.5 \(−21\.0 to −20\.0\) \|/);
+  assert.match(markdown, /\| MNIST-C mean \| \+0\.1 \(−0\.2 to \+0\.4\), within noise \|/);
+});

@@ -149,5 +149,7 @@ Deno.test("accuracy counting is exact on a model whose predictions are known", a
   const summary = summarize(results.rows, [shiftDown]);
   assert.equal(summary.families.shift_y, (15 / 20 + 5 / 20) / 2);
   assert.deepEqual(summary.worst, { family: "shift_y", level: 1, accuracy: 5 / 20 });
+  // Each image is right at exactly one of the two levels: unshifted when its label is its row's, shifted when not.
+  assert.deepEqual(Array.from(results.rows.levelsRight.shift_y), new Array(count).fill(1));
   await classifier.release();
 });

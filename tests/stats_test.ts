@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   binomialInterval,
+  bootstrapMean,
   discordant,
   holdsZero,
   mcnemarExact,
@@ -68,4 +69,14 @@ Deno.test("paired bootstrap: reproducible for a seed, centred on the observed di
   assert.ok(holdsZero(same.ci95));
   assert.deepEqual(discordant([true, false, true], [true, true, false]), { onlyA: 1, onlyB: 1 });
   assert.throws(() => discordant([true], [true, false]), /same images/);
+});
+
+Deno.test("bootstrap of a mean paired difference: exact mean, seeded interval, empty input refused", () => {
+  // Scores in [0, 1]: half the images 0.5 better for A, the rest equal.
+  const delta = Array.from({ length: 300 }, (_, i) => (i % 2 === 0 ? 0.5 : 0));
+  const result = bootstrapMean(delta, 11, 400);
+  close(result.difference, 0.25);
+  assert.deepEqual(bootstrapMean(delta, 11, 400), result);
+  assert.ok(result.ci95.low > 0.15 && result.ci95.high < 0.35 && result.ci95.low < 0.25);
+  assert.throws(() => bootstrapMean([], 1), /at least one/);
 });

@@ -132,9 +132,28 @@ export function pairedBootstrap(
   resamples = 2000,
 ): { difference: number; ci95: Interval } {
   discordant(correctA, correctB);
-  const n = correctA.length;
-  const delta = Int8Array.from({ length: n }, (_, i) => Number(correctA[i]) - Number(correctB[i]));
-  const difference = delta.reduce((a, b) => a + b, 0) / n;
+  const delta = Int8Array.from(
+    { length: correctA.length },
+    (_, i) => Number(correctA[i]) - Number(correctB[i]),
+  );
+  return bootstrapMean(delta, seed, resamples);
+}
+
+/**
+ * The mean of per-image paired differences (A's score minus B's on the same
+ * image) and its 95% percentile interval from resampling images with
+ * replacement, seeded: for scores that are not one right-or-wrong answer,
+ * such as an image's share of a family's levels a model gets right.
+ */
+export function bootstrapMean(
+  delta: ArrayLike<number>,
+  seed: number,
+  resamples = 2000,
+): { difference: number; ci95: Interval } {
+  const n = delta.length;
+  if (n === 0) throw new RangeError("A bootstrap needs at least one paired difference.");
+  let total = 0;
+  for (let i = 0; i < n; i++) total += delta[i];
   const random = new Random(seed);
   const draws = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
@@ -144,7 +163,7 @@ export function pairedBootstrap(
   }
   draws.sort();
   const at = (q: number) => draws[Math.min(resamples - 1, Math.floor(q * resamples))];
-  return { difference, ci95: { low: at(0.025), high: at(0.975) } };
+  return { difference: total / n, ci95: { low: at(0.025), high: at(0.975) } };
 }
 
 /** Whether an interval for a difference holds zero: the difference is within noise. */
