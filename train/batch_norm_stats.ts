@@ -98,22 +98,38 @@ export function combineMoments(parts: ChannelMoments[]): ChannelMoments {
 }
 
 /**
+ * Images per chunk of the statistics pass. The pass keeps one layer's
+ * activations for all its images (the improved model's widest is 28 × 28 × 32
+ * floats, 100 KB an image) but runs every layer, and takes every moment, a
+ * chunk at a time, so a layer's temporaries (its output beside its input,
+ * the moments' squared deviations) exist for one chunk only.
+ */
+export const STATISTICS_CHUNK = 256;
+
+/**
  * A training-mode pass of some images through the model that stops at each
  * BatchNorm layer: `next()` runs up to the next one and returns its input's
  * moments; `resume(statistics)` sets that layer's moving statistics (the
  * moments of all images, over however many passes) and goes on. Dropout runs
- * as in training, its masks drawn from `dropoutRandom`.
+ * as in training, its masks drawn from `dropoutRandom`, chunk after chunk.
  */
 export class StatisticsPass {
   #model: tf.LayersModel;
-  #x: tf.Tensor;
+  #chunks: tf.Tensor[];
   #layer = 0;
   #random: Random;
 
   constructor(model: tf.LayersModel, pixels: Float32Array, dropoutRandom: Random) {
     this.#model = model;
     this.#random = dropoutRandom;
-    this.#x = tf.tensor4d(pixels, [pixels.length / 784, 28, 28, 1]);
+    const images = pixels.length / 784;
+    this.#chunks = [];
+    for (let start = 0; start < images; start += STATISTICS_CHUNK) {
+      const count = Math.min(STATISTICS_CHUNK, images - start);
+      this.#chunks.push(
+        tf.tensor4d(pixels.subarray(start * 784, (start + count) * 784), [count, 28, 28, 1]),
+      );
+    }
   }
 
   /** Moments at the next BatchNorm layer, or null when none is left (the pass is then disposed). */
@@ -128,13 +144,16 @@ export class StatisticsPass {
       this.dispose();
       return null;
     }
-    const x = this.#x;
-    const axes = x.rank === 4 ? [0, 1, 2] : [0];
-    const [mean, variance] = tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, axes);
-      return [mean.dataSync() as Float32Array, variance.dataSync() as Float32Array];
-    });
-    return { count: x.size / x.shape[x.rank - 1]!, mean, variance };
+    return combineMoments(this.#chunks.map((x) =>
+      tf.tidy(() => {
+        const { mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]);
+        return {
+          count: x.size / x.shape[x.rank - 1]!,
+          mean: mean.dataSync() as Float32Array,
+          variance: variance.dataSync() as Float32Array,
+        };
+      })
+    ));
   }
 
   /** Sets the waiting BatchNorm layer's moving statistics and runs it. */
@@ -145,16 +164,19 @@ export class StatisticsPass {
   }
 
   dispose(): void {
-    this.#x.dispose();
+    tf.dispose(this.#chunks);
+    this.#chunks = [];
   }
 
   #apply(layer: tf.layers.Layer): void {
     const training = layer.getClassName() === "Dropout";
     const restore = seedMathRandom(this.#random);
     try {
-      const y = tf.tidy(() => layer.apply(this.#x, { training }) as tf.Tensor);
-      this.#x.dispose();
-      this.#x = y;
+      this.#chunks = this.#chunks.map((x) => {
+        const y = tf.tidy(() => layer.apply(x, { training }) as tf.Tensor);
+        x.dispose();
+        return y;
+      });
     } finally {
       restore();
     }
