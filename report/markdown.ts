@@ -4,6 +4,7 @@ import { ablationMarkdown } from "./ablation.ts";
 import { pairedMarkdown } from "./paired.ts";
 import { robustMarkdown } from "./robust.ts";
 import { pct, table } from "./format.ts";
+import { binomialInterval } from "../util/stats.ts";
 
 /** First epoch whose validation accuracy reached `threshold`, or "–". */
 export function epochsTo(metrics: TrainingMetrics, threshold: number): string {
@@ -29,7 +30,9 @@ export function renderMarkdown(
     table(
       [
         "model",
-        "test accuracy",
+        "test accuracy (95% binomial interval)",
+        "seed",
+        "over seeds: mean ± std",
         "test loss",
         "augmented test accuracy",
         "final train / val accuracy",
@@ -42,9 +45,20 @@ export function renderMarkdown(
       models.map(([name, m]) => {
         const last = m.history.at(-1)!;
         const speed = m.history.reduce((s, r) => s + r.images_per_s, 0) / m.history.length;
+        const interval = binomialInterval(
+          Math.round(m.test_accuracy * m.data.test),
+          m.data.test,
+        );
+        const seeds = inputs.seeds[name];
         return [
           name,
-          pct(m.test_accuracy),
+          `${pct(m.test_accuracy)} (${pct(interval.low)}–${pct(interval.high)})`,
+          String(m.seed),
+          seeds
+            ? `${pct(seeds.summary.test_accuracy.mean)} ± ${
+              (seeds.summary.test_accuracy.std * 100).toFixed(2)
+            } (seeds ${seeds.seeds.join(", ")})`
+            : "one run",
           m.test_loss.toFixed(4),
           pct(m.test_accuracy_augmented),
           `${pct(last.accuracy)} / ${pct(last.val_accuracy)}`,
@@ -57,7 +71,9 @@ export function renderMarkdown(
       }),
     ),
     "",
-    "Test figures are on the 10,000 MNIST test images; validation on 6,000 training images held out by seed. " +
+    "Each row is the run that was exported (its seed given); where a model was trained with several seeds, " +
+      'their mean and standard deviation follow (every run in "Which differences are real"). ' +
+      "Test figures are on the 10,000 MNIST test images; validation on 6,000 training images held out by seed. " +
       "The augmented test set is the test set passed through the improved model's training augmentation " +
       "(rotation up to 36°, shift up to 10%, zoom ±10%) with one fixed seed, the same for every model.",
     "",
