@@ -12,6 +12,7 @@ import { writeExamplesTile } from "./predictions.ts";
 import { commandLine, parseFlags, runMain } from "../util/cli.ts";
 import { exists, writeFileAtomic } from "../util/files.ts";
 import { writePlot } from "./plot.ts";
+import { overSeedsSpec } from "./over_seeds.ts";
 import { writeRobustnessPlots } from "../robustness/plots.ts";
 import { comparisonSpec, confusionSpec, curveSpec } from "./specs.ts";
 import { readMetrics, type ReportInputs } from "./inputs.ts";
@@ -37,6 +38,7 @@ export async function writeReport(outDir: string, command: string): Promise<stri
   }
   if (Object.keys(inputs.training).length > 0) {
     await plot("comparison.png", comparisonSpec(inputs.training));
+    await plot("over_seeds.png", overSeedsSpec(inputs));
   }
   for (const [name, test] of Object.entries(inputs.testSets)) {
     await plot(`confusion_${name}.png`, confusionSpec(name, test.confusion));

@@ -81,6 +81,8 @@ export function renderMarkdown(
     "",
     "![Validation accuracy and loss of the models](plots/comparison.png)",
     "",
+    "![The models over their seeds, with error bars](plots/over_seeds.png)",
+    "",
   );
   const testSets = Object.entries(inputs.testSets);
   if (testSets.length) {

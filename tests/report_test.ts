@@ -77,6 +77,7 @@ Deno.test("the report writes every plot as a real PNG and REPORT.md with the num
       "comparison.png",
       "confusion_improved.png",
       "improved_accuracy_curve.png",
+      "over_seeds.png",
       "predictions.png",
     ]);
     for (const path of written.filter((p) => p.endsWith(".png"))) {
@@ -393,4 +394,46 @@ Deno.test("robustness families in the report: each pair of models with its paire
   assert.match(markdown, /\| family \| baseline − robust \|/);
   assert.match(markdown, /\| rotation \| −20\.5 \(−21\.0 to −20\.0\) \|/);
   assert.match(markdown, /\| MNIST-C mean \| \+0\.1 \(−0\.2 to \+0\.4\), within noise \|/);
+});
+
+Deno.test("the models over seeds: one value per seed where a model has several, its one run where not", async () => {
+  const { measuresOverSeeds } = await import("../report/over_seeds.ts");
+  const summary = (mnistC: number) => ({
+    families: { rotation: 0.9, shift_x: 0.8 },
+    mnist_c_mean: mnistC,
+    worst: null,
+  });
+  const robustness = (model: string, mnistC: number) => ({
+    models: {
+      [model]: { clean: 0.99, clean_mean_confidence: 0.9, families: {}, summary: summary(mnistC) },
+    },
+    families: {},
+    config: { images: 10000, seed: 0 },
+    command: "deno task eval:robustness",
+  });
+  const run = (seed: number, accuracy: number) => ({ seed, test_accuracy: accuracy });
+  const inputs = {
+    training: { a: training("a", 0.99), b: training("b", 0.98) },
+    testSets: {},
+    robustness: {
+      ...robustness("a", 0.5),
+      models: { ...robustness("a", 0.5).models, ...robustness("b", 0.7).models },
+    },
+    seeds: { b: { seeds: [1, 2], runs: [run(1, 0.981), run(2, 0.983)] } },
+    seedRuns: {
+      b: [{ seed: 1, robustness: robustness("b", 0.7) }, {
+        seed: 2,
+        robustness: robustness("b", 0.74),
+      }],
+    },
+  } as unknown as Parameters<typeof measuresOverSeeds>[0];
+  const of = (model: string, measure: string) =>
+    measuresOverSeeds(inputs).find((m) => m.model === model && m.measure === measure)?.values;
+  assert.deepEqual(of("a", "clean test"), [0.99]);
+  assert.deepEqual(of("a", "MNIST-C mean"), [0.5]);
+  assert.deepEqual(of("b", "clean test"), [0.981, 0.983]);
+  assert.deepEqual(of("b", "MNIST-C mean"), [0.7, 0.74]);
+  assert.deepEqual(of("b", "shift x"), [0.8, 0.8]);
+  // A family the suite did not measure has no bar.
+  assert.equal(of("b", "elastic"), undefined);
 });
