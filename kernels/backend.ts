@@ -6,6 +6,7 @@
  */
 import { type BackendWasm, setWasmPaths, tf, TFJS_WASM_DIST_URL } from "../deps_tfjs.ts";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv2d_grads.ts";
+import { fusedMatMul } from "./fused_matmul.ts";
 import { batchMatMul } from "./matmul.ts";
 import { maxPoolGrad } from "./max_pool_grad.ts";
 import { mean, sum } from "./reduce.ts";
@@ -30,7 +31,8 @@ function original(name: string): WasmKernelFunc {
 }
 
 let originals:
-  | WasmKernels & Record<"conv2dBackpropInput" | "sum" | "mean", WasmKernelFunc>
+  | WasmKernels
+    & Record<"conv2dBackpropInput" | "sum" | "mean" | "fusedMatMul" | "identity", WasmKernelFunc>
   | undefined;
 
 /** Registers a kernel for the wasm backend, replacing any registered under that name. */
@@ -52,17 +54,41 @@ export function registerTrainingKernels(): void {
     conv2dBackpropInput: original("Conv2DBackpropInput"),
     sum: original("Sum"),
     mean: original("Mean"),
+    fusedMatMul: original("_FusedMatMul"),
+    identity: original("Identity"),
   };
   register("Conv2DBackpropFilter", conv2dBackpropFilter(originals));
   register(
     "Conv2DBackpropInput",
     conv2dBackpropInput(originals, originals.conv2dBackpropInput as (a: unknown) => tf.TensorInfo),
   );
-  register("BatchMatMul", batchMatMul(originals));
+  const matMul = batchMatMul(originals);
+  register("BatchMatMul", matMul);
+  register(
+    "_FusedMatMul",
+    fusedMatMul(matMul as unknown as WasmKernelFunc, originals.fusedMatMul),
+  );
   register("MaxPoolGrad", maxPoolGrad);
+  register("Identity", sharedIdentity(originals.identity));
   register("Tile", tile);
   register("Sum", sum(originals.sum));
   register("Mean", mean(originals.mean));
+}
+
+/**
+ * Identity without a copy. The backend copies the whole tensor (98 times in
+ * an improved-model training step, the tape's pass-through gradients among
+ * them); tensors are immutable and every kernel here writes only its own new
+ * outputs, so sharing the data with a reference count, as the backend's
+ * Reshape does, gives the same tensor.
+ */
+function sharedIdentity(copy: WasmKernelFunc) {
+  return (args: { inputs: { x: tf.TensorInfo }; backend: BackendWasm }): tf.TensorInfo => {
+    const { inputs: { x }, backend } = args;
+    if (x.dtype === "string") return copy(args);
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
 }
 
 let ready: Promise<void> | undefined;

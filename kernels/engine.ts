@@ -7,6 +7,7 @@
 import { tf } from "../deps_tfjs.ts";
 import { UsageError } from "../util/cli.ts";
 import { register, registerTrainingKernels, useWasmBackend } from "./backend.ts";
+import { fusedMatMul } from "./fused_matmul.ts";
 import {
   loadNativeEngine,
   NATIVE_INSTALL_COMMAND,
@@ -41,6 +42,7 @@ export const NATIVE_KERNELS = [
   "Conv2DBackpropFilter",
   "Conv2DBackpropInput",
   "BatchMatMul",
+  "_FusedMatMul",
   "MaxPoolGrad",
   "Sum",
   "Mean",
@@ -70,7 +72,13 @@ function registerNativeKernels(native: NativeLibrary): void {
   register("Conv2D", nativeConv2d(native));
   register("Conv2DBackpropFilter", nativeConv2dBackpropFilter(native));
   register("Conv2DBackpropInput", nativeConv2dBackpropInput(native));
-  register("BatchMatMul", nativeBatchMatMul(native, wasmMatMul));
+  const nativeMatMul = nativeBatchMatMul(native, wasmMatMul);
+  register("BatchMatMul", nativeMatMul);
+  // The wasm engine's fused product (registered first) takes the cases this one leaves.
+  register(
+    "_FusedMatMul",
+    fusedMatMul(nativeMatMul as unknown as WasmKernelFunc, wasm("_FusedMatMul")),
+  );
   register("MaxPoolGrad", nativeMaxPoolGrad(native));
   register("Sum", nativeReduceLeading(native, false, wasmSum));
   register("Mean", nativeReduceLeading(native, true, wasmMean));
