@@ -154,29 +154,32 @@ engineTest("BatchMatMul with transposed operands matches the cpu backend", () =>
   }
 });
 
-engineTest("_FusedMatMul (a dense layer's product, bias and activation) matches the cpu backend", () => {
-  const random = new Random(4);
-  // [batch, m, k, n] (tfjs hands the kernel rank-3 operands): a dense layer of the models
-  // (batch 32, 3,136 → 128), odd sizes, n > m and n < m, two products at once.
-  const cases = [[1, 32, 3136, 128], [1, 5, 7, 3], [1, 9, 31, 40], [2, 40, 12, 6]];
-  for (const [batch, m, k, n] of cases) {
-    for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true]]) {
-      // Other activations go to the backend's own kernel, which is not ours to test (and
-      // whose products with a bias disagree with the cpu backend in some of these cases).
-      for (const activation of ["linear", "relu"]) {
-        for (const withBias of [false, true]) {
-          const a = transposeA ? [batch, k, m] : [batch, m, k];
-          const b = transposeB ? [batch, n, k] : [batch, k, n];
-          assertMatchesCpu("_FusedMatMul", {
-            a: { values: randomArray(random, sizeOf(a)), shape: a },
-            b: { values: randomArray(random, sizeOf(b)), shape: b },
-            ...(withBias ? { bias: { values: randomArray(random, n), shape: [n] } } : {}),
-          }, { transposeA, transposeB, activation });
+engineTest(
+  "_FusedMatMul (a dense layer's product, bias and activation) matches the cpu backend",
+  () => {
+    const random = new Random(4);
+    // [batch, m, k, n] (tfjs hands the kernel rank-3 operands): a dense layer of the models
+    // (batch 32, 3,136 → 128), odd sizes, n > m and n < m, two products at once.
+    const cases = [[1, 32, 3136, 128], [1, 5, 7, 3], [1, 9, 31, 40], [2, 40, 12, 6]];
+    for (const [batch, m, k, n] of cases) {
+      for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true]]) {
+        // Other activations go to the backend's own kernel, which is not ours to test (and
+        // whose products with a bias disagree with the cpu backend in some of these cases).
+        for (const activation of ["linear", "relu"]) {
+          for (const withBias of [false, true]) {
+            const a = transposeA ? [batch, k, m] : [batch, m, k];
+            const b = transposeB ? [batch, n, k] : [batch, k, n];
+            assertMatchesCpu("_FusedMatMul", {
+              a: { values: randomArray(random, sizeOf(a)), shape: a },
+              b: { values: randomArray(random, sizeOf(b)), shape: b },
+              ...(withBias ? { bias: { values: randomArray(random, n), shape: [n] } } : {}),
+            }, { transposeA, transposeB, activation });
+          }
         }
       }
     }
-  }
-});
+  },
+);
 
 engineTest("MaxPoolGrad matches the cpu backend, ties included", () => {
   const random = new Random(4);
