@@ -8,6 +8,7 @@ import { tf } from "../deps_tfjs.ts";
 import { UsageError } from "../util/cli.ts";
 import { register, registerTrainingKernels, useWasmBackend } from "./backend.ts";
 import { fusedMatMul } from "./fused_matmul.ts";
+import { type AdamUpdate, adamUpdateJs } from "./adam_update.ts";
 import {
   loadNativeEngine,
   NATIVE_INSTALL_COMMAND,
@@ -63,6 +64,7 @@ export interface EngineInfo {
 }
 
 let active: EngineInfo | undefined;
+let activeAdam: AdamUpdate = adamUpdateJs;
 
 function registerNativeKernels(native: NativeLibrary): void {
   const wasm = (name: string) =>
@@ -97,10 +99,12 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
   registerTrainingKernels();
   register(BATCH_NORM_TRAIN, batchNormTrain);
   register(BATCH_NORM_TRAIN_GRAD, batchNormTrainGrad);
+  activeAdam = adamUpdateJs;
   if (choice === "wasm") return active = { engine: "wasm" };
   try {
     const native = await loadNativeEngine();
     registerNativeKernels(native.symbols);
+    activeAdam = nativeAdamUpdate(native.symbols);
     return active = { engine: "native", blas: native.blas, blasCore: native.blasCore };
   } catch (error) {
     if (!(error instanceof NativeUnavailable)) throw error;
@@ -115,6 +119,27 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
         `The native engine is not available (${error.message}), so training runs on the wasm engine; for the native one: ${NATIVE_INSTALL_COMMAND}.`,
     };
   }
+}
+
+/** The optimizer's update loop on the engine started last. */
+export function adamUpdate(): AdamUpdate {
+  return activeAdam;
+}
+
+function nativeAdamUpdate(native: NativeLibrary): AdamUpdate {
+  return (weights, gradients, m, v, c) =>
+    native.adam_update(
+      weights as Float32Array<ArrayBuffer>,
+      gradients as Float32Array<ArrayBuffer>,
+      m as Float32Array<ArrayBuffer>,
+      v as Float32Array<ArrayBuffer>,
+      weights.length,
+      c.beta1,
+      c.beta2,
+      c.stepSize,
+      c.secondCorrection,
+      c.epsilon,
+    );
 }
 
 /** The engine started last (wasm if none was started through useEngine). */

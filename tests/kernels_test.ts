@@ -363,3 +363,38 @@ Deno.test("training-mode dropout keeps 1 − rate of the units, scaled, and pass
     x.dispose();
   }
 });
+
+Deno.test({
+  name: "Adam's update on the native engine is the JavaScript one, bit for bit",
+  ignore: !native,
+  async fn() {
+    const { adamUpdate } = await import("../kernels/engine.ts");
+    const { adamUpdateJs } = await import("../kernels/adam_update.ts");
+    await useEngine("native");
+    const update = adamUpdate();
+    assert.notEqual(update, adamUpdateJs);
+    const random = new Random(6);
+    // An odd length, so the vectorised loop's remainder runs too.
+    const n = 1001;
+    const start = () => [randomArray(random, n), new Float32Array(n), new Float32Array(n)];
+    const [w1, m1, v1] = start();
+    const [w2, m2, v2] = [w1.slice(), m1.slice(), v1.slice()];
+    const initial = w1.slice();
+    for (let t = 1; t <= 5; t++) {
+      const gradients = randomArray(random, n).map((g) => g * 10 ** (t - 3));
+      const constants = {
+        beta1: 0.9,
+        beta2: 0.999,
+        stepSize: 1e-3 / (1 - 0.9 ** t),
+        secondCorrection: 1 / (1 - 0.999 ** t),
+        epsilon: 1e-7,
+      };
+      update(w1, gradients, m1, v1, constants);
+      adamUpdateJs(w2, gradients, m2, v2, constants);
+    }
+    assert.deepEqual(w1, w2);
+    assert.deepEqual(m1, m2);
+    assert.deepEqual(v1, v2);
+    assert.notDeepEqual(w1, initial, "the weights moved");
+  },
+});

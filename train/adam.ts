@@ -10,6 +10,7 @@
  * them.
  */
 import { tf } from "../deps_tfjs.ts";
+import { adamUpdate } from "../kernels/engine.ts";
 
 export interface NamedTensor {
   name: string;
@@ -57,19 +58,22 @@ export class FlatAdam {
     const secondCorrection = 1 / (1 - beta2 ** t);
     const m = this.#m;
     const v = this.#v;
+    const update = adamUpdate();
+    const constants = { beta1, beta2, stepSize, secondCorrection, epsilon };
     let offset = 0;
     for (const variable of this.#variables) {
       // A copy of the weights, updated in place and written back.
       const weights = variable.dataSync() as Float32Array;
-      for (let i = 0; i < weights.length; i++) {
-        const j = offset + i;
-        const g = gradients[j];
-        m[j] = beta1 * m[j] + (1 - beta1) * g;
-        v[j] = beta2 * v[j] + (1 - beta2) * g * g;
-        weights[i] -= stepSize * m[j] / (Math.sqrt(v[j] * secondCorrection) + epsilon);
-      }
+      const end = offset + weights.length;
+      update(
+        weights,
+        gradients.subarray(offset, end),
+        m.subarray(offset, end),
+        v.subarray(offset, end),
+        constants,
+      );
       tf.tidy(() => variable.assign(tf.tensor(weights, variable.shape)));
-      offset += weights.length;
+      offset = end;
     }
     this.iterations = t;
   }

@@ -349,3 +349,25 @@ int batch_norm_train_grad(const float *dy, const float *x, const float *gamma, c
   free(coefficients);
   return 0;
 }
+
+/*
+ * One Adam update over n weights (train/adam.ts). The arithmetic is the
+ * JavaScript's, step for step: doubles, stored as floats, and no fused
+ * multiply-add (which would round differently), so both engines make
+ * identical updates; it still vectorises, four doubles at a time.
+ */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+void adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v,
+                 int n, double beta1, double beta2, double step_size, double second_correction,
+                 double epsilon) {
+  for (int i = 0; i < n; i++) {
+    const double gi = g[i];
+    const float mi = (float)(beta1 * m[i] + (1 - beta1) * gi);
+    const float vi = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = (float)(w[i] - step_size * mi / (sqrt(vi * second_correction) + epsilon));
+  }
+}
+#pragma GCC pop_options

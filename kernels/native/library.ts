@@ -43,6 +43,10 @@ const SYMBOLS = {
     result: "i32",
   },
   max_pool_grad: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "void" },
+  adam_update: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64"],
+    result: "void",
+  },
   batch_matmul: {
     parameters: [
       "buffer",
@@ -73,8 +77,19 @@ export interface NativeEngine {
   blasCore: string;
 }
 
+/**
+ * The compiler's flags (besides the output and the BLAS). No errno from
+ * sqrt, so that Adam's loop vectorises (results are the same).
+ */
+const COMPILE_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"];
+
+/** Names the library by its source and flags, so a change to either builds a new one. */
 async function sourceHash(source: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
+  const flagged = new Uint8Array([
+    ...source,
+    ...new TextEncoder().encode(COMPILE_FLAGS.join(" ")),
+  ]);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", flagged));
   return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -92,11 +107,8 @@ async function compile(output: string): Promise<void> {
     try {
       result = await new Deno.Command("cc", {
         args: [
-          "-O3",
-          // Built on the machine that runs it, so its own instruction set (AVX2, FMA...).
-          "-march=native",
-          "-fPIC",
-          "-shared",
+          // Built on the machine that runs it (-march=native), so its own instruction set.
+          ...COMPILE_FLAGS,
           "-o",
           temporary,
           fileURLToPath(SOURCE),
