@@ -1,11 +1,12 @@
 /**
  * The ablation study: train every variant with the same seeds, data, epochs
- * and schedule, export each run to ONNX, then measure all of them on the
+ * and schedule, export each run to ONNX, then measure each seed's runs on the
  * same perturbed test images, and summarise each variant over its seeds.
- * Seeds run one after another (all variants of the first seed first, so an
- * interrupted study already holds a whole one-seed ablation). Progress is
- * kept in metrics/ablation.json after every run, and each training run keeps
- * its checkpoints, so an interrupted ablation resumes where it stopped.
+ * Seeds run one after another: all variants of a seed are trained, then
+ * measured, before the next seed starts, so an interrupted study already
+ * holds whole seeds. Progress is kept in metrics/ablation.json after every
+ * run, and each training run keeps its checkpoints, so an interrupted
+ * ablation resumes where it stopped.
  */
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
@@ -144,6 +145,73 @@ export async function runAblation(
   };
   const verification = pixelsOf(data.test, Array.from({ length: 256 }, (_, i) => i));
 
+  // The images the runs' test accuracy was measured on: with --limit, the first ones.
+  const scored = Math.min(settings.limit ?? data.test.count, data.test.count);
+  const testPixels = pixelsOf(data.test, Array.from({ length: scored }, (_, i) => i));
+  /**
+   * The answers on the test set (for paired tests between variants) and the
+   * robustness of every run of `forSeeds` that lacks them, all variants on
+   * the same perturbed images, each perturbation made once. Runs of an
+   * earlier version of the ablation may lack the answers; without their
+   * ONNX file (not committed) they keep lacking them.
+   */
+  const measure = async (forSeeds: number[]) => {
+    for (const result of runs) {
+      const onnx = paths.onnx(result.name, result.seed!);
+      if (
+        !forSeeds.includes(result.seed!) || result.predictions !== undefined ||
+        !(await exists(onnx))
+      ) continue;
+      result.predictions = await predictionsOf(onnx, testPixels);
+      await save();
+    }
+    const pending = runs.filter((result) =>
+      result.robustness === null && forSeeds.includes(result.seed!)
+    );
+    if (pending.length === 0) return;
+    for (const result of pending) {
+      if (!(await exists(paths.onnx(result.name, result.seed!)))) {
+        throw new AblationError(
+          `${result.name} seed ${result.seed} was trained but its robustness was not measured, and its model ` +
+            `${
+              paths.onnx(result.name, result.seed!)
+            } is gone; remove that run from ${paths.file} to train it again.`,
+        );
+      }
+    }
+    const models = [];
+    try {
+      for (const result of pending) {
+        models.push({
+          name: `${result.name}-seed${result.seed}`,
+          classifier: await OnnxClassifier.load(paths.onnx(result.name, result.seed!)),
+        });
+      }
+      const images = Array.from(
+        { length: Math.min(settings.evalImages, data.test.count) },
+        (_, i) => i,
+      );
+      const results = await evaluateRobustness(
+        models,
+        subset(data.test, images),
+        ROBUSTNESS_FAMILIES,
+        0,
+        hooks.robustness?.(models.map((model) => model.name)),
+      );
+      for (const result of pending) {
+        const means = summarize(results[`${result.name}-seed${result.seed}`], ROBUSTNESS_FAMILIES);
+        result.robustness = {
+          rotation: means.families.rotation,
+          shift: (means.families.shift_x + means.families.shift_y) / 2,
+          mnist_c: means.mnist_c_mean!,
+        };
+      }
+    } finally {
+      for (const { classifier } of models) await classifier.release();
+    }
+    await save();
+  };
+
   const total = seeds.length * variants.length;
   for (const [seedIndex, seed] of seeds.entries()) {
     for (const [variantIndex, variant] of variants.entries()) {
@@ -204,56 +272,11 @@ export async function runAblation(
       // A finished run's checkpoint is no longer needed for resuming.
       await Deno.remove(runPaths.checkpoint).catch(() => {});
     }
+    // Each seed is measured as soon as its variants are trained, so an interrupted study
+    // keeps whole seeds, which need nothing uncommitted (models, ONNX files) to be reported.
+    await measure([seed]);
   }
 
-  // Every exported run's answers on the test set, for paired tests between variants
-  // (also for runs an earlier version of the ablation finished without them).
-  // The images the runs' test accuracy was measured on: with --limit, the first ones.
-  const scored = Math.min(settings.limit ?? data.test.count, data.test.count);
-  const testPixels = pixelsOf(data.test, Array.from({ length: scored }, (_, i) => i));
-  for (const result of runs) {
-    const onnx = paths.onnx(result.name, result.seed!);
-    if (result.predictions !== undefined || !(await exists(onnx))) continue;
-    result.predictions = await predictionsOf(onnx, testPixels);
-    await save();
-  }
-
-  // All variants on the same perturbed images, each perturbation made once.
-  const pending = runs.filter((result) =>
-    result.robustness === null && seeds.includes(result.seed!)
-  );
-  if (pending.length > 0) {
-    const models = [];
-    try {
-      for (const result of pending) {
-        models.push({
-          name: `${result.name}-seed${result.seed}`,
-          classifier: await OnnxClassifier.load(paths.onnx(result.name, result.seed!)),
-        });
-      }
-      const images = Array.from(
-        { length: Math.min(settings.evalImages, data.test.count) },
-        (_, i) => i,
-      );
-      const results = await evaluateRobustness(
-        models,
-        subset(data.test, images),
-        ROBUSTNESS_FAMILIES,
-        0,
-        hooks.robustness?.(models.map((model) => model.name)),
-      );
-      for (const result of pending) {
-        const means = summarize(results[`${result.name}-seed${result.seed}`], ROBUSTNESS_FAMILIES);
-        result.robustness = {
-          rotation: means.families.rotation,
-          shift: (means.families.shift_x + means.families.shift_y) / 2,
-          mnist_c: means.mnist_c_mean!,
-        };
-      }
-    } finally {
-      for (const { classifier } of models) await classifier.release();
-    }
-  }
   await save();
   return file;
 }

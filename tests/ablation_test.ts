@@ -87,7 +87,12 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
       return {};
     },
     skipped: (variant: { name: string }, seed: number) => skipped.push(`${variant.name}@${seed}`),
+    robustness: (names: string[]) => {
+      measured.push(names);
+      return {};
+    },
   };
+  const measured: string[][] = [];
   const path = `${outDir}/metrics/ablation.json`;
   const first = await runAblation(data, { outDir, variants, settings, command: "first", hooks });
   assert.deepEqual(first.variants.map((r) => r.name), ["baseline", "baseline_dropout"]);
@@ -130,6 +135,11 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
     "baseline@4",
     "baseline_dropout@4",
   ]);
+  // Each seed is measured once its variants are trained, before the next seed starts.
+  assert.deepEqual(measured, [
+    ["baseline-seed3", "baseline_dropout-seed3"],
+    ["baseline-seed4", "baseline_dropout-seed4"],
+  ]);
   // Each variant's entry is the mean over its seeds; its spread the same numbers summarised.
   const baselineRuns = first.runs!.filter((r) => r.name === "baseline");
   const mean = (baselineRuns[0].test_accuracy + baselineRuns[1].test_accuracy) / 2;
@@ -158,6 +168,19 @@ Deno.test("a two-variant, two-seed ablation completes, resumes per run, and summ
   assert.deepEqual(
     resumed.runs!.map((r) => r.predictions),
     first.runs!.map((r) => r.predictions),
+  );
+
+  // A run trained but never measured whose model is gone (a fresh clone): one sentence.
+  const unmeasured: AblationFile = JSON.parse(await Deno.readTextFile(path));
+  unmeasured.runs![0].robustness = null;
+  await Deno.writeTextFile(path, JSON.stringify(unmeasured));
+  await Deno.remove(`${outDir}/ablation/onnx/baseline-seed3.onnx`);
+  await assert.rejects(
+    () => runAblation(data, { outDir, variants, settings, command: "again" }),
+    (error: Error) =>
+      error instanceof AblationError &&
+      /^baseline seed 3 was trained but its robustness was not measured, and its model .* is gone; remove that run from .* to train it again\.$/
+        .test(error.message),
   );
 
   await assert.rejects(
