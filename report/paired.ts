@@ -118,13 +118,17 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
             r.test_accuracy - sb.runs.find((q) => q.seed === r.seed)!.test_accuracy
           ),
         );
+        const seeds = common.map((r) => r.seed).join(", ");
         out.push(
-          `- ${a} − ${b} over seeds ${common.map((r) => r.seed).join(", ")}: ${
-            points(d.mean)
-          } points, ` +
-            `95% interval ${points(d.ci95!.low)} to ${points(d.ci95!.high)}: ${
-              verdict(d.mean, d.ci95!.low, d.ci95!.high, a, b)
-            }.`,
+          d.std === 0
+            // Seeds that agree to the image leave no spread to make an interval from.
+            ? `- ${a} − ${b} over seeds ${seeds}: ${
+              points(d.mean)
+            } points on every seed: no interval.`
+            : `- ${a} − ${b} over seeds ${seeds}: ${points(d.mean)} points, ` +
+              `95% interval ${points(d.ci95!.low)} to ${points(d.ci95!.high)}: ${
+                verdict(d.mean, d.ci95!.low, d.ci95!.high, a, b)
+              }.`,
         );
       }
     }

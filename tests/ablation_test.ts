@@ -243,6 +243,16 @@ Deno.test("differences over seeds: 'within noise' exactly when the interval hold
     clear,
     /^\+0\.47 points \(95% interval \+0\.\d\d points to \+0\.\d\d points over 3 seeds\)$/,
   );
+  // Seeds that agree to the image give no spread: no interval, and no claim.
+  const level = {
+    ...file,
+    runs: file.runs!.map((r) => r.name === "noisy" ? { ...r, test_accuracy: 0.991 } : r)
+      .map((r) => r.name === "a" ? { ...r, test_accuracy: 0.990 } : r),
+  };
+  assert.equal(
+    differenceText(level, "noisy", "a", "test_accuracy"),
+    "+0.10 points (the same on all 3 seeds: no spread to make an interval from)",
+  );
   // A single common seed gives no interval.
   const single = { ...file, runs: file.runs!.filter((r) => r.seed === 1) };
   assert.match(differenceText(single, "better", "a", "test_accuracy"), /one seed, no interval/);
