@@ -80,10 +80,12 @@ function sameSettings(a: AblationSettings, b: AblationSettings): boolean {
 /** A variant's training metrics if its run already finished with these settings. */
 async function finishedRun(
   path: string,
+  modelDir: string,
   settings: AblationSettings,
   seed: number,
 ): Promise<Metrics | undefined> {
-  if (!(await exists(path))) return undefined;
+  // Metrics are committed, trained models are not: without its model a run is trained again.
+  if (!(await exists(path)) || !(await exists(join(modelDir, "model.json")))) return undefined;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
   const done = metrics.history?.length === settings.epochs && metrics.seed === seed &&
     metrics.config?.limit === settings.limit;
@@ -169,16 +171,6 @@ export async function runAblation(
       result.robustness === null && forSeeds.includes(result.seed!)
     );
     if (pending.length === 0) return;
-    for (const result of pending) {
-      if (!(await exists(paths.onnx(result.name, result.seed!)))) {
-        throw new AblationError(
-          `${result.name} seed ${result.seed} was trained but its robustness was not measured, and its model ` +
-            `${
-              paths.onnx(result.name, result.seed!)
-            } is gone; remove that run from ${paths.file} to train it again.`,
-        );
-      }
-    }
     const models = [];
     try {
       for (const result of pending) {
@@ -213,6 +205,16 @@ export async function runAblation(
   };
 
   const total = seeds.length * variants.length;
+  // A run trained but not yet measured whose model is gone (a fresh clone of an interrupted
+  // study) cannot be measured: it is trained again.
+  for (const result of [...runs]) {
+    if (
+      result.robustness === null && seeds.includes(result.seed!) &&
+      !(await exists(paths.onnx(result.name, result.seed!)))
+    ) {
+      runs.splice(runs.indexOf(result), 1);
+    }
+  }
   for (const [seedIndex, seed] of seeds.entries()) {
     for (const [variantIndex, variant] of variants.entries()) {
       if (runs.some((result) => result.name === variant.name && result.seed === seed)) {
@@ -222,7 +224,7 @@ export async function runAblation(
       const runsDir = paths.seedRuns(seed);
       const runPaths = outputPaths(runsDir, variant.name);
       // Trained before the ablation was interrupted, or mid-way through training.
-      const finished = await finishedRun(runPaths.metrics, settings, seed);
+      const finished = await finishedRun(runPaths.metrics, runPaths.modelDir, settings, seed);
       const resume = !finished && await exists(runPaths.checkpoint);
       const index = seedIndex * variants.length + variantIndex;
       const metrics = finished ?? (await trainModel(data, {
