@@ -120,7 +120,7 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
         );
         const seeds = common.map((r) => r.seed).join(", ");
         out.push(
-          d.std === 0
+          d.std < 1e-9
             // Seeds that agree to the image leave no spread to make an interval from.
             ? `- ${a} − ${b} over seeds ${seeds}: ${
               points(d.mean)
