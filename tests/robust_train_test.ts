@@ -37,6 +37,9 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   const summary = await readJson(join(out, "metrics/robust_seeds.json"));
   assert.deepEqual(summary.seeds, [42, 43]);
   assert.equal(summary.runs[1].dir, join(out, "seeds", "seed-43"));
+  // A seed started afresh under --resume trains on the default two workers, not one.
+  const seed43 = await readJson(join(out, "seeds", "seed-43", "metrics/robust_metrics.json"));
+  assert.equal(seed43.config.workers, 2);
   const accuracies = summary.runs.map((r: { test_accuracy: number }) => r.test_accuracy);
   const mean = (accuracies[0] + accuracies[1]) / 2;
   assert.ok(Math.abs(summary.summary.test_accuracy.mean - mean) < 1e-12);

@@ -129,11 +129,17 @@ export async function main(args: string[]): Promise<void> {
       continue;
     }
     console.log(`${model} seed ${seed} (${seed - config.seed + 1} of ${seedCount}) -> ${outDir}`);
+    const resume = values.resume && await exists(paths.checkpoint);
     const result = await trainModel(data, {
-      config: { ...config, seed },
+      // A seed started afresh under --resume takes the default workers, not one.
+      config: {
+        ...config,
+        seed,
+        ...(resume ? {} : { workers: config.workers ?? DEFAULT_WORKERS }),
+      },
       outDir,
       command,
-      resume: values.resume && await exists(paths.checkpoint),
+      resume,
       unchangeable: { ...unchangeable, seed: undefined },
       hooks: progressHooks(model),
     });
