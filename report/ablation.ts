@@ -12,6 +12,7 @@ import {
 } from "../ablation/results.ts";
 import { discordant, holdsZero, mcnemarExact, summarize } from "../util/stats.ts";
 import { pct, table } from "./format.ts";
+import { barsWithErrorRules } from "./specs.ts";
 
 /** Published MNIST test accuracies the small CNN is compared with. */
 export const PUBLISHED = {
@@ -80,45 +81,23 @@ export function ablationSpec(file: AblationFile) {
     type: "nominal",
     title: null,
     sort: file.variants.map((r) => r.name),
-    axis: { labelAngle: -30 },
+    axis: { labelAngle: -30, labelLimit: 240 },
   };
   const xOffset = { field: "measure", sort: MEASURES.map(([m]) => m) };
-  return {
+  return barsWithErrorRules({
     title: `Ablation: accuracy of each variant (${epochs(file.settings.epochs)} each, ${
       seeds.length > 1 ? `mean of seeds ${seeds.join(", ")}, bars ±1 std` : `seed ${seeds[0]}`
     })`,
-    data: { values },
-    width: 760,
-    height: 300,
-    layer: [{
-      mark: { type: "bar" },
-      encoding: {
-        x,
-        xOffset,
-        y: {
-          field: "value",
-          type: "quantitative",
-          title: "Accuracy",
-          axis: { format: "%" },
-          scale: { domain: [0, 1] },
-        },
-        color: {
-          field: "measure",
-          type: "nominal",
-          title: "Measured on",
-          sort: MEASURES.map(([m]) => m),
-        },
-      },
-    }, {
-      mark: { type: "rule", color: "black" },
-      encoding: {
-        x,
-        xOffset,
-        y: { field: "low", type: "quantitative" },
-        y2: { field: "high" },
-      },
-    }],
-  };
+    values,
+    x,
+    xOffset,
+    color: {
+      field: "measure",
+      type: "nominal",
+      title: "Measured on",
+      sort: MEASURES.map(([m]) => m),
+    },
+  });
 }
 
 /** Whether the ablation holds at least two points of the rotation sweep. */

@@ -5,6 +5,7 @@
  */
 import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
 import { summarize } from "../util/stats.ts";
+import { barsWithErrorRules } from "./specs.ts";
 
 type Summary = RobustnessMetrics["models"][string]["summary"];
 
@@ -73,36 +74,14 @@ export function overSeedsSpec(inputs: ReportInputs) {
     sort: OVER_SEEDS_MEASURES,
     axis: { labelAngle: 0 },
   };
-  return {
+  return barsWithErrorRules({
     title: {
       text: "The models over their seeds (bars: mean; error bars: ±1 standard deviation)",
       subtitle: runs.join("; "),
     },
-    data: { values },
-    width: 760,
-    height: 300,
-    layer: [{
-      mark: { type: "bar" },
-      encoding: {
-        x,
-        xOffset: { field: "model" },
-        y: {
-          field: "value",
-          type: "quantitative",
-          title: "Accuracy",
-          axis: { format: "%" },
-          scale: { domain: [0, 1] },
-        },
-        color: { field: "model", type: "nominal", title: "Model" },
-      },
-    }, {
-      mark: { type: "rule", color: "black", strokeWidth: 2 },
-      encoding: {
-        x,
-        xOffset: { field: "model" },
-        y: { field: "low", type: "quantitative" },
-        y2: { field: "high" },
-      },
-    }],
-  };
+    values,
+    x,
+    xOffset: { field: "model" },
+    color: { field: "model", type: "nominal", title: "Model" },
+  });
 }

@@ -110,3 +110,41 @@ export function confusionSpec(model: string, confusion: number[][]) {
     ],
   };
 }
+
+/**
+ * Accuracies as grouped bars, each with a black rule from `low` to `high`
+ * (the error bars over seeds); `values` carry `value`, `low` and `high`.
+ */
+export function barsWithErrorRules(options: {
+  title: unknown;
+  values: unknown[];
+  x: Record<string, unknown>;
+  xOffset: Record<string, unknown>;
+  color: Record<string, unknown>;
+}) {
+  const { title, values, x, xOffset, color } = options;
+  return {
+    title,
+    data: { values },
+    width: 760,
+    height: 300,
+    layer: [{
+      mark: { type: "bar" },
+      encoding: {
+        x,
+        xOffset,
+        y: {
+          field: "value",
+          type: "quantitative",
+          title: "Accuracy",
+          axis: { format: "%" },
+          scale: { domain: [0, 1] },
+        },
+        color,
+      },
+    }, {
+      mark: { type: "rule", color: "black", strokeWidth: 2 },
+      encoding: { x, xOffset, y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
+    }],
+  };
+}
