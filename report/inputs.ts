@@ -191,6 +191,12 @@ function checkModels(value: Record<string, unknown>): string | undefined {
 function checkRobustness(value: Record<string, unknown>): string | undefined {
   if (typeof value.models !== "object" || value.models === null) return `it has no "models"`;
   if (typeof value.families !== "object" || value.families === null) return `it has no "families"`;
+  const config = value.config as { images?: unknown } | undefined;
+  if (typeof config?.images !== "number") return `it has no "config" with the number of images`;
+  const paired = value.paired as { comparisons?: unknown } | undefined;
+  if (paired !== undefined && !Array.isArray(paired?.comparisons)) {
+    return `its "paired" has no list of comparisons`;
+  }
   return undefined;
 }
 

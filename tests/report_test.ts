@@ -118,6 +118,22 @@ Deno.test("missing or malformed metrics files are named in one sentence", async 
       message: /baseline_test\.json is malformed: it has no 10x10 confusion matrix\.$/,
     });
   });
+  for (
+    const [robustness, problem] of [
+      [{ models: {}, families: {} }, /it has no "config" with the number of images\.$/],
+      [
+        { models: {}, families: {}, config: { images: 10, seed: 0 }, paired: 3 },
+        /its "paired" has no list of comparisons\.$/,
+      ],
+    ] as const
+  ) {
+    await withMetrics({
+      "baseline_metrics.json": training("baseline", 0.99),
+      "robustness.json": robustness,
+    }, async (dir) => {
+      await assert.rejects(() => readMetrics(join(dir, "metrics")), { message: problem });
+    });
+  }
   await withMetrics({}, async (dir) => {
     await assert.rejects(() => readMetrics(join(dir, "metrics")), {
       message: /holds no <model>_metrics\.json files/,
