@@ -11,7 +11,8 @@ import {
   type VariantResult,
 } from "../ablation/results.ts";
 import { discordant, holdsZero, mcnemarExact, summarize } from "../util/stats.ts";
-import { pct, table } from "./format.ts";
+import { pct, signedPoints, table } from "./format.ts";
+import { correctness } from "./paired.ts";
 import { barsWithErrorRules } from "./specs.ts";
 
 /** Published MNIST test accuracies the small CNN is compared with. */
@@ -153,8 +154,7 @@ const epochs = (count: number) => `${count} epoch${count === 1 ? "" : "s"}`;
 /** "+1.23 points" / "−0.40 points". */
 function points(difference: number | undefined): string {
   if (difference === undefined || !Number.isFinite(difference)) return "–";
-  const value = (difference * 100).toFixed(2);
-  return `${difference >= 0 ? "+" : "−"}${value.replace("-", "")} points`;
+  return `${signedPoints(difference)} points`;
 }
 
 /**
@@ -306,12 +306,11 @@ export function stepsTable(file: AblationFile, testLabels?: ArrayLike<number>): 
       if (!ra.predictions || !rb?.predictions || ra.predictions.length !== rb.predictions.length) {
         return [];
       }
-      const right = (predictions: string) =>
-        Array.from(
-          { length: predictions.length },
-          (_, i) => Number(predictions[i]) === testLabels[i],
-        );
-      const { onlyA, onlyB } = discordant(right(ra.predictions), right(rb.predictions));
+      const labels = Array.from(testLabels).slice(0, ra.predictions.length);
+      const { onlyA, onlyB } = discordant(
+        correctness(ra.predictions, labels),
+        correctness(rb.predictions, labels),
+      );
       const p = mcnemarExact(onlyA, onlyB);
       return [
         `seed ${ra.seed}: ${onlyA} / ${onlyB}, p ${p < 0.001 ? p.toExponential(1) : p.toFixed(3)}`,

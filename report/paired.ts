@@ -4,7 +4,7 @@
  * only one of them gets right, and a paired bootstrap interval of the
  * accuracy difference. Over seeds, the interval of the mean difference.
  */
-import { pct, table } from "./format.ts";
+import { pct, signedPoints, table } from "./format.ts";
 import type { ReportInputs } from "./inputs.ts";
 import { discordant, holdsZero, mcnemarExact, pairedBootstrap, summarize } from "../util/stats.ts";
 
@@ -12,11 +12,9 @@ import { discordant, holdsZero, mcnemarExact, pairedBootstrap, summarize } from 
 export const BOOTSTRAP_SEED = 1;
 
 /** Per-image correctness from a predictions string and the labels it was scored on. */
-function correctness(predictions: string, labels: ArrayLike<number>): boolean[] {
+export function correctness(predictions: string, labels: ArrayLike<number>): boolean[] {
   return Array.from(labels, (label, i) => Number(predictions[i]) === label);
 }
-
-const points = (value: number) => `${value >= 0 ? "+" : "−"}${Math.abs(value * 100).toFixed(2)}`;
 
 /** One sentence's verdict for a difference and its interval. */
 export function verdict(
@@ -47,8 +45,8 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
         const boot = pairedBootstrap(ca, cb, BOOTSTRAP_SEED);
         rows.push([
           `${a} − ${b}`,
-          `${points(boot.difference)} points`,
-          `${points(boot.ci95.low)} to ${points(boot.ci95.high)}`,
+          `${signedPoints(boot.difference)} points`,
+          `${signedPoints(boot.ci95.low)} to ${signedPoints(boot.ci95.high)}`,
           `${onlyA} / ${onlyB}`,
           p < 0.001 ? p.toExponential(1) : p.toFixed(3),
           verdict(boot.difference, boot.ci95.low, boot.ci95.high, a, b),
@@ -123,10 +121,10 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
           d.std < 1e-9
             // Seeds that agree to the image leave no spread to make an interval from.
             ? `- ${a} − ${b} over seeds ${seeds}: ${
-              points(d.mean)
+              signedPoints(d.mean)
             } points on every seed: no interval.`
-            : `- ${a} − ${b} over seeds ${seeds}: ${points(d.mean)} points, ` +
-              `95% interval ${points(d.ci95!.low)} to ${points(d.ci95!.high)}: ${
+            : `- ${a} − ${b} over seeds ${seeds}: ${signedPoints(d.mean)} points, ` +
+              `95% interval ${signedPoints(d.ci95!.low)} to ${signedPoints(d.ci95!.high)}: ${
                 verdict(d.mean, d.ci95!.low, d.ci95!.high, a, b)
               }.`,
         );
@@ -146,8 +144,10 @@ function familiesMarkdown(inputs: ReportInputs): string | undefined {
   const cell = (family: string, pair: string) => {
     const c = paired.comparisons.find((c) => c.family === family && `${c.a} − ${c.b}` === pair);
     if (!c) return "–";
-    const range = `${points1(c.ci95.low)} to ${points1(c.ci95.high)}`;
-    return `${points1(c.difference)} (${range})${holdsZero(c.ci95) ? ", within noise" : ""}`;
+    const range = `${signedPoints(c.ci95.low, 1)} to ${signedPoints(c.ci95.high, 1)}`;
+    return `${signedPoints(c.difference, 1)} (${range})${
+      holdsZero(c.ci95) ? ", within noise" : ""
+    }`;
   };
   return [
     "### Robustness families, model against model",
@@ -172,5 +172,3 @@ function familiesMarkdown(inputs: ReportInputs): string | undefined {
     ),
   ].join("\n");
 }
-
-const points1 = (value: number) => `${value >= 0 ? "+" : "−"}${Math.abs(value * 100).toFixed(1)}`;
