@@ -5,6 +5,7 @@
  */
 import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
 import { summarize } from "../util/stats.ts";
+import { overSeeds } from "./robust.ts";
 import { barsWithErrorRules } from "./specs.ts";
 
 type Summary = RobustnessMetrics["models"][string]["summary"];
@@ -32,15 +33,12 @@ export function measuresOverSeeds(inputs: ReportInputs): MeasureOverSeeds[] {
   return Object.entries(inputs.training).flatMap(([model, training]) => {
     const clean = inputs.seeds[model]?.runs.map((run) => run.test_accuracy) ??
       [training.test_accuracy];
-    const files = inputs.seedRuns[model]?.map((run) => run.robustness) ?? [inputs.robustness];
-    const summaries = files.map((file) => file?.models[model]?.summary)
-      .filter((s): s is Summary => s !== undefined);
     return [
       { model, measure: "clean test", values: clean },
       ...ROBUSTNESS_MEASURES.map(([measure, pick]) => ({
         model,
         measure,
-        values: summaries.map(pick).filter((v): v is number => typeof v === "number"),
+        values: overSeeds(inputs, model, pick),
       })),
     ].filter((m) => m.values.length > 0);
   });

@@ -118,8 +118,8 @@ function countersSection(inputs: ReportInputs): string[] {
   ];
 }
 
-/** Values of one robust-model metric over its seeds' robustness files. */
-function overSeeds(
+/** Values of one model's robustness metric over its seeds' robustness files (one run: the main file). */
+export function overSeeds(
   inputs: ReportInputs,
   model: string,
   pick: (s: NonNullable<ReturnType<typeof familyMeans>>) => number | null | undefined,
