@@ -3,8 +3,8 @@ import { tf } from "../deps_tfjs.ts";
 import { loadTestSet, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { buildCnn } from "../models/architectures.ts";
-import { setExactStatistics, STATISTICS_CHUNK } from "../train/batch_norm_stats.ts";
-import { Random } from "../util/random.ts";
+import { setExactStatistics, STATISTICS_CHUNK, StatisticsPass } from "../train/batch_norm_stats.ts";
+import { Random, withMathRandom } from "../util/random.ts";
 
 await useWasmBackend();
 
@@ -50,4 +50,32 @@ Deno.test("exact BatchNorm statistics taken in chunks equal the moments of all i
   x.dispose();
   assert.equal(checked, 3);
   model.dispose();
+});
+
+Deno.test("keeping fewer activations and recomputing layers gives the same statistics, dropout masks included", async () => {
+  // The improved model's layers: dropout after each block, so recomputation runs dropout again.
+  const architecture = { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 };
+  const count = 2 * STATISTICS_CHUNK + 40;
+  const pixels = pixelsOf(await loadTestSet(), Array.from({ length: count }, (_, i) => i));
+  const statistics = (storedFloatsPerImage: number, dropoutSeed = 5) => {
+    const model = withMathRandom(new Random(3), () => buildCnn(architecture, "bn"));
+    const tensors = tf.memory().numTensors;
+    const pass = new StatisticsPass(model, pixels, new Random(dropoutSeed), storedFloatsPerImage);
+    const seen: Float32Array[] = [];
+    for (let moments = pass.next(); moments; moments = pass.next()) {
+      seen.push(moments.mean, moments.variance);
+      pass.resume(moments);
+    }
+    assert.equal(tf.memory().numTensors, tensors, "the pass leaves no tensor behind");
+    model.dispose();
+    return seen;
+  };
+  // Every BatchNorm input kept (no layer runs twice) against only the 784 input pixels kept
+  // (every layer before a BatchNorm recomputed for it, each dropout layer run up to three times).
+  const keptAll = statistics(Infinity);
+  const keptInput = statistics(784);
+  assert.equal(keptAll.length, 6);
+  keptAll.forEach((expected, i) => assert.deepEqual(keptInput[i], expected, `moments ${i}`));
+  // Dropout does act on them: other masks give the second BatchNorm other moments.
+  assert.notDeepEqual(statistics(784, 6)[2], keptAll[2]);
 });

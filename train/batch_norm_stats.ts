@@ -16,7 +16,7 @@
  * with its moving statistics); dropout-active ones gave 99.10%.
  */
 import { tf } from "../deps_tfjs.ts";
-import { type Random, seedMathRandom } from "../util/random.ts";
+import { Random, type RandomState, seedMathRandom } from "../util/random.ts";
 
 /** Steps after which the initial value weighs less than `tolerance` in a moving average. */
 export function stepsToConverge(momentum: number, tolerance = 1e-3): number {
@@ -98,35 +98,55 @@ export function combineMoments(parts: ChannelMoments[]): ChannelMoments {
 }
 
 /**
- * Images per chunk of the statistics pass. The pass keeps one layer's
- * activations for all its images (the improved model's widest is 28 × 28 × 32
- * floats, 100 KB an image) but runs every layer, and takes every moment, a
- * chunk at a time, so a layer's temporaries (its output beside its input,
- * the moments' squared deviations) exist for one chunk only.
+ * Images per chunk of the statistics pass: a layer's temporaries (its output
+ * beside its input, the moments' squared deviations) exist for one chunk only.
  */
 export const STATISTICS_CHUNK = 256;
+
+/**
+ * The most floats an image the pass keeps between BatchNorm layers (32 KB; 128
+ * MiB for 4,096 images). Between two BatchNorm layers it keeps the activations
+ * at the latest layer whose output fits, and recomputes the layers after it a
+ * chunk at a time: the improved model's widest activations (28 × 28 × 32
+ * floats, 100 KB an image, 411 MB for 4,096 images) are never all held.
+ */
+export const STORED_FLOATS_PER_IMAGE = 8192;
 
 /**
  * A training-mode pass of some images through the model that stops at each
  * BatchNorm layer: `next()` runs up to the next one and returns its input's
  * moments; `resume(statistics)` sets that layer's moving statistics (the
  * moments of all images, over however many passes) and goes on. Dropout runs
- * as in training, its masks drawn from `dropoutRandom`, chunk after chunk.
+ * as in training, its masks drawn from `dropoutRandom`, chunk after chunk; a
+ * layer that runs again on a chunk (recomputed) draws that chunk's mask again.
  */
 export class StatisticsPass {
   #model: tf.LayersModel;
-  #chunks: tf.Tensor[];
+  /** The activations at the input of layer `#storedAt`, a tensor a chunk. */
+  #stored: tf.Tensor[];
+  #storedAt = 0;
+  /** The next BatchNorm layer's index, once `next()` has reached it. */
   #layer = 0;
   #random: Random;
+  /** The generator's state before each dropout layer's first run on a chunk ("layer:chunk"). */
+  #dropoutStates = new Map<string, RandomState>();
+  #storedFloats: number;
 
-  constructor(model: tf.LayersModel, pixels: Float32Array, dropoutRandom: Random) {
+  /** `storedFloatsPerImage` trades memory for recomputation (the results are the same). */
+  constructor(
+    model: tf.LayersModel,
+    pixels: Float32Array,
+    dropoutRandom: Random,
+    storedFloatsPerImage = STORED_FLOATS_PER_IMAGE,
+  ) {
     this.#model = model;
     this.#random = dropoutRandom;
+    this.#storedFloats = storedFloatsPerImage;
     const images = pixels.length / 784;
-    this.#chunks = [];
+    this.#stored = [];
     for (let start = 0; start < images; start += STATISTICS_CHUNK) {
       const count = Math.min(STATISTICS_CHUNK, images - start);
-      this.#chunks.push(
+      this.#stored.push(
         tf.tensor4d(pixels.subarray(start * 784, (start + count) * 784), [count, 28, 28, 1]),
       );
     }
@@ -134,18 +154,15 @@ export class StatisticsPass {
 
   /** Moments at the next BatchNorm layer, or null when none is left (the pass is then disposed). */
   next(): ChannelMoments | null {
-    const layers = this.#model.layers;
-    while (
-      this.#layer < layers.length && layers[this.#layer].getClassName() !== "BatchNormalization"
-    ) {
-      this.#apply(layers[this.#layer++]);
-    }
-    if (this.#layer >= layers.length) {
+    const batchNorm = this.#nextBatchNorm(this.#layer);
+    if (batchNorm === undefined) {
       this.dispose();
       return null;
     }
-    return combineMoments(this.#chunks.map((x) =>
+    this.#layer = batchNorm;
+    return combineMoments(this.#stored.map((stored, chunk) =>
       tf.tidy(() => {
+        const x = this.#run(stored, chunk, this.#storedAt, batchNorm);
         const { mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]);
         return {
           count: x.size / x.shape[x.rank - 1]!,
@@ -156,27 +173,65 @@ export class StatisticsPass {
     ));
   }
 
-  /** Sets the waiting BatchNorm layer's moving statistics and runs it. */
+  /** Sets the waiting BatchNorm layer's moving statistics and moves the kept activations on. */
   resume(statistics: LayerStatistics): void {
-    const layer = this.#model.layers[this.#layer++];
-    setLayerStatistics(layer, statistics);
-    this.#apply(layer);
+    const batchNorm = this.#layer++;
+    setLayerStatistics(this.#model.layers[batchNorm], statistics);
+    const following = this.#nextBatchNorm(this.#layer);
+    if (following === undefined) return;
+    const keepAt = this.#keepPosition(following);
+    if (keepAt === this.#storedAt) return;
+    this.#stored = this.#stored.map((stored, chunk) => {
+      const x = tf.tidy(() => this.#run(stored, chunk, this.#storedAt, keepAt));
+      stored.dispose();
+      return x;
+    });
+    this.#storedAt = keepAt;
   }
 
   dispose(): void {
-    tf.dispose(this.#chunks);
-    this.#chunks = [];
+    tf.dispose(this.#stored);
+    this.#stored = [];
   }
 
-  #apply(layer: tf.layers.Layer): void {
-    const training = layer.getClassName() === "Dropout";
-    const restore = seedMathRandom(this.#random);
+  #nextBatchNorm(from: number): number | undefined {
+    const layers = this.#model.layers;
+    for (let i = from; i < layers.length; i++) {
+      if (layers[i].getClassName() === "BatchNormalization") return i;
+    }
+    return undefined;
+  }
+
+  /** The latest layer input up to `limit` whose activations fit the budget, else where they are. */
+  #keepPosition(limit: number): number {
+    for (let position = limit; position > this.#storedAt; position--) {
+      // A sequential model's layer input is the previous layer's output: [batch, ...image].
+      const shape = this.#model.layers[position - 1].outputShape as (number | null)[];
+      const floats = shape.slice(1).reduce((product: number, n) => product * (n ?? 1), 1);
+      if (floats <= this.#storedFloats) return position;
+    }
+    return this.#storedAt;
+  }
+
+  /** Layers `from` to `to` (exclusive) on one chunk, in training mode for dropout. */
+  #run(x: tf.Tensor, chunk: number, from: number, to: number): tf.Tensor {
+    for (let i = from; i < to; i++) {
+      const layer = this.#model.layers[i];
+      x = layer.getClassName() === "Dropout"
+        ? this.#dropout(layer, i, chunk, x)
+        : layer.apply(x) as tf.Tensor;
+    }
+    return x;
+  }
+
+  /** A dropout layer on a chunk, with the same mask each time it runs on that chunk. */
+  #dropout(layer: tf.layers.Layer, index: number, chunk: number, x: tf.Tensor): tf.Tensor {
+    const key = `${index}:${chunk}`;
+    const state = this.#dropoutStates.get(key);
+    if (state === undefined) this.#dropoutStates.set(key, this.#random.state);
+    const restore = seedMathRandom(state === undefined ? this.#random : new Random(state));
     try {
-      this.#chunks = this.#chunks.map((x) => {
-        const y = tf.tidy(() => layer.apply(x, { training }) as tf.Tensor);
-        x.dispose();
-        return y;
-      });
+      return layer.apply(x, { training: true }) as tf.Tensor;
     } finally {
       restore();
     }
