@@ -2,7 +2,9 @@
  * Data-parallel training over module workers, one per core: each step's
  * batch is cut into one contiguous shard per worker, the workers' gradients
  * are added up here in a fixed order, and every worker applies that sum with
- * its own identical Adam, so the replicas never drift apart. Dropout masks
+ * its own identical Adam, so the replicas never drift apart. Gradients and
+ * their sum travel in shared memory (a SharedArrayBuffer each), not copied;
+ * the request order keeps writer and reader apart (see `gradients`). Dropout masks
  * and augmentation are drawn per shard; BatchNorm normalises each shard with
  * its own statistics (as multi-GPU Keras does without sync-BN).
  */
@@ -52,6 +54,10 @@ export class WorkerPool {
   #pending: Pending[][];
   #failure: WorkerFailure | undefined;
   #timeoutMs: number;
+  /** The summed gradients, shared with the workers, which read it in "apply". */
+  #sum: Float32Array | undefined;
+  /** The last "apply" request's replies: the sum may be rewritten once every worker has answered. */
+  #applied: Promise<unknown> = Promise.resolve();
 
   private constructor(options: WorkerPoolOptions) {
     this.size = options.workers;
@@ -102,7 +108,13 @@ export class WorkerPool {
     await this.#all(() => ({ type: "epoch", epoch, learningRate }));
   }
 
-  /** The gradient of the batch's mean loss, each worker taking a contiguous shard. */
+  /**
+   * The gradient of the batch's mean loss, each worker taking a contiguous
+   * shard. The returned gradients are shared memory that the next call
+   * overwrites. A worker writes its shared gradients only while answering
+   * "gradients", and the sum is rewritten only after every worker has answered
+   * the last "apply" (which it handles before any later "gradients").
+   */
   async gradients(indices: ArrayLike<number>): Promise<SummedGradients> {
     const batchSize = indices.length;
     const shards = shardBounds(batchSize, this.size);
@@ -117,21 +129,23 @@ export class WorkerPool {
           : undefined
       ),
     );
-    let sum: SummedGradients | undefined;
-    for (const reply of replies) {
-      if (reply?.type !== "gradients") continue;
-      if (!sum) {
-        sum = { ...reply, count: batchSize };
-        continue;
-      }
-      const total = sum.gradients;
-      const part = reply.gradients;
-      for (let i = 0; i < total.length; i++) total[i] += part[i];
-      sum.lossSum += reply.lossSum;
-      sum.correct += reply.correct;
+    const parts = replies.filter((reply): reply is Extract<WorkerReply, { type: "gradients" }> =>
+      reply?.type === "gradients"
+    );
+    if (parts.length === 0) throw new Error("A step needs at least one image.");
+    await this.#applied;
+    const size = parts[0].gradients.length;
+    if (this.#sum?.length !== size) this.#sum = new Float32Array(new SharedArrayBuffer(size * 4));
+    const sum = this.#sum;
+    sum.set(parts[0].gradients);
+    let lossSum = parts[0].lossSum, correct = parts[0].correct;
+    for (const part of parts.slice(1)) {
+      const gradients = part.gradients;
+      for (let i = 0; i < size; i++) sum[i] += gradients[i];
+      lossSum += part.lossSum;
+      correct += part.correct;
     }
-    if (!sum) throw new Error("A step needs at least one image.");
-    return sum;
+    return { gradients: sum, lossSum, correct, count: batchSize };
   }
 
   /**
@@ -140,7 +154,9 @@ export class WorkerPool {
    * behind it, and a failure surfaces at the next request.
    */
   async apply(gradients: Float32Array): Promise<void> {
-    await this.#all(() => ({ type: "apply", gradients }));
+    const applied = this.#all(() => ({ type: "apply", gradients }));
+    this.#applied = applied.catch(() => {});
+    await applied;
   }
 
   async step(indices: ArrayLike<number>): Promise<{ loss: number; correct: number }> {

@@ -44,12 +44,15 @@ function trainableVariables(model: tf.LayersModel): tf.Variable[] {
  * Gradients of (summed loss over this shard) / `batchSize`: one worker's part
  * of a step whose batch of `batchSize` images is split between workers, so
  * that the parts add up to the gradient of the whole batch's mean loss.
+ * They are written into `out` when given (a training worker's buffer shared
+ * with the run), else into a new array.
  */
 export function shardGradients(
   model: tf.LayersModel,
   pixels: Float32Array,
   labels: Uint8Array,
   batchSize: number,
+  out?: Float32Array,
 ): ShardGradients {
   const count = labels.length;
   const variables = trainableVariables(model);
@@ -63,7 +66,11 @@ export function shardGradients(
       return tf.mul(crossEntropy(y, probabilities), count / batchSize) as tf.Scalar;
     }, variables);
   });
-  const gradients = new Float32Array(variables.reduce((sum, v) => sum + v.size, 0));
+  const size = variables.reduce((sum, v) => sum + v.size, 0);
+  if (out && out.length !== size) {
+    throw new Error(`The model has ${size} trainable values, not ${out.length}.`);
+  }
+  const gradients = out ?? new Float32Array(size);
   let offset = 0;
   for (const variable of variables) {
     gradients.set(grads[variable.name].dataSync() as Float32Array, offset);

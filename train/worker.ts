@@ -36,6 +36,11 @@ interface Replica {
   optimizer: FlatAdam;
   average?: WeightAverage;
   augmentRandom: Random;
+  /**
+   * This worker's gradients, in memory shared with the run: the reply passes
+   * the array without copying it, and the run reads it before the next request.
+   */
+  gradients?: Float32Array;
 }
 
 let replica: Replica | undefined;
@@ -89,12 +94,20 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       return { type: "done" };
     }
     case "gradients": {
-      const { setup, model, augmentRandom } = ready();
+      const current = ready();
+      const { setup, model, augmentRandom, optimizer } = current;
       const { indices, batchSize } = request;
       let pixels = pixelsOf(setup.split, indices);
       if (setup.augmentation) pixels = augmentBatch(pixels, augmentRandom, setup.augmentation);
       const labels = Uint8Array.from(indices, (i) => setup.split.labels[i]);
-      const { gradients, lossSum, correct } = shardGradients(model, pixels, labels, batchSize);
+      current.gradients ??= new Float32Array(new SharedArrayBuffer(optimizer.size * 4));
+      const { gradients, lossSum, correct } = shardGradients(
+        model,
+        pixels,
+        labels,
+        batchSize,
+        current.gradients,
+      );
       return { type: "gradients", gradients, lossSum, correct };
     }
     case "apply": {
@@ -163,11 +176,8 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
     } catch (error) {
       reply = { type: "error", message: (error as Error).message };
     }
-    const transfer = reply.type === "gradients"
-      ? [reply.gradients.buffer]
-      : reply.type === "state"
-      ? [reply.checkpoint.buffer]
-      : [];
+    // Gradients are in shared memory, which is passed, not transferred.
+    const transfer = reply.type === "state" ? [reply.checkpoint.buffer] : [];
     self.postMessage(reply, transfer as Transferable[]);
   });
 };
