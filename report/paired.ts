@@ -5,7 +5,7 @@
  * accuracy difference. Over seeds, the interval of the mean difference.
  */
 import { pct, signedPoints, table } from "./format.ts";
-import type { ReportInputs } from "./inputs.ts";
+import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
 import { discordant, holdsZero, mcnemarExact, pairedBootstrap, summarize } from "../util/stats.ts";
 
 /** Seed of the bootstrap resamples, recorded so the report is reproducible. */
@@ -131,9 +131,75 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
       }
     }
     out.push("");
+    const families = familiesOverSeedsMarkdown(inputs);
+    if (families) out.push(families, "");
   }
   return out.length ? ["## Which differences are real", "", ...out].join("\n") : "";
 }
+
+/** One model's robustness summary for each seed it was evaluated with. */
+function summariesBySeed(inputs: ReportInputs, model: string) {
+  const bySeed = new Map<number, Summary>();
+  for (const run of inputs.seedRuns[model] ?? []) {
+    const summary = run.robustness?.models[model]?.summary;
+    if (summary) bySeed.set(run.seed, summary);
+  }
+  return bySeed;
+}
+
+/**
+ * Each robustness family over seeds: for every pair of models evaluated with
+ * at least two common seeds, the mean of the per-seed differences and its t
+ * interval (seed s of one model against seed s of the other).
+ */
+export function familiesOverSeedsMarkdown(inputs: ReportInputs): string | undefined {
+  const models = Object.keys(inputs.seedRuns).map((model) => ({
+    model,
+    bySeed: summariesBySeed(inputs, model),
+  })).filter(({ bySeed }) => bySeed.size >= 2);
+  const pairs: Array<
+    { name: string; seeds: number[]; a: Map<number, Summary>; b: Map<number, Summary> }
+  > = [];
+  for (let i = 0; i < models.length; i++) {
+    for (let j = i + 1; j < models.length; j++) {
+      const a = models[i], b = models[j];
+      const seeds = [...a.bySeed.keys()].filter((seed) => b.bySeed.has(seed));
+      if (seeds.length >= 2) {
+        pairs.push({ name: `${a.model} − ${b.model}`, seeds, a: a.bySeed, b: b.bySeed });
+      }
+    }
+  }
+  if (pairs.length === 0) return undefined;
+  const families = Object.keys(inputs.robustness?.families ?? {});
+  const cell = (pair: typeof pairs[number], pick: (s: Summary) => number | null | undefined) => {
+    const differences = pair.seeds.map((seed) => {
+      const a = pick(pair.a.get(seed)!), b = pick(pair.b.get(seed)!);
+      return typeof a === "number" && typeof b === "number" ? a - b : NaN;
+    });
+    if (differences.some(Number.isNaN)) return "–";
+    const d = summarize(differences);
+    // Seeds that agree exactly leave no spread to make an interval from.
+    if (d.std < 1e-9) return `${signedPoints(d.mean, 1)} (every seed)`;
+    const range = `${signedPoints(d.ci95!.low, 1)} to ${signedPoints(d.ci95!.high, 1)}`;
+    return `${signedPoints(d.mean, 1)} (${range})${holdsZero(d.ci95!) ? ", within noise" : ""}`;
+  };
+  const rows = [
+    ...families.map((
+      family,
+    ) => [family, ...pairs.map((pair) => cell(pair, (s) => s.families[family]))]),
+    ["MNIST-C mean", ...pairs.map((pair) => cell(pair, (s) => s.mnist_c_mean))],
+  ];
+  return [
+    "Each robustness family over seeds: the mean over seeds of seed s's difference, first model minus " +
+    "second, in points, with its 95% t interval (" +
+    pairs.map((pair) => `${pair.name}: seeds ${pair.seeds.join(", ")}`).join("; ") +
+    "; each seed's models evaluated by `deno task eval:robustness` in its results folder).",
+    "",
+    table(["family", ...pairs.map((pair) => pair.name)], rows),
+  ].join("\n");
+}
+
+type Summary = RobustnessMetrics["models"][string]["summary"];
 
 /** Each robustness family: every pair of models, image by image on the same perturbed digits. */
 function familiesMarkdown(inputs: ReportInputs): string | undefined {

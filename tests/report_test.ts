@@ -453,3 +453,48 @@ Deno.test("the models over seeds: one value per seed where a model has several, 
   // A family the suite did not measure has no bar.
   assert.equal(of("b", "elastic"), undefined);
 });
+
+Deno.test("robustness families over seeds: per-seed differences with a t interval, 'within noise' when it holds zero", async () => {
+  const { familiesOverSeedsMarkdown } = await import("../report/paired.ts");
+  const file = (summaries: Record<string, [number, number, number]>) => ({
+    models: Object.fromEntries(
+      Object.entries(summaries).map(([model, [rotation, noise, mnistC]]) => [model, {
+        clean: 0.99,
+        clean_mean_confidence: 0.9,
+        families: {},
+        summary: { families: { rotation, noise }, mnist_c_mean: mnistC, worst: null },
+      }]),
+    ),
+    families: {},
+    config: { images: 10000, seed: 0 },
+    command: "deno task eval:robustness",
+  });
+  // Seed by seed: a − b on rotation is +10 and +10.2 points (an interval above zero),
+  // on noise −1 and +1 (an interval around zero), on MNIST-C +5 on both (no spread).
+  const seed1 = file({ a: [0.9, 0.5, 0.8], b: [0.8, 0.51, 0.75] });
+  const seed2 = file({ a: [0.902, 0.52, 0.85], b: [0.8, 0.51, 0.8] });
+  const inputs = {
+    training: {},
+    testSets: {},
+    robustness: { ...seed1, families: { rotation: {}, noise: {} } },
+    seeds: {},
+    seedRuns: {
+      a: [{ seed: 1, robustness: seed1 }, { seed: 2, robustness: seed2 }],
+      b: [{ seed: 1, robustness: seed1 }, { seed: 2, robustness: seed2 }, { seed: 3 }],
+    },
+  } as unknown as Parameters<typeof familiesOverSeedsMarkdown>[0];
+  const markdown = familiesOverSeedsMarkdown(inputs)!;
+  const row = (name: string) =>
+    markdown.split("\n").find((line) => line.startsWith(`| ${name} |`))?.split("|")[2].trim();
+  // Mean +10.1, std 0.1·√2, t(0.975, 1) = 12.706: +10.1 ± 12.706 · 0.1 = +8.8 to +11.4.
+  assert.equal(row("rotation"), "+10.1 (+8.8 to +11.4)");
+  assert.equal(row("noise"), "+0.0 (−12.7 to +12.7), within noise");
+  assert.equal(row("MNIST-C mean"), "+5.0 (every seed)");
+  assert.match(markdown, /a − b: seeds 1, 2;/);
+  // One common seed is no comparison over seeds.
+  const oneSeed = {
+    ...inputs,
+    seedRuns: { a: inputs.seedRuns.a, b: [{ seed: 1, robustness: seed1 }] },
+  };
+  assert.equal(familiesOverSeedsMarkdown(oneSeed), undefined);
+});
