@@ -183,6 +183,49 @@ for (const name of ["baseline", "improved"] as ModelName[]) {
   });
 }
 
+Deno.test("a one-image batch (one worker idle) between full ones: every worker applies this thread's updates", async () => {
+  const model = buildModel("baseline");
+  const optimizer = FlatAdam.forModel(model, 1e-3);
+  const pool = await WorkerPool.start({
+    name: "baseline",
+    architecture: ARCHITECTURES.baseline,
+    augmentation: null,
+    seed: SEED,
+    workers: 2,
+    split,
+  });
+  try {
+    await pool.load(await encodeReplica(model, optimizer));
+    await pool.beginEpoch(0, 1e-3);
+    // As `step` does: each apply is not awaited, and the next batch's sum is
+    // written into the same shared memory the idle worker may still be reading.
+    const sums: Float32Array[] = [];
+    for (const batch of [[7], [1, 2, 3, 4, 5, 6, 7, 8], [9], [10, 11, 12]]) {
+      const { gradients } = await pool.gradients(batch);
+      sums.push(gradients.slice());
+      pool.apply(gradients);
+    }
+    for (const sum of sums) optimizer.apply(sum);
+    const states = (await pool.states()).map((bytes) => decodeCheckpoint(bytes, "test"));
+    const ours = model.getWeights();
+    for (const [worker, state] of states.entries()) {
+      model.trainableWeights.forEach((weight) => {
+        const i = model.weights.indexOf(weight);
+        const [difference] = maxDifference(ours[i].dataSync(), state.weights[i].dataSync());
+        assert.equal(
+          difference,
+          0,
+          `worker ${worker + 1}: ${weight.name} differs by ${difference}`,
+        );
+      });
+      tf.dispose([...state.weights, ...state.optimizer.map((n) => n.tensor)]);
+    }
+  } finally {
+    pool.close();
+    model.dispose();
+  }
+});
+
 Deno.test("a hung worker ends the wait with one sentence and stops every worker", async () => {
   const pool = await WorkerPool.start({
     name: "baseline",
