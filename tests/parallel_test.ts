@@ -116,21 +116,41 @@ Deno.test("the workers share validation: their evaluation of given weights is th
   }
 });
 
+/** Two workers holding `model`'s and `optimizer`'s state, at epoch 0. */
+async function replicaPool(name: ModelName, model: tf.LayersModel, optimizer: FlatAdam) {
+  const pool = await WorkerPool.start({
+    name,
+    architecture: ARCHITECTURES[name],
+    augmentation: null,
+    seed: SEED,
+    workers: 2,
+    split,
+  });
+  await pool.load(await encodeReplica(model, optimizer));
+  await pool.beginEpoch(0, 1e-3);
+  return pool;
+}
+
+/** Every worker's trainable weights are `model`'s, bit for bit. */
+async function assertWorkersHold(pool: WorkerPool, model: tf.LayersModel) {
+  const states = (await pool.states()).map((bytes) => decodeCheckpoint(bytes, "test"));
+  const ours = model.getWeights();
+  for (const [worker, state] of states.entries()) {
+    model.trainableWeights.forEach((weight) => {
+      const i = model.weights.indexOf(weight);
+      const [difference] = maxDifference(ours[i].dataSync(), state.weights[i].dataSync());
+      assert.equal(difference, 0, `worker ${worker + 1}: ${weight.name} differs by ${difference}`);
+    });
+    tf.dispose([...state.weights, ...state.optimizer.map((n) => n.tensor)]);
+  }
+}
+
 for (const name of ["baseline", "improved"] as ModelName[]) {
   Deno.test(`${name}: a step over two workers makes the single-process update`, async () => {
     const model = buildModel(name);
     const optimizer = FlatAdam.forModel(model, 1e-3);
-    const pool = await WorkerPool.start({
-      name,
-      architecture: ARCHITECTURES[name],
-      augmentation: null,
-      seed: SEED,
-      workers: 2,
-      split,
-    });
+    const pool = await replicaPool(name, model, optimizer);
     try {
-      await pool.load(await encodeReplica(model, optimizer));
-      await pool.beginEpoch(0, 1e-3);
       const batch = Array.from({ length: 24 }, (_, i) => 3 * i + 1);
       const summed = await pool.gradients(batch);
 
@@ -166,16 +186,7 @@ for (const name of ["baseline", "improved"] as ModelName[]) {
       // rounding differences above for gradients near zero).
       pool.apply(summed.gradients);
       optimizer.apply(summed.gradients);
-      const states = (await pool.states()).map((bytes) => decodeCheckpoint(bytes, "test"));
-      const ours = model.getWeights();
-      for (const state of states) {
-        model.trainableWeights.forEach((weight) => {
-          const i = model.weights.indexOf(weight);
-          const [difference] = maxDifference(ours[i].dataSync(), state.weights[i].dataSync());
-          assert.equal(difference, 0, `${weight.name} differs by ${difference} after the step`);
-        });
-        tf.dispose([...state.weights, ...state.optimizer.map((n) => n.tensor)]);
-      }
+      await assertWorkersHold(pool, model);
     } finally {
       pool.close();
       model.dispose();
@@ -186,17 +197,8 @@ for (const name of ["baseline", "improved"] as ModelName[]) {
 Deno.test("a one-image batch (one worker idle) between full ones: every worker applies this thread's updates", async () => {
   const model = buildModel("baseline");
   const optimizer = FlatAdam.forModel(model, 1e-3);
-  const pool = await WorkerPool.start({
-    name: "baseline",
-    architecture: ARCHITECTURES.baseline,
-    augmentation: null,
-    seed: SEED,
-    workers: 2,
-    split,
-  });
+  const pool = await replicaPool("baseline", model, optimizer);
   try {
-    await pool.load(await encodeReplica(model, optimizer));
-    await pool.beginEpoch(0, 1e-3);
     // As `step` does: each apply is not awaited, and the next batch's sum is
     // written into the same shared memory the idle worker may still be reading.
     const sums: Float32Array[] = [];
@@ -206,20 +208,7 @@ Deno.test("a one-image batch (one worker idle) between full ones: every worker a
       pool.apply(gradients);
     }
     for (const sum of sums) optimizer.apply(sum);
-    const states = (await pool.states()).map((bytes) => decodeCheckpoint(bytes, "test"));
-    const ours = model.getWeights();
-    for (const [worker, state] of states.entries()) {
-      model.trainableWeights.forEach((weight) => {
-        const i = model.weights.indexOf(weight);
-        const [difference] = maxDifference(ours[i].dataSync(), state.weights[i].dataSync());
-        assert.equal(
-          difference,
-          0,
-          `worker ${worker + 1}: ${weight.name} differs by ${difference}`,
-        );
-      });
-      tf.dispose([...state.weights, ...state.optimizer.map((n) => n.tensor)]);
-    }
+    await assertWorkersHold(pool, model);
   } finally {
     pool.close();
     model.dispose();
