@@ -10,7 +10,7 @@ import {
   type SpreadMeasure,
   type VariantResult,
 } from "../ablation/results.ts";
-import { discordant, holdsZero, mcnemarExact, summarize } from "../util/stats.ts";
+import { discordant, hasSpread, holdsZero, mcnemarExact, summarize } from "../util/stats.ts";
 import { pct, signedPoints, table } from "./format.ts";
 import { correctness } from "./paired.ts";
 import { barsWithErrorRules } from "./specs.ts";
@@ -49,10 +49,7 @@ export function differenceText(
   if (differences.length === 0) return "–";
   const s = summarize(differences);
   if (!s.ci95) return `${points(s.mean)} (one seed, no interval)`;
-  // Accuracies move in steps of one test image, so seeds can agree exactly (up to float
-  // rounding); a zero spread
-  // would make a zero-width interval, which says nothing about the noise.
-  if (s.std < 1e-9) {
+  if (!hasSpread(s)) {
     return `${points(s.mean)} (the same on all ${s.n} seeds: no spread to make an interval from)`;
   }
   return `${points(s.mean)} (95% interval ${points(s.ci95.low)} to ${

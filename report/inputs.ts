@@ -35,6 +35,9 @@ export interface TestSetMetrics {
   predictions?: string;
 }
 
+/** One model's per-family means in a robustness file. */
+export type RobustnessSummary = RobustnessMetrics["models"][string]["summary"];
+
 export interface RobustnessMetrics {
   models: Record<string, {
     clean: number;

@@ -3,12 +3,10 @@
  * mean over the model's seeds with ±1 standard deviation as an error bar
  * (a model trained once shows its run, without a bar).
  */
-import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
+import type { ReportInputs, RobustnessSummary as Summary } from "./inputs.ts";
 import { summarize } from "../util/stats.ts";
 import { overSeeds } from "./robust.ts";
 import { barsWithErrorRules } from "./specs.ts";
-
-type Summary = RobustnessMetrics["models"][string]["summary"];
 
 const ROBUSTNESS_MEASURES: Array<[string, (s: Summary) => number | null | undefined]> = [
   ["rotation", (s) => s.families.rotation],

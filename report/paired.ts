@@ -5,8 +5,16 @@
  * accuracy difference. Over seeds, the interval of the mean difference.
  */
 import { pct, signedPoints, table } from "./format.ts";
-import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
-import { discordant, holdsZero, mcnemarExact, pairedBootstrap, summarize } from "../util/stats.ts";
+import type { ReportInputs, RobustnessSummary as Summary } from "./inputs.ts";
+import { robustnessBySeed } from "./robust.ts";
+import {
+  discordant,
+  hasSpread,
+  holdsZero,
+  mcnemarExact,
+  pairedBootstrap,
+  summarize,
+} from "../util/stats.ts";
 
 /** Seed of the bootstrap resamples, recorded so the report is reproducible. */
 export const BOOTSTRAP_SEED = 1;
@@ -118,8 +126,7 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
         );
         const seeds = common.map((r) => r.seed).join(", ");
         out.push(
-          d.std < 1e-9
-            // Seeds that agree to the image leave no spread to make an interval from.
+          !hasSpread(d)
             ? `- ${a} − ${b} over seeds ${seeds}: ${
               signedPoints(d.mean)
             } points on every seed: no interval.`
@@ -137,16 +144,6 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
   return out.length ? ["## Which differences are real", "", ...out].join("\n") : "";
 }
 
-/** One model's robustness summary for each seed it was evaluated with. */
-function summariesBySeed(inputs: ReportInputs, model: string) {
-  const bySeed = new Map<number, Summary>();
-  for (const run of inputs.seedRuns[model] ?? []) {
-    const summary = run.robustness?.models[model]?.summary;
-    if (summary) bySeed.set(run.seed, summary);
-  }
-  return bySeed;
-}
-
 /**
  * Each robustness family over seeds: for every pair of models evaluated with
  * at least two common seeds, the mean of the per-seed differences and its t
@@ -155,7 +152,7 @@ function summariesBySeed(inputs: ReportInputs, model: string) {
 export function familiesOverSeedsMarkdown(inputs: ReportInputs): string | undefined {
   const models = Object.keys(inputs.seedRuns).map((model) => ({
     model,
-    bySeed: summariesBySeed(inputs, model),
+    bySeed: robustnessBySeed(inputs, model),
   })).filter(({ bySeed }) => bySeed.size >= 2);
   const pairs: Array<
     { name: string; seeds: number[]; a: Map<number, Summary>; b: Map<number, Summary> }
@@ -178,8 +175,7 @@ export function familiesOverSeedsMarkdown(inputs: ReportInputs): string | undefi
     });
     if (differences.some(Number.isNaN)) return "–";
     const d = summarize(differences);
-    // Seeds that agree exactly leave no spread to make an interval from.
-    if (d.std < 1e-9) return `${signedPoints(d.mean, 1)} (every seed)`;
+    if (!hasSpread(d)) return `${signedPoints(d.mean, 1)} (every seed)`;
     const range = `${signedPoints(d.ci95!.low, 1)} to ${signedPoints(d.ci95!.high, 1)}`;
     return `${signedPoints(d.mean, 1)} (${range})${holdsZero(d.ci95!) ? ", within noise" : ""}`;
   };
@@ -198,8 +194,6 @@ export function familiesOverSeedsMarkdown(inputs: ReportInputs): string | undefi
     table(["family", ...pairs.map((pair) => pair.name)], rows),
   ].join("\n");
 }
-
-type Summary = RobustnessMetrics["models"][string]["summary"];
 
 /** Each robustness family: every pair of models, image by image on the same perturbed digits. */
 function familiesMarkdown(inputs: ReportInputs): string | undefined {

@@ -5,7 +5,7 @@
  * digits.
  */
 import { pct, table } from "./format.ts";
-import type { ReportInputs, RobustnessMetrics } from "./inputs.ts";
+import type { ReportInputs, RobustnessSummary } from "./inputs.ts";
 import { summarize } from "../util/stats.ts";
 
 type Augmentation = Record<string, unknown> & { appearance?: Record<string, unknown> };
@@ -71,11 +71,6 @@ export function counterparts(augmentation: Augmentation | null | undefined): Map
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
-/** A model's per-family means in one robustness file (undefined when the model is not in it). */
-function familyMeans(r: RobustnessMetrics | undefined, model: string) {
-  return r?.models[model]?.summary;
-}
-
 function countersSection(inputs: ReportInputs): string[] {
   const r = inputs.robustness;
   if (!r) return [];
@@ -122,11 +117,22 @@ function countersSection(inputs: ReportInputs): string[] {
 export function overSeeds(
   inputs: ReportInputs,
   model: string,
-  pick: (s: NonNullable<ReturnType<typeof familyMeans>>) => number | null | undefined,
+  pick: (s: RobustnessSummary) => number | null | undefined,
 ): number[] {
-  const files = inputs.seedRuns[model]?.map((run) => run.robustness) ?? [inputs.robustness];
-  return files.map((f) => familyMeans(f, model)).filter((s) => s !== undefined)
-    .map((s) => pick(s!)).filter((v): v is number => typeof v === "number");
+  const summaries = inputs.seedRuns[model]
+    ? [...robustnessBySeed(inputs, model).values()]
+    : [inputs.robustness?.models[model]?.summary].filter((s) => s !== undefined);
+  return summaries.map(pick).filter((v): v is number => typeof v === "number");
+}
+
+/** One model's robustness summary for each of its seeds that was evaluated, in seed order. */
+export function robustnessBySeed(inputs: ReportInputs, model: string) {
+  const bySeed = new Map<number, RobustnessSummary>();
+  for (const run of inputs.seedRuns[model] ?? []) {
+    const summary = run.robustness?.models[model]?.summary;
+    if (summary) bySeed.set(run.seed, summary);
+  }
+  return bySeed;
 }
 
 function targetsSection(inputs: ReportInputs, model = "robust"): string[] {
@@ -321,7 +327,7 @@ function seedSpreadSection(inputs: ReportInputs): string[] {
     const files = runs.filter((run) => run.robustness?.models[model]);
     if (files.length < 2) continue;
     const families = Object.keys(files[0].robustness!.families);
-    const column = (pick: (s: RobustnessMetrics["models"][string]["summary"]) => number | null) => {
+    const column = (pick: (s: RobustnessSummary) => number | null) => {
       const s = summarize(files.map((run) => pick(run.robustness!.models[model].summary) ?? NaN));
       return `${pct(s.mean, 1)} ± ${(s.std * 100).toFixed(1)}`;
     };

@@ -19,6 +19,15 @@ export interface SeedSummary {
   ci95: Interval | null;
 }
 
+/**
+ * Whether values over seeds spread at all. Accuracies move in steps of one
+ * test image, so seeds can agree exactly (up to float rounding); a zero
+ * spread gives a zero-width interval, which says nothing about the noise.
+ */
+export function hasSpread(summary: SeedSummary): boolean {
+  return summary.std >= 1e-9;
+}
+
 /** Two-sided 97.5% quantiles of Student's t for 1 to 30 degrees of freedom. */
 const T975 = [
   12.706,
