@@ -11,11 +11,20 @@ export const IMAGE_SIZE = 28;
 export const NUM_CLASSES = 10;
 const INPUT_SHAPE = [IMAGE_SIZE, IMAGE_SIZE, 1];
 
+/** The baseline's and improved model's conv blocks: Conv(32) → pool → Conv(64) → pool. */
+export const TWO_BLOCKS: readonly (readonly number[])[] = [[32], [64]];
+
 /**
  * What varies between the study's CNNs (and the ablation's variants): all
- * are Conv(32) → pool → Conv(64) → pool → Dense(128) → Dense(10) softmax.
+ * are conv blocks (3×3 convs, then a 2×2 max pool) → Dense(128) → Dense(10)
+ * softmax.
  */
 export interface CnnOptions {
+  /**
+   * Filters of each conv layer, block by block; every block ends in a 2×2
+   * max pool (and conv dropout). Default TWO_BLOCKS.
+   */
+  convBlocks?: readonly (readonly number[])[];
   /** BatchNorm between each bias-free conv or dense layer and its ReLU. */
   batchNorm: boolean;
   /** Dropout rate after each pooling block (0: none). */
@@ -27,9 +36,10 @@ export interface CnnOptions {
 export const ARCHITECTURES: Record<ModelName, CnnOptions> = {
   baseline: { batchNorm: false, convDropout: 0, denseDropout: 0 },
   improved: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
-  // The improved model's layers without the dense block's dropout: the
-  // appearance jitter regularises enough (README, "The robust model").
-  robust: { batchNorm: true, convDropout: 0.25, denseDropout: 0 },
+  // A third block, Conv(128) at 7×7, on the improved model's layers without
+  // the dense block's dropout: the appearance jitter regularises enough
+  // (README, "The robust model").
+  robust: { convBlocks: [[32], [64], [128]], batchNorm: true, convDropout: 0.25, denseDropout: 0 },
 };
 
 /** A linear layer (conv or dense) followed by ReLU, through BatchNorm if asked. */
@@ -49,23 +59,25 @@ function withActivation(
 /** The CNN with `options`; augmentation is a training concern, not a layer. */
 export function buildCnn(options: CnnOptions, name: string): tf.LayersModel {
   const dropout = (rate: number) => rate > 0 ? [tf.layers.dropout({ rate })] : [];
-  const convBlock = (filters: number, first: boolean) => [
-    ...withActivation(options.batchNorm, (layer) =>
+  const conv = (filters: number, first: boolean) =>
+    withActivation(options.batchNorm, (layer) =>
       tf.layers.conv2d({
         ...(first ? { inputShape: INPUT_SHAPE } : {}),
         filters,
         kernelSize: 3,
         padding: "same",
         ...layer,
-      })),
+      }));
+  const blocks = options.convBlocks ?? TWO_BLOCKS;
+  const convLayers = blocks.flatMap((block, b) => [
+    ...block.flatMap((filters, i) => conv(filters, b === 0 && i === 0)),
     tf.layers.maxPooling2d({ poolSize: 2 }),
     ...dropout(options.convDropout),
-  ];
+  ]);
   return tf.sequential({
     name,
     layers: [
-      ...convBlock(32, true),
-      ...convBlock(64, false),
+      ...convLayers,
       tf.layers.flatten(),
       ...withActivation(options.batchNorm, (layer) => tf.layers.dense({ units: 128, ...layer })),
       ...dropout(options.denseDropout),
@@ -87,7 +99,10 @@ export function buildImproved(): tf.LayersModel {
   return buildCnn(ARCHITECTURES.improved, "improved");
 }
 
-/** The improved model without dense dropout, trained on broader augmentation (train/recipes.ts). */
+/**
+ * The improved model with a third conv block, Conv(128) → pool, and without
+ * dense dropout; trained on broader augmentation (train/recipes.ts).
+ */
 export function buildRobust(): tf.LayersModel {
   return buildCnn(ARCHITECTURES.robust, "robust");
 }
