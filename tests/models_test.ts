@@ -68,19 +68,33 @@ Deno.test("improved: BatchNorm without biases, dropout, 421,866 trainable + 448 
   model.dispose();
 });
 
-Deno.test("robust: the improved model's layers without the dense dropout; the same parameters", () => {
+Deno.test("robust: the improved model's layers with a third block, Conv(128) at 7×7, and no dense dropout", () => {
   const robust = buildModel("robust"), improved = buildModel("improved");
   const describe = (model: tf.LayersModel) =>
     model.layers.map((layer) => {
       const { rate, units, filters, useBias } = layer.getConfig() as Record<string, unknown>;
       return [layer.getClassName(), rate, units, filters, useBias];
     });
-  // The improved model's last Dropout (0.5, after the dense block) is the one left out.
+  // The improved model's last Dropout (0.5, after the dense block) is left out,
+  // and a block like its second, with 128 filters, comes before Flatten.
   const improvedLayers = describe(improved);
   const denseDropout = improvedLayers.findLastIndex(([name]) => name === "Dropout");
   assert.deepEqual(improvedLayers[denseDropout].slice(0, 2), ["Dropout", 0.5]);
-  assert.deepEqual(describe(robust), improvedLayers.toSpliced(denseDropout, 1));
-  assert.deepEqual(parameterCounts(robust), parameterCounts(improved));
+  const flatten = improvedLayers.findIndex(([name]) => name === "Flatten");
+  const secondBlock = improvedLayers.slice(flatten - 5, flatten);
+  assert.deepEqual(secondBlock.map(([name]) => name), [
+    "Conv2D",
+    "BatchNormalization",
+    "Activation",
+    "MaxPooling2D",
+    "Dropout",
+  ]);
+  const thirdBlock = secondBlock.map((layer) => layer[0] === "Conv2D" ? layer.with(3, 128) : layer);
+  const expected = improvedLayers.toSpliced(denseDropout, 1).toSpliced(flatten, 0, ...thirdBlock);
+  assert.deepEqual(describe(robust), expected);
+  // 28 → 14 → 7 → 3: the dense layer reads 3 × 3 × 128 features.
+  const dense = robust.layers.find((layer) => layer.getClassName() === "Dense")!;
+  assert.deepEqual(dense.getWeights()[0].shape, [3 * 3 * 128, 128]);
   assert.equal(robust.name, "robust");
   robust.dispose();
   improved.dispose();

@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { onnx } from "../deps.ts";
 import { GraphBuilder, tensorValueInfo } from "../export/onnx_graph.ts";
+import { loadMnist, pixelsOf, splitTrainValidation } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { MNIST_C, MNIST_C_PREPARE } from "../robustness/corruptions.ts";
 import { evaluateRobustness, summarize } from "../robustness/evaluate.ts";
 import { FAMILIES, familyByName, perturbBatch } from "../robustness/families.ts";
 import { Random } from "../util/random.ts";
+import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
 const SIZE = 28;
@@ -152,4 +154,40 @@ Deno.test("accuracy counting is exact on a model whose predictions are known", a
   // Each image is right at exactly one of the two levels: unshifted when its label is its row's, shifted when not.
   assert.deepEqual(Array.from(results.rows.levelsRight.shift_y), new Array(count).fill(1));
   await classifier.release();
+});
+
+Deno.test("eval:robustness --split validation scores one training seed's held-out digits, not the test set", async () => {
+  await using temp = await tempDir();
+  const model = join(import.meta.dirname!, "..", "results", "models", "baseline.onnx");
+  const result = await runScript("robustness/main.ts", [
+    ...["--split", "validation", "--split-seed", "7", "--family", "shift_x"],
+    ...["--limit", "40", "--model", model, "--out", temp.path],
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const written = JSON.parse(
+    await Deno.readTextFile(join(temp.path, "metrics", "robustness_validation.json")),
+  );
+  assert.deepEqual(
+    [written.config.split, written.config.split_seed, written.config.images],
+    ["validation", 7, 40],
+  );
+  assert.deepEqual(Object.keys(written.models.baseline.families), ["shift_x"]);
+  // The clean score is the model's accuracy on seed 7's first 40 validation digits.
+  const { train } = await loadMnist();
+  const validation = splitTrainValidation(train, 7).validation;
+  const indices = Array.from({ length: 40 }, (_, i) => i);
+  const classifier = await OnnxClassifier.load(model);
+  const probabilities = await classifier.predict(pixelsOf(validation, indices));
+  await classifier.release();
+  const right = indices.filter((i) => {
+    const row = probabilities.subarray(i * 10, i * 10 + 10);
+    return row.indexOf(Math.max(...row)) === validation.labels[i];
+  }).length;
+  assert.equal(written.models.baseline.clean, right / 40);
+  // Validation runs leave the test-set metrics and plots alone.
+  assert.deepEqual([...Deno.readDirSync(temp.path)].map((e) => e.name), ["metrics"]);
+  assert.deepEqual(
+    [...Deno.readDirSync(join(temp.path, "metrics"))].map((e) => e.name),
+    ["robustness_validation.json"],
+  );
 });

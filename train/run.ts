@@ -7,7 +7,13 @@ import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
-import { type Mnist, type MnistSplit, pixelsOf, subset } from "../data/mnist.ts";
+import {
+  type Mnist,
+  type MnistSplit,
+  pixelsOf,
+  splitTrainValidation,
+  subset,
+} from "../data/mnist.ts";
 import {
   ARCHITECTURES,
   buildCnn,
@@ -45,7 +51,6 @@ import {
 } from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
 
-export const VALIDATION_SIZE = 6000;
 /** Data-parallel workers by default: the two cores of the machines this was built for. */
 export const DEFAULT_WORKERS = 2;
 
@@ -127,24 +132,6 @@ export function outputPaths(outDir: string, model: string) {
     modelDir: join(outDir, "models", model),
     metrics: join(outDir, "metrics", `${model}_metrics.json`),
     checkpoint: join(outDir, "checkpoints", model, "checkpoint.bin"),
-  };
-}
-
-/** Seeded split of the 60,000 training images into training and validation. */
-export function splitTrainValidation(
-  train: MnistSplit,
-  seed: number,
-  limit?: number,
-): { train: MnistSplit; validation: MnistSplit } {
-  const order = new Random(seed ^ 0x5eed).permutation(train.count);
-  const trainIndices = order.subarray(0, train.count - VALIDATION_SIZE);
-  const validationIndices = order.subarray(train.count - VALIDATION_SIZE);
-  return {
-    train: subset(train, limit ? trainIndices.subarray(0, limit) : trainIndices),
-    validation: subset(
-      train,
-      limit ? validationIndices.subarray(0, Math.min(limit, VALIDATION_SIZE)) : validationIndices,
-    ),
   };
 }
 
