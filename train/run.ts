@@ -7,13 +7,7 @@ import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
-import {
-  type Mnist,
-  type MnistSplit,
-  pixelsOf,
-  splitTrainValidation,
-  subset,
-} from "../data/mnist.ts";
+import { type Mnist, pixelsOf, splitTrainValidation, subset } from "../data/mnist.ts";
 import {
   ARCHITECTURES,
   buildCnn,
