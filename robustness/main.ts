@@ -107,12 +107,10 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   const split = values.split!;
-  const families = selectFamilies(
-    values.family ??
-      (split === "validation"
-        ? FAMILIES.filter((f) => f.group === "sweep").map((f) => f.name)
-        : []),
-  );
+  // Validation images take the sweeps by default: MNIST-C corrupts test images only.
+  const families = values.family
+    ? selectFamilies(values.family)
+    : FAMILIES.filter((f) => split !== "validation" || f.group === "sweep");
   const limit = intFlag(values.limit, "limit", 10000, 1, 10000);
   const splitSeed = intFlag(values["split-seed"], "split-seed", 42, 0, 2 ** 31 - 1);
   checkSplit(split, families);

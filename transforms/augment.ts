@@ -30,7 +30,7 @@ export const TRAINING_AUGMENTATION: AugmentRanges = {
 };
 
 /**
- * The robust model's: the improved model's geometry with wider shifts plus shear, and on
+ * The robust model's: the improved model's geometry with wider shifts, plus shear, and on
  * three images in five a chain of one or two appearance families. (An
  * earlier draft applied each family with chance 0.3, independently: its
  * training accuracy was 73% at epoch 4, validation 97.9% against the
@@ -38,10 +38,10 @@ export const TRAINING_AUGMENTATION: AugmentRanges = {
  */
 export const ROBUST_AUGMENTATION: AugmentRanges = {
   ...TRAINING_AUGMENTATION,
-  // ±4.2 px rather than ±2.8: on seed 42's validation digits the first
-  // robust model (two blocks, shift 0.1) lost 4 to 14 points at 5-6 px
-  // horizontal shifts and 13 to 38 vertical, the improved model 2 to 7 and
-  // 6 to 22 (`deno task eval:robustness --split validation`).
+  // ±4.2 px rather than ±2.8: on seed 42's validation digits the previous
+  // robust model (two blocks, shift 0.1; results/candidates/robust-v2/) lost
+  // 4 to 14 points at 5-6 px horizontal shifts and 13 to 38 vertical, the
+  // improved model 2 to 7 and 6 to 22 (metrics/robustness_validation.json).
   translation: 0.15,
   shear: 0.3,
   appearance: {
