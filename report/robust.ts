@@ -53,6 +53,11 @@ const COUNTERPARTS: Array<
     corruptions: ["canny_edges"],
   },
   {
+    family: "pen marks",
+    on: (a) => Number(a.appearance?.marks ?? 0) > 0,
+    corruptions: ["zigzag", "dotted_line"],
+  },
+  {
     family: "random erasing",
     on: (a) => Number(a.appearance?.erasing ?? 0) > 0,
     corruptions: ["stripe"],

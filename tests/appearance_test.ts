@@ -11,6 +11,7 @@ import {
   NO_JITTER,
   smoothField,
 } from "../transforms/appearance.ts";
+import { drawPenMark } from "../transforms/pen_marks.ts";
 import { augmentBatch, ROBUST_AUGMENTATION, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 
@@ -80,6 +81,35 @@ Deno.test("each family changes the image the way it names, within [0, 1]", () =>
   }
   // The input is never modified.
   assert.deepEqual(digit, square(9, 9, 10));
+});
+
+Deno.test("a pen mark inks its path with soft edges, dashes leave gaps, and ink already there stays", () => {
+  const blank = new Float32Array(PIXELS);
+  const row = (image: Float32Array, y: number) => Array.from(image.subarray(y * 28, y * 28 + 28));
+  const solid = drawPenMark(blank, { points: [[3, 14], [24, 14]], width: 2, ink: 0.8, dash: 0 });
+  assert.deepEqual(row(solid, 14).slice(3, 25), new Array(22).fill(0.8).map(Math.fround));
+  assert.equal(solid[14 * 28 + 1], 0, "nothing beyond the end's soft edge");
+  // Width 2: the core covers the row; rows one pixel away get half the ink, two away none.
+  assert.ok(row(solid, 13).slice(3, 25).every((v) => Math.abs(v - 0.4) < 1e-6));
+  assert.ok(row(solid, 16).every((v) => v === 0));
+  assert.ok(blank.every((v) => v === 0), "the input is never modified");
+  const dashed = drawPenMark(blank, { points: [[3, 14], [24, 14]], width: 1, ink: 1, dash: 6 });
+  const line = row(dashed, 14).slice(3, 25);
+  assert.ok(line.includes(0) && line.includes(1), `dashes: ${line}`);
+  // The brighter value wins: a mark crossing a full-ink square leaves it at 1.
+  const digit = square(9, 9, 10);
+  const crossed = drawPenMark(digit, { points: [[0, 0], [27, 27]], width: 2, ink: 0.5, dash: 0 });
+  assert.ok(Array.from(digit).every((v, i) => v === 0 || crossed[i] === 1));
+  assert.ok(crossed[2 * 28 + 2] > 0);
+});
+
+Deno.test("the pen-marks family adds ink over the background and removes none", () => {
+  const digit = square(9, 9, 10);
+  for (let seed = 1; seed <= 20; seed++) {
+    const marked = jitterAppearance(digit, new Random(seed), only("marks", 3));
+    assert.ok(marked.some((v, i) => digit[i] === 0 && v > 0), `seed ${seed} drew nothing`);
+    assert.ok(marked.every((v, i) => v >= digit[i] && v <= 1), `seed ${seed} removed ink`);
+  }
 });
 
 Deno.test("clean share 1 and the empty jitter leave images as they are", () => {

@@ -10,6 +10,7 @@
 import type { Random } from "../util/random.ts";
 import { elasticDeform, elasticField } from "./elastic.ts";
 import { clip01, gaussianBlur } from "./filters.ts";
+import { drawPenMark, randomPenMark } from "./pen_marks.ts";
 
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
@@ -28,6 +29,8 @@ export interface AppearanceJitter {
   elastic: number;
   /** Pen width: one 3×3 dilation or erosion, or the stroke's outline (dilation minus erosion). */
   stroke: boolean;
+  /** Stray pen marks over the digit (pen_marks.ts): largest number of marks (0: off). */
+  marks: number;
   /** Gaussian blur: largest sigma in pixels. */
   blur: number;
   /** Grey ink: smallest factor the ink is scaled by. */
@@ -52,6 +55,7 @@ export const NO_JITTER: AppearanceJitter = {
   chain: 0,
   elastic: 0,
   stroke: false,
+  marks: 0,
   blur: 0,
   contrast: 1,
   gamma: 0,
@@ -145,6 +149,14 @@ const FAMILIES: Array<{
       if (kind !== 2) return morph(image, kind === 0 ? "dilate" : "erode");
       const inner = morph(image, "erode");
       return morph(image, "dilate").map((v, i) => v - inner[i]);
+    },
+  },
+  {
+    on: (j) => j.marks > 0,
+    apply: (image, random, j) => {
+      const count = 1 + random.int(j.marks);
+      for (let m = 0; m < count; m++) image = drawPenMark(image, randomPenMark(random));
+      return image;
     },
   },
   {

@@ -49,6 +49,7 @@ export const ROBUST_AUGMENTATION: AugmentRanges = {
     chain: 2,
     elastic: 60,
     stroke: true,
+    marks: 3,
     blur: 2,
     contrast: 0.3,
     gamma: 1,
