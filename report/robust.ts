@@ -213,7 +213,9 @@ function targetsSection(inputs: ReportInputs, model = "robust"): string[] {
     `Each figure is the mean over ${runs} seed${
       runs === 1 ? "" : "s"
     } (every seed's value listed), ` +
-    "as printed by `deno task train:robust --seeds 3`, `eval:robustness` and `eval:handwriting` on each seed's " +
+    `as printed by \`${
+      inputs.seeds[model]?.command ?? `deno task train:${model}`
+    }\`, \`eval:robustness\` and \`eval:handwriting\` on each seed's ` +
     "results folder.",
     "",
     table(["measure", "per seed", "mean", "goal", "needed to resolve"], rows),
