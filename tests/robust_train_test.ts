@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { sameRecipe } from "../train/seeds.ts";
 import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
 
@@ -50,6 +51,50 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   const again = await train(twoSeeds);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout.match(/already trained/g)?.length, 2);
+  // A finished seed of another recipe (here: other conv blocks), with no checkpoint of this one,
+  // is retrained, not summarised.
+  await Deno.remove(join(out, "seeds", "seed-43", "checkpoints"), { recursive: true });
+  const seed43Path = join(out, "seeds", "seed-43", "metrics/robust_metrics.json");
+  await Deno.writeTextFile(
+    seed43Path,
+    JSON.stringify({
+      ...seed43,
+      config: {
+        ...seed43.config,
+        architecture: { ...seed43.config.architecture, convBlocks: [[8]] },
+      },
+    }),
+  );
+  const changed = await train(twoSeeds);
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.match(
+    changed.stdout,
+    /seed-43\/metrics\/robust_metrics\.json holds a run of another recipe/,
+  );
+  assert.equal(changed.stdout.match(/already trained/g)?.length, 1);
+  const retrained = await readJson(seed43Path);
+  assert.deepEqual(retrained.config.architecture.convBlocks, seed43.config.architecture.convBlocks);
+});
+
+Deno.test("a recipe is its architecture, augmentation and optimiser, not its workers or key order", () => {
+  const run = {
+    architecture: { convBlocks: [[32]], batchNorm: true },
+    augment: true,
+    augmentation: { rotation: 0.1, translation: 0.1 },
+    batchSize: 64,
+    learningRate: 1e-3,
+    learningRateDecay: 0.85,
+    weightAverageDecay: 0.9998,
+    workers: 2,
+  };
+  assert.ok(sameRecipe(run, { ...run, workers: 1, epochs: 30 }));
+  assert.ok(sameRecipe(run, { ...run, augmentation: { translation: 0.1, rotation: 0.1 } }));
+  assert.ok(sameRecipe({ ...run, weightAverageStart: null }, run), "null and absent agree");
+  assert.ok(
+    !sameRecipe(run, { ...run, architecture: { convBlocks: [[32], [64]], batchNorm: true } }),
+  );
+  assert.ok(!sameRecipe(run, { ...run, augmentation: { rotation: 0.1, translation: 0.15 } }));
+  assert.ok(!sameRecipe(run, { ...run, learningRateDecay: 0.88 }));
 });
 
 Deno.test("train:robust refuses bad flags in one sentence", async () => {

@@ -125,9 +125,13 @@ export async function loadCheckpoint<State>(path: string): Promise<Checkpoint<St
   return decodeCheckpoint(bytes, path);
 }
 
-/** Parses checkpoint bytes; `source` names them in errors. */
-export function decodeCheckpoint<State>(bytes: Uint8Array, source: string): Checkpoint<State> {
-  const corrupt = (why: string) => new CheckpointError(`Checkpoint ${source} is corrupt: ${why}.`);
+function corruption(source: string) {
+  return (why: string) => new CheckpointError(`Checkpoint ${source} is corrupt: ${why}.`);
+}
+
+/** The header of checkpoint bytes (the run's state and its tensors' layout), and where data starts. */
+function decodeHeader<State>(bytes: Uint8Array, source: string) {
+  const corrupt = corruption(source);
   if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) {
     throw corrupt("it does not start with the checkpoint signature");
   }
@@ -135,12 +139,25 @@ export function decodeCheckpoint<State>(bytes: Uint8Array, source: string): Chec
   const headerLength = view.getUint32(MAGIC.length, true);
   const dataStart = MAGIC.length + 4 + headerLength;
   if (dataStart > bytes.length) throw corrupt("its header is truncated");
-  let header: { state: State; tensors: Array<TensorEntry & { group: string }> };
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, dataStart)));
+    const header: { state: State; tensors: Array<TensorEntry & { group: string }> } = JSON.parse(
+      new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, dataStart)),
+    );
+    return { header, dataStart };
   } catch {
     throw corrupt("its header is not valid JSON");
   }
+}
+
+/** The run state a checkpoint file holds, without reading its tensors into memory. */
+export async function readCheckpointState<State>(path: string): Promise<State> {
+  return decodeHeader<State>(await Deno.readFile(path), path).header.state;
+}
+
+/** Parses checkpoint bytes; `source` names them in errors. */
+export function decodeCheckpoint<State>(bytes: Uint8Array, source: string): Checkpoint<State> {
+  const corrupt = corruption(source);
+  const { header, dataStart } = decodeHeader<State>(bytes, source);
   const weights: tf.Tensor[] = [];
   const optimizer: NamedTensor[] = [];
   const averages: tf.Tensor[] = [];

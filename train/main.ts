@@ -8,12 +8,28 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
-import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
+import { ARCHITECTURES, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { readCheckpointState } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
-import { DEFAULT_WORKERS, defaultConfig, type Metrics, outputPaths, trainModel } from "./run.ts";
-import { type SeedRun, seedRun, seedRunDir, seedsSummaryPath, summarizeSeeds } from "./seeds.ts";
+import {
+  DEFAULT_WORKERS,
+  defaultConfig,
+  type Metrics,
+  outputPaths,
+  type RunState,
+  type TrainConfig,
+  trainModel,
+} from "./run.ts";
+import {
+  sameRecipe,
+  type SeedRun,
+  seedRun,
+  seedRunDir,
+  seedsSummaryPath,
+  summarizeSeeds,
+} from "./seeds.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
 
 const HELP = `Train a CNN on MNIST (tfjs, on the native or the wasm engine).
@@ -120,16 +136,17 @@ export async function main(args: string[]): Promise<void> {
   for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
     const outDir = seedRunDir(values.out!, config.seed, seed);
     const paths = outputPaths(outDir, model);
-    const finished = values.resume
-      ? await finishedRun(paths.metrics, seed, config.epochs, config.limit)
-      : null;
+    const recipe = { ...config, architecture: ARCHITECTURES[model] };
+    const finished = values.resume ? await finishedRun(paths.metrics, seed, recipe) : null;
     if (finished) {
       console.log(`${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`);
       runs.push(seedRun(finished, outDir));
       continue;
     }
     console.log(`${model} seed ${seed} (${seed - config.seed + 1} of ${seedCount}) -> ${outDir}`);
-    const resume = values.resume && await exists(paths.checkpoint);
+    // A checkpoint of another recipe is not continued: that seed starts afresh.
+    const resume = values.resume && await exists(paths.checkpoint) &&
+      sameRecipe((await readCheckpointState<RunState>(paths.checkpoint)).config, recipe);
     const result = await trainModel(data, {
       // A seed started afresh under --resume takes the default workers, not one.
       config: {
@@ -160,17 +177,25 @@ function pct(value: number): string {
   return `${(value * 100).toFixed(2)}%`;
 }
 
-/** A finished run's metrics for `seed` and `limit` with at least `epochs` epochs, or null. */
+/**
+ * A finished run's metrics for `seed`, the config's limit and recipe, with at
+ * least its epochs, or null. A run of another recipe is named, then retrained.
+ */
 async function finishedRun(
   path: string,
   seed: number,
-  epochs: number,
-  limit: number | undefined,
+  config: TrainConfig,
 ): Promise<Metrics | null> {
   if (!(await exists(path))) return null;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
-  const same = metrics.seed === seed && metrics.config.limit === limit;
-  return same && metrics.history.length >= epochs ? metrics : null;
+  if (metrics.seed !== seed || metrics.config.limit !== config.limit) return null;
+  if (!sameRecipe(metrics.config, config)) {
+    console.log(
+      `${path} holds a run of another recipe (architecture, augmentation or optimiser): not reused.`,
+    );
+    return null;
+  }
+  return metrics.history.length >= config.epochs ? metrics : null;
 }
 
 function report(model: string, metrics: Metrics, modelDir: string, metricsPath: string): void {

@@ -95,3 +95,37 @@ export function summarizeSeeds(
     },
   };
 }
+
+/** The parts of a run's configuration that make it the same recipe: what the model is and how it learns. */
+const RECIPE_KEYS = [
+  "architecture",
+  "augment",
+  "augmentation",
+  "batchSize",
+  "learningRate",
+  "learningRateDecay",
+  "weightAverageDecay",
+  "weightAverageStart",
+] as const;
+
+/** JSON with object keys sorted, so that equal settings compare equal whatever their order. */
+function canonical(value: unknown): string {
+  // A setting left out and one written as null are the same setting.
+  return JSON.stringify(
+    value ?? null,
+    (_key, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+        : v,
+  );
+}
+
+/**
+ * Whether a finished run (its metrics' config) trained the recipe of `current`:
+ * under --resume a seed counts as done only then, so a changed architecture or
+ * augmentation is retrained instead of being summarised with the new runs.
+ */
+export function sameRecipe(finished: object, current: object): boolean {
+  const of = (config: object, key: string) => (config as Record<string, unknown>)[key];
+  return RECIPE_KEYS.every((key) => canonical(of(finished, key)) === canonical(of(current, key)));
+}
