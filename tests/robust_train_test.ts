@@ -55,16 +55,11 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   // is retrained, not summarised.
   await Deno.remove(join(out, "seeds", "seed-43", "checkpoints"), { recursive: true });
   const seed43Path = join(out, "seeds", "seed-43", "metrics/robust_metrics.json");
-  await Deno.writeTextFile(
-    seed43Path,
-    JSON.stringify({
-      ...seed43,
-      config: {
-        ...seed43.config,
-        architecture: { ...seed43.config.architecture, convBlocks: [[8]] },
-      },
-    }),
-  );
+  const tampered = {
+    ...seed43.config,
+    architecture: { ...seed43.config.architecture, convBlocks: [[8]] },
+  };
+  await Deno.writeTextFile(seed43Path, JSON.stringify({ ...seed43, config: tampered }));
   const changed = await train(twoSeeds);
   assert.equal(changed.code, 0, changed.stderr);
   assert.match(
@@ -74,6 +69,14 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   assert.equal(changed.stdout.match(/already trained/g)?.length, 1);
   const retrained = await readJson(seed43Path);
   assert.deepEqual(retrained.config.architecture.convBlocks, seed43.config.architecture.convBlocks);
+  // Its checkpoint is of this recipe: with more epochs asked, the seed resumes from it.
+  await Deno.writeTextFile(seed43Path, JSON.stringify({ ...retrained, config: tampered }));
+  const longer = await train(twoSeeds.map((arg, i) => twoSeeds[i - 1] === "--epochs" ? "2" : arg));
+  assert.equal(longer.code, 0, longer.stderr);
+  assert.match(longer.stdout, /robust seed 42: already trained/);
+  const resumed43 = await readJson(seed43Path);
+  assert.equal(resumed43.history.length, 2);
+  assert.deepEqual(resumed43.history[0], retrained.history[0], "epoch 1 kept from the checkpoint");
 });
 
 Deno.test("a recipe is its architecture, augmentation and optimiser, not its workers or key order", () => {

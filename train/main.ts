@@ -136,7 +136,7 @@ export async function main(args: string[]): Promise<void> {
   for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
     const outDir = seedRunDir(values.out!, config.seed, seed);
     const paths = outputPaths(outDir, model);
-    const recipe = { ...config, architecture: ARCHITECTURES[model] };
+    const recipe = withArchitecture(config);
     const finished = values.resume ? await finishedRun(paths.metrics, seed, recipe) : null;
     if (finished) {
       console.log(`${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`);
@@ -146,7 +146,10 @@ export async function main(args: string[]): Promise<void> {
     console.log(`${model} seed ${seed} (${seed - config.seed + 1} of ${seedCount}) -> ${outDir}`);
     // A checkpoint of another recipe is not continued: that seed starts afresh.
     const resume = values.resume && await exists(paths.checkpoint) &&
-      sameRecipe((await readCheckpointState<RunState>(paths.checkpoint)).config, recipe);
+      sameRecipe(
+        withArchitecture((await readCheckpointState<RunState>(paths.checkpoint)).config),
+        recipe,
+      );
     const result = await trainModel(data, {
       // A seed started afresh under --resume takes the default workers, not one.
       config: {
@@ -171,6 +174,14 @@ export async function main(args: string[]): Promise<void> {
     `${model} over seeds ${summary.seeds.join(", ")}: test accuracy ${pct(mean)} ± ${pct(std)} ` +
       `(95% interval of the mean ${pct(ci95!.low)} to ${pct(ci95!.high)})  summary: ${path}`,
   );
+}
+
+/** The config with its architecture spelled out (checkpoints leave the model's default implicit). */
+function withArchitecture(config: TrainConfig): TrainConfig {
+  return {
+    ...config,
+    architecture: config.architecture ?? ARCHITECTURES[config.model as ModelName],
+  };
 }
 
 function pct(value: number): string {
