@@ -8,12 +8,13 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
-import { ARCHITECTURES, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
+import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { readCheckpointState } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
 import {
+  architectureOf,
   DEFAULT_WORKERS,
   defaultConfig,
   type Metrics,
@@ -133,11 +134,11 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   const runs: SeedRun[] = [];
+  const currentRecipe = withArchitecture(config);
   for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
     const outDir = seedRunDir(values.out!, config.seed, seed);
     const paths = outputPaths(outDir, model);
-    const recipe = withArchitecture(config);
-    const finished = values.resume ? await finishedRun(paths.metrics, seed, recipe) : null;
+    const finished = values.resume ? await finishedRun(paths.metrics, seed, currentRecipe) : null;
     if (finished) {
       console.log(`${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`);
       runs.push(seedRun(finished, outDir));
@@ -148,7 +149,7 @@ export async function main(args: string[]): Promise<void> {
     const resume = values.resume && await exists(paths.checkpoint) &&
       sameRecipe(
         withArchitecture((await readCheckpointState<RunState>(paths.checkpoint)).config),
-        recipe,
+        currentRecipe,
       );
     const result = await trainModel(data, {
       // A seed started afresh under --resume takes the default workers, not one.
@@ -178,10 +179,7 @@ export async function main(args: string[]): Promise<void> {
 
 /** The config with its architecture spelled out (checkpoints leave the model's default implicit). */
 function withArchitecture(config: TrainConfig): TrainConfig {
-  return {
-    ...config,
-    architecture: config.architecture ?? ARCHITECTURES[config.model as ModelName],
-  };
+  return { ...config, architecture: architectureOf(config) };
 }
 
 function pct(value: number): string {

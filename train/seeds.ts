@@ -121,9 +121,10 @@ function canonical(value: unknown): string {
 }
 
 /**
- * Whether a finished run (its metrics' config) trained the recipe of `current`:
- * under --resume a seed counts as done only then, so a changed architecture or
- * augmentation is retrained instead of being summarised with the new runs.
+ * Whether a run's config (from its metrics or its checkpoint) is the recipe of
+ * `current`: under --resume a seed is read or continued only then, so a changed
+ * architecture or augmentation is retrained instead of being summarised with
+ * the new runs.
  */
 export function sameRecipe(finished: object, current: object): boolean {
   const of = (config: object, key: string) => (config as Record<string, unknown>)[key];
