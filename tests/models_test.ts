@@ -68,7 +68,7 @@ Deno.test("improved: BatchNorm without biases, dropout, 421,866 trainable + 448 
   model.dispose();
 });
 
-Deno.test("robust: the improved model's layers with a third block, two Conv(128) at 7×7, and no dense dropout", () => {
+Deno.test("robust: the improved model's layers with a third block, Conv(64) → Conv(128) at 7×7, and no dense dropout", () => {
   const robust = buildModel("robust"), improved = buildModel("improved");
   const describe = (model: tf.LayersModel) =>
     model.layers.map((layer) => {
@@ -76,7 +76,7 @@ Deno.test("robust: the improved model's layers with a third block, two Conv(128)
       return [layer.getClassName(), rate, units, filters, useBias];
     });
   // The improved model's last Dropout (0.5, after the dense block) is left out,
-  // and a block like its second with two convs of 128 filters comes before Flatten.
+  // and a block like its second with convs of 64 and 128 filters comes before Flatten.
   const improvedLayers = describe(improved);
   const denseDropout = improvedLayers.findLastIndex(([name]) => name === "Dropout");
   assert.deepEqual(improvedLayers[denseDropout].slice(0, 2), ["Dropout", 0.5]);
@@ -89,10 +89,9 @@ Deno.test("robust: the improved model's layers with a third block, two Conv(128)
     "MaxPooling2D",
     "Dropout",
   ]);
-  const conv128 = secondBlock.slice(0, 3).map((layer) =>
-    layer[0] === "Conv2D" ? layer.with(3, 128) : layer
-  );
-  const thirdBlock = [...conv128, ...conv128, ...secondBlock.slice(3)];
+  const convOf = (filters: number) =>
+    secondBlock.slice(0, 3).map((layer) => layer[0] === "Conv2D" ? layer.with(3, filters) : layer);
+  const thirdBlock = [...convOf(64), ...convOf(128), ...secondBlock.slice(3)];
   const expected = improvedLayers.toSpliced(denseDropout, 1).toSpliced(flatten, 0, ...thirdBlock);
   assert.deepEqual(describe(robust), expected);
   // 28 → 14 → 7 → 3: the dense layer reads 3 × 3 × 128 features.
