@@ -5,6 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { ARCHITECTURES, buildCnn } from "../models/architectures.ts";
+import { FlatAdam } from "../train/adam.ts";
+import { readCheckpointSummary, saveCheckpoint } from "../train/checkpoint.ts";
+import type { RunState } from "../train/run.ts";
 import { sameRecipe } from "../train/seeds.ts";
 import { runScript } from "./run_script.ts";
 import { tempDir } from "./temp_dir.ts";
@@ -77,6 +82,36 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   const resumed43 = await readJson(seed43Path);
   assert.equal(resumed43.history.length, 2);
   assert.deepEqual(resumed43.history[0], retrained.history[0], "epoch 1 kept from the checkpoint");
+});
+
+Deno.test("a checkpoint of another architecture is refused on --resume and not continued by --seeds", async () => {
+  await using temp = await tempDir();
+  const out = temp.path;
+  const quick = ["--epochs", "1", "--limit", "512", "--out", out];
+  assert.equal((await train(quick)).code, 0);
+  const checkpoint = join(out, "checkpoints/robust/checkpoint.bin");
+  const { state } = await readCheckpointSummary<RunState>(checkpoint);
+  assert.deepEqual(state.config.architecture, ARCHITECTURES.robust, "the checkpoint names it");
+  // As a checkpoint written before runs named their architecture: the model's
+  // default implicit, the weights another model's.
+  const { architecture: _named, ...implicit } = state.config;
+  await useWasmBackend();
+  const other = buildCnn({ ...ARCHITECTURES.robust, convBlocks: [[8], [16]] }, "robust");
+  const optimizer = FlatAdam.forModel(other, state.config.learningRate);
+  await saveCheckpoint(checkpoint, other, optimizer, { ...state, config: implicit });
+  other.dispose();
+
+  const resumed = await train([...quick.with(1, "2"), "--resume"]);
+  assert.equal(resumed.code, 1);
+  assert.match(
+    resumed.stderr,
+    /^error: The checkpoint in .* holds a robust model of another architecture than this one; train it afresh without --resume\.$/m,
+  );
+  // --seeds --resume trains seed 42 afresh (its metrics are of one epoch, two are asked).
+  const seeds = await train([...quick.with(1, "2"), "--seeds", "2", "--resume"]);
+  assert.equal(seeds.code, 0, seeds.stderr);
+  const metrics = await readJson(join(out, "metrics/robust_metrics.json"));
+  assert.equal(metrics.history.length, 2);
 });
 
 Deno.test("a recipe is its architecture, augmentation and optimiser, not its workers or key order", () => {

@@ -149,9 +149,21 @@ function decodeHeader<State>(bytes: Uint8Array, source: string) {
   }
 }
 
-/** The run state a checkpoint file holds, without reading its tensors into memory. */
-export async function readCheckpointState<State>(path: string): Promise<State> {
-  return decodeHeader<State>(await Deno.readFile(path), path).header.state;
+/** What a checkpoint file says of its run without reading its tensors into memory. */
+export interface CheckpointSummary<State> {
+  state: State;
+  /** Shapes of the model's weights, in `model.getWeights()` order. */
+  modelShapes: number[][];
+}
+
+export async function readCheckpointSummary<State>(
+  path: string,
+): Promise<CheckpointSummary<State>> {
+  const { header } = decodeHeader<State>(await Deno.readFile(path), path);
+  return {
+    state: header.state,
+    modelShapes: header.tensors.filter((t) => t.group === "model").map((t) => t.shape),
+  };
 }
 
 /** Parses checkpoint bytes; `source` names them in errors. */

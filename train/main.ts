@@ -10,13 +10,14 @@ import { loadMnist } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
-import { readCheckpointState } from "./checkpoint.ts";
+import { readCheckpointSummary } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
 import {
   architectureOf,
   DEFAULT_WORKERS,
   defaultConfig,
+  fitsArchitecture,
   type Metrics,
   outputPaths,
   type RunState,
@@ -147,10 +148,7 @@ export async function main(args: string[]): Promise<void> {
     console.log(`${model} seed ${seed} (${seed - config.seed + 1} of ${seedCount}) -> ${outDir}`);
     // A checkpoint of another recipe is not continued: that seed starts afresh.
     const resume = values.resume && await exists(paths.checkpoint) &&
-      sameRecipe(
-        withArchitecture((await readCheckpointState<RunState>(paths.checkpoint)).config),
-        currentRecipe,
-      );
+      await ofRecipe(paths.checkpoint, currentRecipe);
     const result = await trainModel(data, {
       // A seed started afresh under --resume takes the default workers, not one.
       config: {
@@ -177,7 +175,17 @@ export async function main(args: string[]): Promise<void> {
   );
 }
 
-/** The config with its architecture spelled out (checkpoints leave the model's default implicit). */
+/**
+ * Whether the checkpoint continues `recipe`: same settings, and weights that
+ * fit its model (older checkpoints leave the architecture implicit).
+ */
+async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
+  const { state, modelShapes } = await readCheckpointSummary<RunState>(path);
+  return sameRecipe(withArchitecture(state.config), recipe) &&
+    fitsArchitecture(modelShapes, recipe);
+}
+
+/** The config with its architecture spelled out (older checkpoints leave the model's default implicit). */
 function withArchitecture(config: TrainConfig): TrainConfig {
   return { ...config, architecture: architectureOf(config) };
 }

@@ -176,6 +176,22 @@ export function augmentationOf(config: TrainConfig): AugmentRanges | null {
   return config.augment ? config.augmentation ?? TRAINING_AUGMENTATION : null;
 }
 
+/**
+ * Whether weights of these shapes fit the config's model. Checkpoints
+ * written before runs named their architecture leave it implicit, so their
+ * weights are the only record of it.
+ */
+export function fitsArchitecture(shapes: readonly number[][], config: TrainConfig): boolean {
+  const model = buildCnn(architectureOf(config), config.model);
+  try {
+    const own = model.weights.map((weight) => weight.shape);
+    return own.length === shapes.length &&
+      own.every((shape, i) => shape.join("x") === shapes[i].join("x"));
+  } finally {
+    model.dispose();
+  }
+}
+
 function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
   const restore = seedMathRandom(random);
   try {
@@ -185,7 +201,9 @@ function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
   }
 }
 
-function startRun(config: TrainConfig, command: string): Run {
+function startRun(given: TrainConfig, command: string): Run {
+  // Named in the checkpoint, so that a later change of the model's default is not taken for it.
+  const config = { ...given, architecture: architectureOf(given) };
   const tfRandom = new Random(config.seed);
   const model = buildSeeded(config, tfRandom);
   return {
@@ -239,6 +257,11 @@ async function resumeRun(
     if (state.epochsDone >= config.epochs) {
       throw new TrainingError(
         `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
+      );
+    }
+    if (!fitsArchitecture(checkpoint.weights.map((weight) => weight.shape), config)) {
+      throw new TrainingError(
+        `The checkpoint in ${outDir} holds a ${config.model} model of another architecture than this one; train it afresh without --resume.`,
       );
     }
     state.config = config;
