@@ -140,6 +140,28 @@ export function robustnessBySeed(inputs: ReportInputs, model: string) {
   return bySeed;
 }
 
+/**
+ * The deployment floor as a targets row: the model's ONNX Runtime images/s
+ * at least half the improved model's, both from one bench run (timings from
+ * different runs on this host do not compare).
+ */
+function deploymentFloor(inputs: ReportInputs, model: string): string[] | null {
+  const onnx = inputs.bench?.infer_onnx;
+  const own = onnx?.[model], improved = onnx?.improved;
+  if (!own || !improved) return null;
+  const ratio = own / improved;
+  const verdict = `0.50× improved: ${ratio >= 0.5 ? "met" : "not met"}`;
+  return [
+    `ONNX Runtime images/s (one \`${inputs.bench?.command ?? "deno task bench"}\` run)`,
+    `${Math.round(own).toLocaleString("en-US")} (improved ${
+      Math.round(improved).toLocaleString("en-US")
+    })`,
+    `${ratio.toFixed(2)}× improved`,
+    verdict,
+    verdict,
+  ];
+}
+
 function targetsSection(inputs: ReportInputs, model = "robust"): string[] {
   const r = inputs.robustness;
   if (!r?.models[model]) return [];
@@ -195,6 +217,8 @@ function targetsSection(inputs: ReportInputs, model = "robust"): string[] {
     .map((file) => file?.models[model]?.saturated.accuracy)
     .filter((v): v is number => typeof v === "number");
   target("people-like digits (examples/)", hw, 0.95, null);
+  const floor = deploymentFloor(inputs, model);
+  if (floor) rows.push(floor);
 
   // Resolution rule: no family's mean more than 1 point below the better of the references.
   const behind: string[] = [];

@@ -498,3 +498,82 @@ Deno.test("robustness families over seeds: per-seed differences with a t interva
   };
   assert.equal(familiesOverSeedsMarkdown(oneSeed), undefined);
 });
+
+Deno.test("the robust model's targets: each measure over its seeds against goal and resolution, the deployment floor from one bench run", async () => {
+  const { robustMarkdown } = await import("../report/robust.ts");
+  const summary = (mnistC: number, stripe: number, rotation: number) => ({
+    families: { rotation, "mnist_c/stripe": stripe },
+    mnist_c_mean: mnistC,
+    worst: null,
+  });
+  const file = (summaries: Record<string, ReturnType<typeof summary>>) => ({
+    models: Object.fromEntries(
+      Object.entries(summaries).map(([model, s]) => [model, {
+        clean: 0.99,
+        clean_mean_confidence: 0.9,
+        families: {},
+        summary: s,
+      }]),
+    ),
+    families: { rotation: {}, "mnist_c/stripe": {} },
+    config: { images: 10000, seed: 0 },
+    command: "deno task eval:robustness",
+  });
+  const references = { baseline: summary(0.86, 0.9, 0.74), improved: summary(0.58, 0.3, 0.955) };
+  const seedFile = (mnistC: number, stripe: number) =>
+    file({ ...references, robust: summary(mnistC, stripe, 0.94) });
+  const inputs = (onnx: Record<string, number>) =>
+    ({
+      training: {},
+      testSets: {},
+      robustness: seedFile(0.96, 0.85),
+      seeds: {
+        robust: {
+          command: "deno task train:robust --seeds 2",
+          seeds: [42, 43],
+          runs: [{ seed: 42, test_accuracy: 0.991 }, { seed: 43, test_accuracy: 0.993 }],
+        },
+      },
+      seedRuns: {
+        robust: [
+          { seed: 42, robustness: seedFile(0.96, 0.85) },
+          { seed: 43, robustness: seedFile(0.94, 0.75) },
+        ],
+      },
+      bench: { command: "deno task bench", infer_onnx: onnx },
+    }) as unknown as Parameters<typeof robustMarkdown>[0];
+  const markdown = robustMarkdown(inputs({ improved: 10000, robust: 6000 }));
+  assert.match(
+    markdown,
+    /Each figure is the mean over 2 seeds .* `deno task train:robust --seeds 2`/,
+  );
+  // Means 99.20% clean, 95.00% MNIST-C, 80.00% worst: the first misses both bars, the second meets both.
+  assert.match(
+    markdown,
+    /\| clean test accuracy \| 99\.10%, 99\.30% \| 99\.20% \| 99\.6%: not met \| 99\.5%: not met \|/,
+  );
+  assert.match(
+    markdown,
+    /\| MNIST-C mean \| 96\.00%, 94\.00% \| 95\.00% \| 95\.0%: met \| 90\.0%: met \|/,
+  );
+  assert.match(
+    markdown,
+    /\| MNIST-C worst corruption \| 85\.00%, 75\.00% \| 80\.00% \| 80\.0%: met \| – \|/,
+  );
+  assert.match(
+    markdown,
+    /\| ONNX Runtime images\/s \(one `deno task bench` run\) \| 6,000 \(improved 10,000\) \| 0\.60× improved \| 0\.50× improved: met \| 0\.50× improved: met \|/,
+  );
+  // Rotation 94% is more than a point below the improved model's 95.5%.
+  assert.match(
+    markdown,
+    /more than 1 point below the better of baseline and improved: rotation \(94\.0% against 95\.5%\)/,
+  );
+  const slow = robustMarkdown(inputs({ improved: 10000, robust: 4000 }));
+  assert.match(
+    slow,
+    /\| 0\.40× improved \| 0\.50× improved: not met \| 0\.50× improved: not met \|/,
+  );
+  // Without a bench run there is no floor row rather than a made-up one.
+  assert.doesNotMatch(robustMarkdown(inputs({})), /ONNX Runtime images\/s/);
+});
