@@ -14,7 +14,6 @@ import { readCheckpointSummary } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
 import {
-  architectureOf,
   DEFAULT_WORKERS,
   defaultConfig,
   fitsArchitecture,
@@ -23,6 +22,7 @@ import {
   type RunState,
   type TrainConfig,
   trainModel,
+  withArchitecture,
 } from "./run.ts";
 import {
   sameRecipe,
@@ -183,11 +183,6 @@ async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
   const { state, modelShapes } = await readCheckpointSummary<RunState>(path);
   return sameRecipe(withArchitecture(state.config), recipe) &&
     fitsArchitecture(modelShapes, recipe);
-}
-
-/** The config with its architecture spelled out (older checkpoints leave the model's default implicit). */
-function withArchitecture(config: TrainConfig): TrainConfig {
-  return { ...config, architecture: architectureOf(config) };
 }
 
 function pct(value: number): string {

@@ -184,12 +184,21 @@ export function augmentationOf(config: TrainConfig): AugmentRanges | null {
 export function fitsArchitecture(shapes: readonly number[][], config: TrainConfig): boolean {
   const model = buildCnn(architectureOf(config), config.model);
   try {
-    const own = model.weights.map((weight) => weight.shape);
-    return own.length === shapes.length &&
-      own.every((shape, i) => shape.join("x") === shapes[i].join("x"));
+    return hasWeightShapes(model, shapes);
   } finally {
     model.dispose();
   }
+}
+
+function hasWeightShapes(model: tf.LayersModel, shapes: readonly number[][]): boolean {
+  const own = model.weights.map((weight) => weight.shape);
+  return own.length === shapes.length &&
+    own.every((shape, i) => shape.join("x") === shapes[i].join("x"));
+}
+
+/** The config with its architecture spelled out, as runs record it (older checkpoints leave the model's default implicit). */
+export function withArchitecture(config: TrainConfig): TrainConfig {
+  return { ...config, architecture: architectureOf(config) };
 }
 
 function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
@@ -203,7 +212,7 @@ function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
 
 function startRun(given: TrainConfig, command: string): Run {
   // Named in the checkpoint, so that a later change of the model's default is not taken for it.
-  const config = { ...given, architecture: architectureOf(given) };
+  const config = withArchitecture(given);
   const tfRandom = new Random(config.seed);
   const model = buildSeeded(config, tfRandom);
   return {
@@ -259,15 +268,16 @@ async function resumeRun(
         `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
       );
     }
-    if (!fitsArchitecture(checkpoint.weights.map((weight) => weight.shape), config)) {
+    // The initial weights are overwritten at once: draw them from a throwaway
+    // stream so that the saved one continues exactly where it stopped.
+    const model = buildSeeded(config, new Random(0));
+    if (!hasWeightShapes(model, checkpoint.weights.map((weight) => weight.shape))) {
+      model.dispose();
       throw new TrainingError(
         `The checkpoint in ${outDir} holds a ${config.model} model of another architecture than this one; train it afresh without --resume.`,
       );
     }
     state.config = config;
-    // The initial weights are overwritten at once: draw them from a throwaway
-    // stream so that the saved one continues exactly where it stopped.
-    const model = buildSeeded(config, new Random(0));
     model.setWeights(checkpoint.weights);
     const optimizer = FlatAdam.forModel(model, config.learningRate);
     await optimizer.setWeights(checkpoint.optimizer);
