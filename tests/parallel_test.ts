@@ -44,7 +44,6 @@ Deno.test("exact BatchNorm statistics over two workers equal this thread's; mome
   const pool = await WorkerPool.start({
     name: "bn",
     architecture,
-    augmentation: null,
     seed: SEED,
     workers: 2,
     split,
@@ -96,7 +95,6 @@ Deno.test("the workers share validation: their evaluation of given weights is th
   const pool = await WorkerPool.start({
     name: "improved",
     architecture: ARCHITECTURES.improved,
-    augmentation: null,
     seed: SEED,
     workers: 2,
     split,
@@ -121,13 +119,12 @@ async function replicaPool(name: ModelName, model: tf.LayersModel, optimizer: Fl
   const pool = await WorkerPool.start({
     name,
     architecture: ARCHITECTURES[name],
-    augmentation: null,
     seed: SEED,
     workers: 2,
     split,
   });
   await pool.load(await encodeReplica(model, optimizer));
-  await pool.beginEpoch(0, 1e-3);
+  await pool.beginEpoch(0, 1e-3, null);
   return pool;
 }
 
@@ -219,7 +216,6 @@ Deno.test("a hung worker ends the wait with one sentence and stops every worker"
   const pool = await WorkerPool.start({
     name: "baseline",
     architecture: ARCHITECTURES.baseline,
-    augmentation: null,
     seed: 1,
     workers: 2,
     split,
@@ -234,7 +230,7 @@ Deno.test("a hung worker ends the wait with one sentence and stops every worker"
         error.message,
       ),
   );
-  await assert.rejects(() => pool.beginEpoch(1, 1e-3), WorkerFailure);
+  await assert.rejects(() => pool.beginEpoch(1, 1e-3, null), WorkerFailure);
   pool.close();
 });
 

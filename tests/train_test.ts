@@ -18,6 +18,7 @@ import { FlatAdam } from "../train/adam.ts";
 import { Random } from "../util/random.ts";
 import { tempDir } from "./temp_dir.ts";
 import { resumeMatchesStraight } from "./resume.ts";
+import { beginsRecipe } from "../train/seeds.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -134,6 +135,28 @@ Deno.test("--resume continues a stopped run exactly where it stopped", async () 
     );
   });
   assert.equal(continued.metrics.command, "first (resumed as: second)");
+});
+
+Deno.test("a run trained before its recipe gained a finishing stage goes on into it as if trained with it", async () => {
+  const finish = { fromEpoch: 2, learningRate: 5e-4, learningRateDecay: 0.5, augmentation: null };
+  // Epoch 1 is the same under both recipes; epochs 2 and 3 are the stage's.
+  const config = (epochs: number) => ({
+    ...quick(epochs),
+    workers: 2,
+    ...(epochs === 1 ? {} : { finish }),
+  });
+  const { continued } = await resumeMatchesStraight(data, config, 3, 1);
+  assert.deepEqual(continued.metrics.config.finish, finish);
+  assert.deepEqual(continued.metrics.history.map((r) => r.learning_rate), [1e-3, 5e-4, 2.5e-4]);
+});
+
+Deno.test("only a run that stopped before the stage begins is taken as the start of the recipe", () => {
+  const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
+  const recipe = { ...quick(4), finish };
+  assert.ok(beginsRecipe(quick(2), 2, recipe));
+  assert.ok(!beginsRecipe(quick(3), 3, recipe), "its third epoch trained without the stage");
+  assert.ok(!beginsRecipe({ ...quick(2), learningRateDecay: 0.5 }, 2, recipe), "another recipe");
+  assert.ok(!beginsRecipe(recipe, 2, recipe), "a run with the stage is the recipe itself");
 });
 
 Deno.test("a diverging run stops with one sentence and writes no model or metrics", async () => {

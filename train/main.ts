@@ -25,6 +25,7 @@ import {
   withArchitecture,
 } from "./run.ts";
 import {
+  beginsRecipe,
   sameRecipe,
   type SeedRun,
   seedRun,
@@ -181,7 +182,8 @@ export async function main(args: string[]): Promise<void> {
  */
 async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
   const { state, modelShapes } = await readCheckpointSummary<RunState>(path);
-  return sameRecipe(withArchitecture(state.config), recipe) &&
+  const config = withArchitecture(state.config);
+  return (sameRecipe(config, recipe) || beginsRecipe(config, state.epochsDone, recipe)) &&
     fitsArchitecture(modelShapes, recipe);
 }
 
@@ -202,6 +204,8 @@ async function finishedRun(
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
   if (metrics.seed !== seed || metrics.config.limit !== config.limit) return null;
   if (!sameRecipe(metrics.config, config)) {
+    // Its checkpoint goes on into the recipe's finishing stage.
+    if (beginsRecipe(metrics.config, metrics.history.length, config)) return null;
     console.log(
       `${path} holds a run of another recipe (architecture, augmentation or optimiser): not reused.`,
     );

@@ -17,6 +17,7 @@ import {
 } from "./worker_protocol.ts";
 import { type ChannelMoments, combineMoments, type LayerStatistics } from "./batch_norm_stats.ts";
 import { combineEvaluations, type Evaluation } from "./steps.ts";
+import type { AugmentRanges } from "../transforms/augment.ts";
 
 export class WorkerFailure extends Error {}
 
@@ -83,7 +84,6 @@ export class WorkerPool {
         setup: {
           name: options.name,
           architecture: options.architecture,
-          augmentation: options.augmentation,
           seed: options.seed,
           index,
           workers: options.workers,
@@ -104,8 +104,12 @@ export class WorkerPool {
     await this.#all(() => ({ type: "load", checkpoint }));
   }
 
-  async beginEpoch(epoch: number, learningRate: number): Promise<void> {
-    await this.#all(() => ({ type: "epoch", epoch, learningRate }));
+  async beginEpoch(
+    epoch: number,
+    learningRate: number,
+    augmentation: AugmentRanges | null,
+  ): Promise<void> {
+    await this.#all(() => ({ type: "epoch", epoch, learningRate, augmentation }));
   }
 
   /**

@@ -27,6 +27,22 @@ export interface Recipe {
    * Default 1.
    */
   weightAverageStart?: number;
+  /** A last stage on gentler augmentation (default: none). */
+  finish?: FinishStage;
+}
+
+/**
+ * The last epochs of a recipe, from `fromEpoch` (counted from 1) on: their
+ * own learning rate, lr = learningRate · learningRateDecay^(epochs into the
+ * stage), and augmentation. The weight average restarts where the stage
+ * begins, since the weights before it learned another distribution.
+ */
+export interface FinishStage {
+  fromEpoch: number;
+  learningRate: number;
+  learningRateDecay: number;
+  /** The stage's augmentation (null: the training images as they are). */
+  augmentation: AugmentRanges | null;
 }
 
 export const RECIPES: Record<ModelName, Recipe> = {
@@ -60,14 +76,27 @@ export const RECIPES: Record<ModelName, Recipe> = {
     learningRateDecay: 0.88,
     weightAverageDecay: 0.9998,
   },
-  // The improved recipe over fewer epochs with a faster decay: three seeds
-  // of it had to fit one working session on two cores.
+  // The improved recipe over fewer epochs with a faster decay (three seeds
+  // of it had to fit one working session on two cores), then three epochs
+  // on the improved model's geometry only. Appearance jitter costs clean
+  // accuracy: after 20 epochs seed 42 stood at 98.98% on validation digits.
+  // Three epochs from there on geometry only, at 1e-4 · 0.7^epoch, took it
+  // to 99.23% (the average) and cost 0.25 points on the same digits under
+  // the robust augmentation (95.47% to 95.22%); keeping appearance jitter
+  // on one image in five during those epochs gained less (README, "The
+  // robust model").
   robust: {
-    epochs: 20,
+    epochs: 23,
     batchSize: 64,
     learningRate: 1e-3,
     learningRateDecay: 0.85,
     weightAverageDecay: 0.9998,
+    finish: {
+      fromEpoch: 21,
+      learningRate: 1e-4,
+      learningRateDecay: 0.7,
+      augmentation: TRAINING_AUGMENTATION,
+    },
   },
 };
 
@@ -78,6 +107,14 @@ export const MODEL_AUGMENTATION: Record<ModelName, AugmentRanges | null> = {
   robust: ROBUST_AUGMENTATION,
 };
 
+/** Whether `epoch` (counted from 0) belongs to the recipe's finishing stage. */
+export function inFinishStage(recipe: Recipe, epoch: number): boolean {
+  return recipe.finish !== undefined && epoch + 1 >= recipe.finish.fromEpoch;
+}
+
 export function learningRateAt(recipe: Recipe, epoch: number): number {
-  return recipe.learningRate * recipe.learningRateDecay ** epoch;
+  const finish = recipe.finish;
+  return finish && inFinishStage(recipe, epoch)
+    ? finish.learningRate * finish.learningRateDecay ** (epoch + 1 - finish.fromEpoch)
+    : recipe.learningRate * recipe.learningRateDecay ** epoch;
 }

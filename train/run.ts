@@ -32,7 +32,7 @@ import {
 } from "./checkpoint.ts";
 import { WorkerFailure, WorkerPool } from "./parallel.ts";
 import { FlatAdam } from "./adam.ts";
-import { learningRateAt, MODEL_AUGMENTATION, type Recipe } from "./recipes.ts";
+import { inFinishStage, learningRateAt, MODEL_AUGMENTATION, type Recipe } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, type Evaluation, evaluationBatches, trainStep } from "./steps.ts";
 import {
@@ -44,6 +44,7 @@ import {
   withStatistics,
 } from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
+import { beginsRecipe } from "./seeds.ts";
 
 /** Data-parallel workers by default: the two cores of the machines this was built for. */
 export const DEFAULT_WORKERS = 2;
@@ -176,6 +177,12 @@ export function augmentationOf(config: TrainConfig): AugmentRanges | null {
   return config.augment ? config.augmentation ?? TRAINING_AUGMENTATION : null;
 }
 
+/** The augmentation of one epoch (counted from 0): the finishing stage's has its own. */
+export function augmentationAt(config: TrainConfig, epoch: number): AugmentRanges | null {
+  if (!config.augment) return null;
+  return inFinishStage(config, epoch) ? config.finish!.augmentation : augmentationOf(config);
+}
+
 /**
  * Whether weights of these shapes fit the config's model. Checkpoints
  * written before runs named their architecture leave it implicit, so their
@@ -240,15 +247,18 @@ const FLAG_NAMES = { seed: "--seed", batchSize: "--batch-size", limit: "--limit"
 async function resumeRun(
   checkpointPath: string,
   outDir: string,
-  override: Pick<TrainConfig, "epochs" | "workers">,
+  asked: TrainConfig,
   unchangeable: TrainOptions["unchangeable"] = {},
 ): Promise<Run> {
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
+  // A run trained before its recipe gained a finishing stage goes on into it.
+  const adopted = beginsRecipe(state.config, state.epochsDone, withArchitecture(asked));
   const config = {
     ...state.config,
-    epochs: override.epochs,
-    ...(override.workers ? { workers: override.workers } : {}),
+    epochs: asked.epochs,
+    ...(asked.workers ? { workers: asked.workers } : {}),
+    ...(adopted ? { finish: asked.finish } : {}),
   };
   try {
     for (
@@ -337,10 +347,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   const { outDir, hooks = {} } = options;
   const paths = outputPaths(outDir, options.config.model);
   const run = options.resume
-    ? await resumeRun(paths.checkpoint, outDir, {
-      epochs: options.config.epochs,
-      workers: options.config.workers,
-    }, options.unchangeable)
+    ? await resumeRun(paths.checkpoint, outDir, options.config, options.unchangeable)
     : startRun(options.config, options.command);
   const { config, state, model, optimizer, tfRandom, average } = run;
 
@@ -353,17 +360,22 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     : data.test;
   const dataRandom = new Random(state.dataRandom);
   const augmentation = augmentationOf(config);
+  let epochAugmentation = augmentation;
   const batches = Math.ceil(train.count / config.batchSize);
   const validationBatches = evaluationBatches(validation);
   // Exact BatchNorm statistics (for short runs and for averaged weights) come
-  // from training images, augmented and with dropout as in training.
+  // from training images, augmented as the epoch's training images were and
+  // with dropout as in training.
   const statisticsImages = (salt: number) => {
     const pixels = pixelsOf(
       train,
       Array.from({ length: Math.min(train.count, 4096) }, (_, i) => i),
     );
     const random = new Random(config.seed + salt);
-    return { pixels: augmentation ? augmentBatch(pixels, random, augmentation) : pixels, random };
+    return {
+      pixels: epochAugmentation ? augmentBatch(pixels, random, epochAugmentation) : pixels,
+      random,
+    };
   };
   /** With workers, they take the statistics of `weights`, a share of the images each. */
   const statisticsOverWorkers = (weights: Float32Array[], salt: number) => {
@@ -382,7 +394,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   // One step in this thread: augmentation draws from the run's data stream.
   const stepHere = (indices: Uint32Array) => {
     let pixels = pixelsOf(train, indices);
-    if (augmentation) pixels = augmentBatch(pixels, dataRandom, augmentation);
+    if (epochAugmentation) pixels = augmentBatch(pixels, dataRandom, epochAugmentation);
     const labels = Uint8Array.from(indices, (i) => train.labels[i]);
     const step = trainStep(model, optimizer, pixels, labels);
     average?.update();
@@ -396,7 +408,6 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       pool = await WorkerPool.start({
         name: config.model,
         architecture: architectureOf(config),
-        augmentation,
         seed: config.seed,
         workers,
         split: train,
@@ -407,10 +418,18 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     }
     const averageStart = (config.weightAverageStart ?? 1) - 1;
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
+      if (average && config.finish?.fromEpoch === epoch + 1) {
+        // The finishing stage goes on from the averaged weights, as the model
+        // saved so far has them, and averages its own steps only.
+        average.apply();
+        average.restart();
+        if (pool) await pushState(pool, run);
+      }
       const averaging = average && epoch >= averageStart ? average : undefined;
       const learningRate = learningRateAt(config, epoch);
       optimizer.learningRate = learningRate;
-      await pool?.beginEpoch(epoch, learningRate);
+      epochAugmentation = augmentationAt(config, epoch);
+      await pool?.beginEpoch(epoch, learningRate, epochAugmentation);
       hooks.epochStart?.(epoch, config.epochs, batches);
       const order = dataRandom.permutation(train.count);
       const started = performance.now();

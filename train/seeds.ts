@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { binomialInterval, type Interval, type SeedSummary, summarize } from "../util/stats.ts";
 import type { EpochRecord } from "./records.ts";
+import type { Recipe } from "./recipes.ts";
 
 /** What a seed's summary needs of a run's metrics (train/run.ts's Metrics has it all). */
 export interface RunMetrics {
@@ -106,6 +107,7 @@ const RECIPE_KEYS = [
   "learningRateDecay",
   "weightAverageDecay",
   "weightAverageStart",
+  "finish",
 ] as const;
 
 /** JSON with object keys sorted, so that equal settings compare equal whatever their order. */
@@ -129,4 +131,19 @@ function canonical(value: unknown): string {
 export function sameRecipe(finished: object, current: object): boolean {
   const of = (config: object, key: string) => (config as Record<string, unknown>)[key];
   return RECIPE_KEYS.every((key) => canonical(of(finished, key)) === canonical(of(current, key)));
+}
+
+/**
+ * Whether a run of `epochsDone` epochs without a finishing stage is the start
+ * of `current`, which adds one after them: every epoch it trained is one the
+ * new recipe trains alike, so resuming it gives the run the recipe gives.
+ */
+export function beginsRecipe<Config extends Pick<Recipe, "finish">>(
+  config: Config,
+  epochsDone: number,
+  current: Pick<Recipe, "finish">,
+): boolean {
+  return config.finish === undefined && current.finish !== undefined &&
+    epochsDone < current.finish.fromEpoch &&
+    sameRecipe({ ...config, finish: current.finish }, current);
 }

@@ -12,7 +12,7 @@ import { tf } from "../deps_tfjs.ts";
 import { pixelsOf } from "../data/mnist.ts";
 import { useEngine } from "../kernels/engine.ts";
 import { buildCnn } from "../models/architectures.ts";
-import { augmentBatch } from "../transforms/augment.ts";
+import { augmentBatch, type AugmentRanges } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
@@ -36,6 +36,8 @@ interface Replica {
   optimizer: FlatAdam;
   average?: WeightAverage;
   augmentRandom: Random;
+  /** The current epoch's augmentation (null: none). */
+  augmentation?: AugmentRanges | null;
   /**
    * This worker's gradients, in memory shared with the run: the reply passes
    * the array without copying it, and the run reads it before the next request.
@@ -91,6 +93,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       Math.random = () => dropoutRandom.next();
       current.augmentRandom = new Random(workerStreamSeed(seed, request.epoch, index, workers, 1));
       current.optimizer.learningRate = request.learningRate;
+      current.augmentation = request.augmentation;
       return { type: "done" };
     }
     case "gradients": {
@@ -98,7 +101,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       const { setup, model, augmentRandom, optimizer } = current;
       const { indices, batchSize } = request;
       let pixels = pixelsOf(setup.split, indices);
-      if (setup.augmentation) pixels = augmentBatch(pixels, augmentRandom, setup.augmentation);
+      if (current.augmentation) pixels = augmentBatch(pixels, augmentRandom, current.augmentation);
       const labels = Uint8Array.from(indices, (i) => setup.split.labels[i]);
       current.gradients ??= new Float32Array(new SharedArrayBuffer(optimizer.size * 4));
       const { gradients, lossSum, correct } = shardGradients(

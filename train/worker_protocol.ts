@@ -11,8 +11,6 @@ import type { ChannelMoments } from "./batch_norm_stats.ts";
 export interface WorkerSetup {
   name: string;
   architecture: CnnOptions;
-  /** Per-shard training augmentation (null: none). */
-  augmentation: AugmentRanges | null;
   seed: number;
   /** This worker's place among `workers`. */
   index: number;
@@ -50,8 +48,8 @@ export type WorkerRequest =
   | { type: "setup"; setup: WorkerSetup }
   /** Replace the whole state (weights, optimizer, weight average) with checkpoint bytes. */
   | { type: "load"; checkpoint: Uint8Array }
-  /** Reseed this worker's streams for the epoch and set the learning rate. */
-  | { type: "epoch"; epoch: number; learningRate: number }
+  /** Reseed this worker's streams for the epoch, set its learning rate and augmentation (null: none). */
+  | { type: "epoch"; epoch: number; learningRate: number; augmentation: AugmentRanges | null }
   /** Gradients for these training images, scaled to a batch of `batchSize`. */
   | { type: "gradients"; indices: Int32Array; batchSize: number }
   /** One optimizer step with the whole batch's gradients (and a weight-average update). */
