@@ -81,7 +81,6 @@ async function benchParallelTraining(
   const pool = await WorkerPool.start({
     name,
     architecture: ARCHITECTURES[name],
-    augmentation: MODEL_AUGMENTATION[name],
     seed: 1,
     workers,
     split: data.train,
@@ -90,7 +89,7 @@ async function benchParallelTraining(
     await pool.load(
       await encodeReplica(model, FlatAdam.forModel(model, 1e-3)),
     );
-    await pool.beginEpoch(0, 1e-3);
+    await pool.beginEpoch(0, 1e-3, MODEL_AUGMENTATION[name]);
     for (let i = 0; i < WARMUP_STEPS; i++) await pool.step(batchIndices(data, i));
     const started = performance.now();
     for (let i = 0; i < steps; i++) {
@@ -124,7 +123,6 @@ async function benchStatistics(
   const pool = await WorkerPool.start({
     name: "improved",
     architecture: ARCHITECTURES.improved,
-    augmentation: null,
     seed: 1,
     workers,
     split: data.train,
