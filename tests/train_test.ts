@@ -7,11 +7,13 @@ import { buildModel } from "../models/architectures.ts";
 import { loadLayersModel } from "../models/layers_io.ts";
 import { RECIPES } from "../train/recipes.ts";
 import {
+  beginsFinishingRecipe,
   defaultConfig,
   type Metrics,
   outputPaths,
   TrainingError,
   trainModel,
+  withArchitecture,
 } from "../train/run.ts";
 import { evaluate, trainStep } from "../train/steps.ts";
 import { FlatAdam } from "../train/adam.ts";
@@ -157,6 +159,8 @@ Deno.test("only a run that stopped before the stage begins is taken as the start
   assert.ok(!beginsRecipe(quick(3), 3, recipe), "its third epoch trained without the stage");
   assert.ok(!beginsRecipe({ ...quick(2), learningRateDecay: 0.5 }, 2, recipe), "another recipe");
   assert.ok(!beginsRecipe(recipe, 2, recipe), "a run with the stage is the recipe itself");
+  // Checkpoints written before runs named their architecture leave it out.
+  assert.ok(beginsFinishingRecipe(quick(2), 2, withArchitecture(recipe)));
 });
 
 Deno.test("a diverging run stops with one sentence and writes no model or metrics", async () => {

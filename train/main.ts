@@ -14,6 +14,7 @@ import { readCheckpointSummary } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
 import { RECIPES } from "./recipes.ts";
 import {
+  beginsFinishingRecipe,
   DEFAULT_WORKERS,
   defaultConfig,
   fitsArchitecture,
@@ -183,7 +184,7 @@ export async function main(args: string[]): Promise<void> {
 async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
   const { state, modelShapes } = await readCheckpointSummary<RunState>(path);
   const config = withArchitecture(state.config);
-  return (sameRecipe(config, recipe) || beginsRecipe(config, state.epochsDone, recipe)) &&
+  return (sameRecipe(config, recipe) || beginsFinishingRecipe(config, state.epochsDone, recipe)) &&
     fitsArchitecture(modelShapes, recipe);
 }
 

@@ -208,6 +208,20 @@ export function withArchitecture(config: TrainConfig): TrainConfig {
   return { ...config, architecture: architectureOf(config) };
 }
 
+/**
+ * Whether a run that stopped after `epochsDone` epochs is the start of
+ * `asked`'s recipe, which adds a finishing stage it lacks (seeds.ts,
+ * beginsRecipe); checkpoints that leave their architecture implicit compare by
+ * the model's default.
+ */
+export function beginsFinishingRecipe(
+  config: TrainConfig,
+  epochsDone: number,
+  asked: TrainConfig,
+): boolean {
+  return beginsRecipe(withArchitecture(config), epochsDone, withArchitecture(asked));
+}
+
 function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
   const restore = seedMathRandom(random);
   try {
@@ -253,7 +267,7 @@ async function resumeRun(
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
   // A run trained before its recipe gained a finishing stage goes on into it.
-  const adopted = beginsRecipe(state.config, state.epochsDone, withArchitecture(asked));
+  const adopted = beginsFinishingRecipe(state.config, state.epochsDone, asked);
   const config = {
     ...state.config,
     epochs: asked.epochs,
