@@ -58,7 +58,13 @@ export {
   NO_JITTER,
   smoothField,
 } from "./transforms/appearance.ts";
-export { learningRateAt, MODEL_AUGMENTATION, type Recipe, RECIPES } from "./train/recipes.ts";
+export {
+  type FinishStage,
+  learningRateAt,
+  MODEL_AUGMENTATION,
+  type Recipe,
+  RECIPES,
+} from "./train/recipes.ts";
 export {
   DEFAULT_WORKERS,
   defaultConfig,
