@@ -8,7 +8,6 @@
 import { join } from "node:path";
 import { binomialInterval, type Interval, type SeedSummary, summarize } from "../util/stats.ts";
 import type { EpochRecord } from "./records.ts";
-import type { Recipe } from "./recipes.ts";
 
 /** What a seed's summary needs of a run's metrics (train/run.ts's Metrics has it all). */
 export interface RunMetrics {
@@ -134,14 +133,22 @@ export function sameRecipe(finished: object, current: object): boolean {
 }
 
 /**
+ * A recipe's finishing stage, as far as comparing runs needs it (recipes.ts
+ * holds the whole; the report reads this module and stays clear of training).
+ */
+interface WithFinish {
+  finish?: { fromEpoch: number };
+}
+
+/**
  * Whether a run of `epochsDone` epochs without a finishing stage is the start
  * of `current`, which adds one after them: every epoch it trained is one the
  * new recipe trains alike, so resuming it gives the run the recipe gives.
  */
-export function beginsRecipe<Config extends Pick<Recipe, "finish">>(
+export function beginsRecipe<Config extends WithFinish>(
   config: Config,
   epochsDone: number,
-  current: Pick<Recipe, "finish">,
+  current: WithFinish,
 ): boolean {
   return config.finish === undefined && current.finish !== undefined &&
     epochsDone < current.finish.fromEpoch &&
