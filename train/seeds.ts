@@ -141,16 +141,23 @@ interface WithFinish {
 }
 
 /**
- * Whether a run of `epochsDone` epochs without a finishing stage is the start
- * of `current`, which adds one after them: every epoch it trained is one the
- * new recipe trains alike, so resuming it gives the run the recipe gives.
+ * Whether a run of `epochsDone` epochs is the start of `current`, whose
+ * finishing stage it lacks or trained with other settings: the recipes agree
+ * on everything else and neither's stage had begun, so every epoch it trained
+ * is one `current` trains alike and resuming it gives the run `current` gives.
  */
 export function beginsRecipe<Config extends WithFinish>(
   config: Config,
   epochsDone: number,
   current: WithFinish,
 ): boolean {
-  return config.finish === undefined && current.finish !== undefined &&
-    epochsDone < current.finish.fromEpoch &&
+  const ahead = (finish?: { fromEpoch: number }) =>
+    finish === undefined || epochsDone < finish.fromEpoch;
+  return current.finish !== undefined && !sameFinish(config, current) &&
+    ahead(config.finish) && ahead(current.finish) &&
     sameRecipe({ ...config, finish: current.finish }, current);
+}
+
+function sameFinish(a: WithFinish, b: WithFinish): boolean {
+  return canonical(a.finish) === canonical(b.finish);
 }
