@@ -49,6 +49,7 @@ export {
   augmentBatch,
   type AugmentRanges,
   ROBUST_AUGMENTATION,
+  STROKE_KEEPING_AUGMENTATION,
   TRAINING_AUGMENTATION,
 } from "./transforms/augment.ts";
 export {

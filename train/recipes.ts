@@ -6,6 +6,7 @@ import type { ModelName } from "../models/architectures.ts";
 import {
   type AugmentRanges,
   ROBUST_AUGMENTATION,
+  STROKE_KEEPING_AUGMENTATION,
   TRAINING_AUGMENTATION,
 } from "../transforms/augment.ts";
 
@@ -96,7 +97,7 @@ export const RECIPES: Record<ModelName, Recipe> = {
       fromEpoch: 21,
       learningRate: 1e-4,
       learningRateDecay: 0.7,
-      augmentation: TRAINING_AUGMENTATION,
+      augmentation: STROKE_KEEPING_AUGMENTATION,
     },
   },
 };
