@@ -64,9 +64,9 @@ export const ROBUST_AUGMENTATION: AugmentRanges = {
 /**
  * The robust recipe's finishing stage: the improved model's geometry, and on
  * two images in five one of the stroke families (pen width, pen marks,
- * erasing). Three epochs on geometry alone raised clean accuracy and made the
- * network forget those families (MNIST-C's Canny edges, stripe and zigzag
- * lost 3 to 6 points); light, noise and blur survived them.
+ * erasing). Three epochs on geometry alone made the network forget those
+ * families (MNIST-C's Canny edges, stripe and zigzag lost 3 to 6 points);
+ * light, noise and blur survived them.
  */
 export const STROKE_KEEPING_AUGMENTATION: AugmentRanges = {
   ...TRAINING_AUGMENTATION,
