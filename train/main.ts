@@ -153,6 +153,7 @@ export async function main(args: string[]): Promise<void> {
     // A checkpoint of another recipe is not continued: that seed starts afresh.
     const resume = values.resume && await exists(paths.checkpoint) &&
       await ofRecipe(paths.checkpoint, currentRecipe);
+    if (resume) console.log(`${model} seed ${seed}: going on from ${paths.checkpoint}`);
     const result = await trainModel(data, {
       // A seed started afresh under --resume takes the default workers, not one.
       config: {
