@@ -211,8 +211,8 @@ export function withArchitecture(config: TrainConfig): TrainConfig {
 /**
  * Whether a run that stopped after `epochsDone` epochs is the start of
  * `asked`'s recipe, whose finishing stage it lacks or was trained with other
- * settings, before that stage began (seeds.ts, beginsRecipe); checkpoints that leave their architecture implicit compare by
- * the model's default.
+ * settings, before that stage began (seeds.ts, beginsRecipe); checkpoints
+ * that leave their architecture implicit compare by the model's default.
  */
 export function beginsFinishingRecipe(
   config: TrainConfig,

@@ -153,11 +153,7 @@ export function beginsRecipe<Config extends WithFinish>(
 ): boolean {
   const ahead = (finish?: { fromEpoch: number }) =>
     finish === undefined || epochsDone < finish.fromEpoch;
-  return current.finish !== undefined && !sameFinish(config, current) &&
+  return current.finish !== undefined && canonical(config.finish) !== canonical(current.finish) &&
     ahead(config.finish) && ahead(current.finish) &&
     sameRecipe({ ...config, finish: current.finish }, current);
-}
-
-function sameFinish(a: WithFinish, b: WithFinish): boolean {
-  return canonical(a.finish) === canonical(b.finish);
 }
