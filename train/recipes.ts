@@ -78,7 +78,7 @@ export const RECIPES: Record<ModelName, Recipe> = {
     weightAverageDecay: 0.9998,
   },
   // The improved recipe over fewer epochs with a faster decay (three seeds
-  // of it had to fit one working session on two cores), then three epochs
+  // of it had to fit one working session on two cores), then five epochs
   // at 1e-4 · 0.7^epoch on the improved model's shifts and zoom, rotations
   // up to 20°, the stroke families and elastic deformation. Geometry alone
   // in those epochs (v6) took v5's test accuracy from 99.19% to 99.36% over
@@ -87,10 +87,11 @@ export const RECIPES: Record<ModelName, Recipe> = {
   // erasing on two images in five (v7): test 99.20%, those three
   // corruptions 86-93%, MNIST-C 96.6%, but elastic 1.5 points under v6's on
   // every seed; elastic deformation joined them in v8. Its 36° rotations
-  // cost the stage's clean gain; 20° (v9) kept it (README, "The finishing
-  // stage").
+  // cost the stage's clean gain; 20° (v9) kept it. Two more epochs in the
+  // stage (v10) lifted validation accuracy over seeds 42-44 from 99.38% to
+  // 99.45% (README, "The finishing stage").
   robust: {
-    epochs: 23,
+    epochs: 25,
     batchSize: 64,
     learningRate: 1e-3,
     learningRateDecay: 0.85,
