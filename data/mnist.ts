@@ -155,20 +155,30 @@ export function pixelsOf(split: MnistSplit, indices: ArrayLike<number>): Float32
   return out;
 }
 
-/** Seeded split of the 60,000 training images into training and validation. */
+/**
+ * Seeded split of the 60,000 training images into training and validation.
+ * A smaller `validationSize` holds out the last images of the same order, so
+ * its validation digits are among the default's and the rest train.
+ */
 export function splitTrainValidation(
   train: MnistSplit,
   seed: number,
   limit?: number,
+  validationSize = VALIDATION_SIZE,
 ): { train: MnistSplit; validation: MnistSplit } {
+  if (!Number.isInteger(validationSize) || validationSize < 1 || validationSize >= train.count) {
+    throw new RangeError(
+      `The validation set must hold 1 to ${train.count - 1} images, got ${validationSize}.`,
+    );
+  }
   const order = new Random(seed ^ 0x5eed).permutation(train.count);
-  const trainIndices = order.subarray(0, train.count - VALIDATION_SIZE);
-  const validationIndices = order.subarray(train.count - VALIDATION_SIZE);
+  const trainIndices = order.subarray(0, train.count - validationSize);
+  const validationIndices = order.subarray(train.count - validationSize);
   return {
     train: subset(train, limit ? trainIndices.subarray(0, limit) : trainIndices),
     validation: subset(
       train,
-      limit ? validationIndices.subarray(0, Math.min(limit, VALIDATION_SIZE)) : validationIndices,
+      limit ? validationIndices.subarray(0, Math.min(limit, validationSize)) : validationIndices,
     ),
   };
 }

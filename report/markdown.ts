@@ -12,6 +12,23 @@ export function epochsTo(metrics: TrainingMetrics, threshold: number): string {
   return record ? String(record.epoch) : "–";
 }
 
+/**
+ * How many training images each exported run held out, e.g. "6,000", or
+ * "6,000 (robust: 500)" where a run trained on more of them.
+ */
+export function heldOut(models: Array<[string, TrainingMetrics]>): string {
+  const counts = models.map(([name, m]) => [name, m.data.validation] as const);
+  const common =
+    counts.map(([, n]) => n).sort((a, b) =>
+      counts.filter(([, n]) => n === b).length - counts.filter(([, n]) => n === a).length
+    )[0] ?? 0;
+  const others = counts.filter(([, n]) => n !== common);
+  return common.toLocaleString("en-US") +
+    (others.length
+      ? ` (${others.map(([name, n]) => `${name}: ${n.toLocaleString("en-US")}`).join(", ")})`
+      : "");
+}
+
 export function renderMarkdown(
   inputs: ReportInputs,
   options: { command: string; robustnessGrid: boolean; testLabels?: ArrayLike<number> },
@@ -73,7 +90,9 @@ export function renderMarkdown(
     "",
     "Each row is the run that was exported (its seed given); where a model was trained with several seeds, " +
       'their mean and standard deviation follow (every run in "Which differences are real"). ' +
-      "Test figures are on the 10,000 MNIST test images; validation on 6,000 training images held out by seed. " +
+      `Test figures are on the 10,000 MNIST test images; validation on ${
+        heldOut(models)
+      } training images held out by seed. ` +
       "The augmented test set is the test set passed through the improved model's training augmentation " +
       "(rotation up to 36°, shift up to 10%, zoom ±10%) with one fixed seed, the same for every model.",
     "",

@@ -31,7 +31,8 @@ Flags:
   --seed N            seed of the random perturbations (default 0)
   --split S           test (default) or validation: the 6,000 training images that training
                       with --split-seed held out, for choosing recipes without the test set;
-                      sweep families only (MNIST-C corrupts test images), no plots
+                      sweep families only (MNIST-C corrupts test images), no plots; a model
+                      trained with --validation N held out only N of them
   --split-seed N      the training seed whose validation images --split validation takes
                       (default 42)
   --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json (with --split

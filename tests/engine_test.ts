@@ -105,7 +105,10 @@ Deno.test("--resume accepts the run's own --seed, --limit and --batch-size and r
   const run = ["--limit", "128", "--seed", "5", "--batch-size", "32", "--workers", "1"];
   const first = await train(["--epochs", "1", ...run, "--out", out.path]);
   assert.equal(first.code, 0, first.stderr);
-  const repeated = await train(["--epochs", "2", ...run, "--out", out.path, "--resume"]);
+  // The default validation set, named, is the run's own.
+  const repeated = await train(
+    ["--epochs", "2", ...run, "--validation", "6000", "--out", out.path, "--resume"],
+  );
   assert.equal(repeated.code, 0, repeated.stderr);
   const changed = await train(["--epochs", "3", "--seed", "6", "--out", out.path, "--resume"]);
   assert.equal(changed.code, 1);
@@ -117,4 +120,28 @@ Deno.test("--resume accepts the run's own --seed, --limit and --batch-size and r
     await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")),
   );
   assert.equal(metrics.history.length, 2);
+});
+
+Deno.test("--validation holds out fewer images, is kept on --resume, and a change is refused", async () => {
+  await using out = await tempDir("mnist-engine-test-");
+  const run = ["--limit", "128", "--workers", "1", "--out", out.path];
+  const first = await train(["--epochs", "1", "--validation", "40", ...run]);
+  assert.equal(first.code, 0, first.stderr);
+  const read = async (): Promise<Metrics> =>
+    JSON.parse(await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")));
+  assert.deepEqual((await read()).data, { train: 128, validation: 40, test: 128 });
+  assert.equal((await read()).config.validation, 40);
+  // Without the flag the run goes on with its own validation set.
+  const continued = await train(["--epochs", "2", ...run, "--resume"]);
+  assert.equal(continued.code, 0, continued.stderr);
+  assert.equal((await read()).data.validation, 40);
+  const changed = await train(["--epochs", "3", "--validation", "6000", ...run, "--resume"]);
+  assert.equal(changed.code, 1);
+  assert.match(
+    changed.stderr,
+    /^error: --validation cannot change on --resume: the run in .* has 40, the command asks for 6000\.$/,
+  );
+  const none = await train(["--validation", "0", ...run]);
+  assert.equal(none.code, 2);
+  assert.equal(none.stderr, "error: --validation must be from 1 to 30000, got 0.");
 });

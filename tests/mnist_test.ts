@@ -100,4 +100,20 @@ Deno.test("the validation split: 6,000 held-out images, disjoint from training, 
   const limited = splitTrainValidation(source, 3, 50);
   assert.equal(limited.train.count, 50);
   assert.equal(limited.validation.count, 50);
+
+  // A smaller validation set is part of the default one; the rest of it trains.
+  const smaller = splitTrainValidation(source, 3, undefined, 500);
+  assert.equal(smaller.validation.count, 500);
+  assert.equal(smaller.train.count, count - 500);
+  const defaultValidation = new Set(indexOf(validation));
+  assert.ok(indexOf(smaller.validation).every((i) => defaultValidation.has(i)));
+  assert.deepEqual(indexOf(smaller.train).slice(0, train.count), indexOf(train));
+  const smallerSeen = [...indexOf(smaller.train), ...indexOf(smaller.validation)];
+  assert.deepEqual(smallerSeen.sort((a, b) => a - b), seen);
+  for (const bad of [0, count, 2.5]) {
+    assert.throws(
+      () => splitTrainValidation(source, 3, undefined, bad),
+      { message: `The validation set must hold 1 to ${count - 1} images, got ${bad}.` },
+    );
+  }
 });

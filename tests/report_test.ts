@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { sharp } from "../deps.ts";
 import { MetricsError, readMetrics } from "../report/inputs.ts";
 import { writeReport } from "../report/main.ts";
+import { heldOut } from "../report/markdown.ts";
 import { tempDir } from "./temp_dir.ts";
 
 function training(model: string, testAccuracy: number) {
@@ -93,6 +94,20 @@ Deno.test("the report writes every plot as a real PNG and REPORT.md with the num
     // 9,912 of 10,000 right: Wilson's interval 98.92% to 99.29% (worked by hand), seed 1, one run.
     assert.match(report, /\| baseline \| 99\.12% \(98\.92%–99\.29%\) \| 1 \| one run \|/);
   });
+});
+
+Deno.test("the report names how many images each run held out for validation", () => {
+  const baseline = training("baseline", 0.99);
+  const improved = training("improved", 0.99);
+  assert.equal(heldOut([["baseline", baseline], ["improved", improved]]), "6,000");
+  const robust = {
+    ...training("robust", 0.995),
+    data: { train: 59500, validation: 500, test: 10000 },
+  };
+  assert.equal(
+    heldOut([["baseline", baseline], ["improved", improved], ["robust", robust]]),
+    "6,000 (robust: 500)",
+  );
 });
 
 Deno.test("missing or malformed metrics files are named in one sentence", async () => {

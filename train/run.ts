@@ -7,7 +7,13 @@ import { activeEngine, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
-import { type Mnist, pixelsOf, splitTrainValidation, subset } from "../data/mnist.ts";
+import {
+  type Mnist,
+  pixelsOf,
+  splitTrainValidation,
+  subset,
+  VALIDATION_SIZE,
+} from "../data/mnist.ts";
 import {
   ARCHITECTURES,
   buildCnn,
@@ -59,6 +65,11 @@ export interface TrainConfig extends Recipe {
   seed: number;
   /** Train on the first N training images; also caps validation and test sets. */
   limit?: number;
+  /**
+   * Training images held out for validation (default VALIDATION_SIZE, and
+   * absent then, so that runs from before this option compare equal).
+   */
+  validation?: number;
   augment: boolean;
   /**
    * Data-parallel workers (1: train in this thread). Part of the run's
@@ -151,7 +162,7 @@ export interface TrainOptions {
    * On resume: settings the caller named, which must equal the run's own
    * (a changed one is refused, naming both values).
    */
-  unchangeable?: Partial<Pick<TrainConfig, "seed" | "batchSize" | "limit">>;
+  unchangeable?: Partial<Pick<TrainConfig, "seed" | "batchSize" | "limit" | "validation">>;
   hooks?: TrainHooks;
   /** The training worker module (tests swap in faulty ones). */
   workerUrl?: URL;
@@ -256,7 +267,15 @@ function startRun(given: TrainConfig, command: string): Run {
   };
 }
 
-const FLAG_NAMES = { seed: "--seed", batchSize: "--batch-size", limit: "--limit" } as const;
+const FLAG_NAMES = {
+  seed: "--seed",
+  batchSize: "--batch-size",
+  limit: "--limit",
+  validation: "--validation",
+} as const;
+
+/** What a run trained with where its config leaves a setting out. */
+const IMPLICIT: Partial<Record<keyof typeof FLAG_NAMES, number>> = { validation: VALIDATION_SIZE };
 
 async function resumeRun(
   checkpointPath: string,
@@ -278,7 +297,7 @@ async function resumeRun(
     for (
       const [key, value] of Object.entries(unchangeable) as Array<[keyof typeof FLAG_NAMES, number]>
     ) {
-      const own = state.config[key];
+      const own = state.config[key] ?? IMPLICIT[key];
       if (value !== undefined && value !== own) {
         throw new TrainingError(
           `${FLAG_NAMES[key]} cannot change on --resume: the run in ${outDir} has ${
@@ -365,7 +384,12 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     : startRun(options.config, options.command);
   const { config, state, model, optimizer, tfRandom, average } = run;
 
-  const { train, validation } = splitTrainValidation(data.train, config.seed, config.limit);
+  const { train, validation } = splitTrainValidation(
+    data.train,
+    config.seed,
+    config.limit,
+    config.validation,
+  );
   const test = config.limit
     ? subset(
       data.test,
