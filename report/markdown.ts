@@ -18,10 +18,9 @@ export function epochsTo(metrics: TrainingMetrics, threshold: number): string {
  */
 export function heldOut(models: Array<[string, TrainingMetrics]>): string {
   const counts = models.map(([name, m]) => [name, m.data.validation] as const);
-  const common =
-    counts.map(([, n]) => n).sort((a, b) =>
-      counts.filter(([, n]) => n === b).length - counts.filter(([, n]) => n === a).length
-    )[0] ?? 0;
+  const tally = new Map<number, number>();
+  for (const [, n] of counts) tally.set(n, (tally.get(n) ?? 0) + 1);
+  const common = [...tally].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
   const others = counts.filter(([, n]) => n !== common);
   return common.toLocaleString("en-US") +
     (others.length
