@@ -20,6 +20,7 @@ import {
   fitsArchitecture,
   type Metrics,
   outputPaths,
+  ownSetting,
   type RunState,
   type TrainConfig,
   trainModel,
@@ -200,10 +201,6 @@ async function ofRecipe(path: string, recipe: TrainConfig): Promise<boolean> {
     fitsArchitecture(modelShapes, recipe);
 }
 
-function validationOf(config: { validation?: number }): number {
-  return config.validation ?? VALIDATION_SIZE;
-}
-
 function pct(value: number): string {
   return `${(value * 100).toFixed(2)}%`;
 }
@@ -219,10 +216,9 @@ async function finishedRun(
 ): Promise<Metrics | null> {
   if (!(await exists(path))) return null;
   const metrics = JSON.parse(await Deno.readTextFile(path)) as Metrics;
-  if (
-    metrics.seed !== seed || metrics.config.limit !== config.limit ||
-    validationOf(metrics.config) !== validationOf(config)
-  ) return null;
+  const differs = (key: "limit" | "validation") =>
+    ownSetting(metrics.config, key) !== ownSetting(config, key);
+  if (metrics.seed !== seed || differs("limit") || differs("validation")) return null;
   if (!sameRecipe(metrics.config, config)) {
     // Its checkpoint goes on into the recipe's finishing stage.
     if (beginsRecipe(metrics.config, metrics.history.length, config)) return null;

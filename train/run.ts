@@ -277,6 +277,14 @@ const FLAG_NAMES = {
 /** What a run trained with where its config leaves a setting out. */
 const IMPLICIT: Partial<Record<keyof typeof FLAG_NAMES, number>> = { validation: VALIDATION_SIZE };
 
+/** A run's own value of a setting the command may name, defaults filled in. */
+export function ownSetting(
+  config: Partial<Pick<TrainConfig, keyof typeof FLAG_NAMES>>,
+  key: keyof typeof FLAG_NAMES,
+): number | undefined {
+  return config[key] ?? IMPLICIT[key];
+}
+
 async function resumeRun(
   checkpointPath: string,
   outDir: string,
@@ -297,7 +305,7 @@ async function resumeRun(
     for (
       const [key, value] of Object.entries(unchangeable) as Array<[keyof typeof FLAG_NAMES, number]>
     ) {
-      const own = state.config[key] ?? IMPLICIT[key];
+      const own = ownSetting(state.config, key);
       if (value !== undefined && value !== own) {
         throw new TrainingError(
           `${FLAG_NAMES[key]} cannot change on --resume: the run in ${outDir} has ${
