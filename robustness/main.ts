@@ -7,7 +7,13 @@
  */
 import { basename, join } from "node:path";
 import { VERSIONS } from "../deps.ts";
-import { loadMnist, type MnistSplit, splitTrainValidation, subset } from "../data/mnist.ts";
+import {
+  loadMnist,
+  type MnistSplit,
+  splitTrainValidation,
+  subset,
+  VALIDATION_SIZE,
+} from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
@@ -31,8 +37,9 @@ Flags:
   --seed N            seed of the random perturbations (default 0)
   --split S           test (default) or validation: the 6,000 training images that training
                       with --split-seed held out, for choosing recipes without the test set;
-                      sweep families only (MNIST-C corrupts test images), no plots; a model
-                      trained with --validation N held out only N of them
+                      sweep families only (MNIST-C corrupts test images), no plots
+  --validation N      with --split validation: the N images a run trained with --validation N
+                      held out (default 6000)
   --split-seed N      the training seed whose validation images --split validation takes
                       (default 42)
   --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json (with --split
@@ -76,9 +83,15 @@ function checkSplit(split: string, families: Family[]): void {
 }
 
 /** The images to perturb: the test set, or one training seed's validation images. */
-async function evaluationImages(split: string, splitSeed: number): Promise<MnistSplit> {
+async function evaluationImages(
+  split: string,
+  splitSeed: number,
+  validationSize: number,
+): Promise<MnistSplit> {
   const { train, test } = await loadMnist();
-  return split === "test" ? test : splitTrainValidation(train, splitSeed).validation;
+  return split === "test"
+    ? test
+    : splitTrainValidation(train, splitSeed, undefined, validationSize).validation;
 }
 
 function modelName(file: string, taken: Set<string>): string {
@@ -100,6 +113,7 @@ export async function main(args: string[]): Promise<void> {
     seed: { type: "string" },
     split: { type: "string", default: "test" },
     "split-seed": { type: "string" },
+    validation: { type: "string" },
     out: { type: "string", default: "results" },
     help: { type: "boolean", default: false },
   });
@@ -115,6 +129,12 @@ export async function main(args: string[]): Promise<void> {
   const limit = intFlag(values.limit, "limit", 10000, 1, 10000);
   const splitSeed = intFlag(values["split-seed"], "split-seed", 42, 0, 2 ** 31 - 1);
   checkSplit(split, families);
+  if (values.validation !== undefined && split !== "validation") {
+    throw new UsageError(
+      "--validation goes with --split validation: the test set is always whole.",
+    );
+  }
+  const validationSize = intFlag(values.validation, "validation", VALIDATION_SIZE, 1, 30000);
   const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
   const outDir = values.out!;
   const files = values.model?.length ? values.model : await listModels(outDir, "onnx");
@@ -125,7 +145,7 @@ export async function main(args: string[]): Promise<void> {
     for (const file of files) {
       models.push({ name: modelName(file, taken), classifier: await OnnxClassifier.load(file) });
     }
-    const pool = await evaluationImages(split, splitSeed);
+    const pool = await evaluationImages(split, splitSeed, validationSize);
     const images = limit < pool.count
       ? subset(pool, Array.from({ length: limit }, (_, i) => i))
       : pool;
@@ -194,7 +214,7 @@ export async function main(args: string[]): Promise<void> {
       paired: { bootstrap: PAIRED_BOOTSTRAP, comparisons: paired },
       config: {
         split,
-        ...(split === "validation" ? { split_seed: splitSeed } : {}),
+        ...(split === "validation" ? { split_seed: splitSeed, held_out: validationSize } : {}),
         images: images.count,
         seed,
         interpolation: "bilinear, zero fill",

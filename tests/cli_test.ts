@@ -151,6 +151,11 @@ Deno.test("export, infer, eval:robustness: bad input", async () => {
   );
   await assertRefused(
     "robustness/main.ts",
+    ["--validation", "500"],
+    /^error: --validation goes with --split validation: the test set is always whole\.$/,
+  );
+  await assertRefused(
+    "robustness/main.ts",
     ["--out", dir],
     /^error: There is no .*\/models folder: export models first/,
   );

@@ -168,8 +168,13 @@ Deno.test("eval:robustness --split validation scores one training seed's held-ou
     await Deno.readTextFile(join(temp.path, "metrics", "robustness_validation.json")),
   );
   assert.deepEqual(
-    [written.config.split, written.config.split_seed, written.config.images],
-    ["validation", 7, 40],
+    [
+      written.config.split,
+      written.config.split_seed,
+      written.config.images,
+      written.config.held_out,
+    ],
+    ["validation", 7, 40, 6000],
   );
   assert.deepEqual(Object.keys(written.models.baseline.families), ["shift_x"]);
   // The clean score is the model's accuracy on seed 7's first 40 validation digits.
@@ -178,10 +183,29 @@ Deno.test("eval:robustness --split validation scores one training seed's held-ou
   const indices = Array.from({ length: 40 }, (_, i) => i);
   const classifier = await OnnxClassifier.load(model);
   const probabilities = await classifier.predict(pixelsOf(validation, indices));
-  await classifier.release();
   const predictions = argmaxRows(probabilities);
   const right = indices.filter((i) => predictions[i] === validation.labels[i]).length;
   assert.equal(written.models.baseline.clean, right / 40);
+  // --validation N takes the N digits a run trained with --validation N held out.
+  const fewer = await runScript("robustness/main.ts", [
+    ...["--split", "validation", "--split-seed", "7", "--validation", "300", "--family", "shift_x"],
+    ...["--limit", "40", "--model", model, "--out", temp.path],
+  ]);
+  assert.equal(fewer.code, 0, fewer.stderr);
+  const writtenFewer = JSON.parse(
+    await Deno.readTextFile(join(temp.path, "metrics", "robustness_validation.json")),
+  );
+  assert.equal(writtenFewer.config.held_out, 300);
+  const heldOut = splitTrainValidation(train, 7, undefined, 300).validation;
+  const fewerPredictions = argmaxRows(await classifier.predict(pixelsOf(heldOut, indices)));
+  await classifier.release();
+  const fewerRight = indices.filter((i) => fewerPredictions[i] === heldOut.labels[i]).length;
+  assert.equal(writtenFewer.models.baseline.clean, fewerRight / 40);
+  // Other digits: the shift sweep scores them differently.
+  assert.notDeepEqual(
+    writtenFewer.models.baseline.families.shift_x,
+    written.models.baseline.families.shift_x,
+  );
   // Validation runs leave the test-set metrics and plots alone.
   assert.deepEqual([...Deno.readDirSync(temp.path)].map((e) => e.name), ["metrics"]);
   assert.deepEqual(
