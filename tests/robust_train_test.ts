@@ -9,6 +9,7 @@ import { useWasmBackend } from "../kernels/backend.ts";
 import { ARCHITECTURES, buildCnn } from "../models/architectures.ts";
 import { FlatAdam } from "../train/adam.ts";
 import { readCheckpointSummary, saveCheckpoint } from "../train/checkpoint.ts";
+import { RECIPES } from "../train/recipes.ts";
 import type { RunState } from "../train/run.ts";
 import { sameRecipe } from "../train/seeds.ts";
 import { runScript } from "./run_script.ts";
@@ -30,6 +31,11 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
     "the robust model trains with appearance jitter",
   );
   assert.ok(metrics.config.augmentation.shear > 0);
+  // Without --validation the run holds out its recipe's count, and records it.
+  const heldOut = RECIPES.robust.validation!;
+  assert.ok(heldOut < 512, "the recipe's validation set fits within --limit 512");
+  assert.equal(metrics.data.validation, heldOut);
+  assert.equal(metrics.config.validation, heldOut);
 
   const resumed = await train(["--epochs", "2", "--limit", "512", "--out", out, "--resume"]);
   assert.equal(resumed.code, 0, resumed.stderr);

