@@ -39,7 +39,7 @@ Flags:
                       with --split-seed held out, for choosing recipes without the test set;
                       sweep families only (MNIST-C corrupts test images), no plots
   --validation N      with --split validation: the N images a run trained with --validation N
-                      held out (default 6000)
+                      held out (default 6000; the robust recipe holds out 500)
   --split-seed N      the training seed whose validation images --split validation takes
                       (default 42)
   --out DIR           reads DIR/models/, writes DIR/metrics/robustness.json (with --split
