@@ -9,6 +9,8 @@ import { Random } from "../util/random.ts";
 export const IMAGE_PIXELS = 28 * 28;
 /** Training images held out for validation (chosen per seed by splitTrainValidation). */
 export const VALIDATION_SIZE = 6000;
+/** The most a run may hold out: half the training images, so that most still train. */
+export const MAX_VALIDATION_SIZE = 30000;
 
 export interface MnistSplit {
   /** count × 784 bytes, row-major 28×28, ink bright (255) on dark (0). */

@@ -9,6 +9,7 @@ import { basename, join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import {
   loadMnist,
+  MAX_VALIDATION_SIZE,
   type MnistSplit,
   splitTrainValidation,
   subset,
@@ -134,7 +135,13 @@ export async function main(args: string[]): Promise<void> {
       "--validation goes with --split validation: the test set is always whole.",
     );
   }
-  const validationSize = intFlag(values.validation, "validation", VALIDATION_SIZE, 1, 30000);
+  const validationSize = intFlag(
+    values.validation,
+    "validation",
+    VALIDATION_SIZE,
+    1,
+    MAX_VALIDATION_SIZE,
+  );
   const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
   const outDir = values.out!;
   const files = values.model?.length ? values.model : await listModels(outDir, "onnx");

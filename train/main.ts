@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadMnist, VALIDATION_SIZE } from "../data/mnist.ts";
+import { loadMnist, MAX_VALIDATION_SIZE, VALIDATION_SIZE } from "../data/mnist.ts";
 import { engineFlag, startEngine } from "../kernels/engine.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
@@ -115,7 +115,7 @@ export async function main(args: string[]): Promise<void> {
     "validation",
     recipe.validation ?? VALIDATION_SIZE,
     1,
-    30000,
+    MAX_VALIDATION_SIZE,
   );
   const config = {
     ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1)),
