@@ -38,7 +38,7 @@ Deno.test("inference, robustness evaluation and the deploy face never load tfjs"
   }
 });
 
-Deno.test("training never sees the robustness suite: MNIST-C is a test, not training data", async () => {
+Deno.test("training never sees the robustness suite or USPS: they are tests, not training data", async () => {
   // The ablation trains and then evaluates each variant on the suite; training itself must not see it.
   for (const entry of ["train/main.ts", "train/worker.ts", "bench/bench.ts"]) {
     const graph = await moduleGraph(entry);
@@ -48,6 +48,7 @@ Deno.test("training never sees the robustness suite: MNIST-C is a test, not trai
     );
     const suite = graph.filter((m) => /\/robustness\//.test(m));
     assert.deepEqual(suite, [], `${entry} loads the robustness suite`);
+    assert.deepEqual(graph.filter((m) => m.endsWith("/data/usps.ts")), [], `${entry} loads USPS`);
   }
 });
 
