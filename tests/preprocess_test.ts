@@ -3,11 +3,13 @@ import {
   centreOfMass,
   type GrayImage,
   inkMap,
+  MNIST_CENTRE,
   PreprocessError,
   saturateStrokes,
   toMnist,
 } from "../infer/preprocess.ts";
 import { loadTestSet } from "../data/mnist.ts";
+import { Random } from "../util/random.ts";
 
 /** A white canvas with black filled rectangles (dark ink on light paper). */
 function canvas(
@@ -45,17 +47,23 @@ Deno.test("a centred square stays centred, scaled to 20x20, ink bright on dark",
   const out = toMnist(canvas(100, 100, [[30, 30, 40, 40]]));
   assert.equal(out.length, 784);
   const [cx, cy] = centreOfMass(out, 28);
-  assert.ok(Math.abs(cx - 13.5) <= 0.5 && Math.abs(cy - 13.5) <= 0.5, `centre ${cx}, ${cy}`);
+  assert.ok(
+    Math.abs(cx - MNIST_CENTRE) <= 0.5 && Math.abs(cy - MNIST_CENTRE) <= 0.5,
+    `centre ${cx}, ${cy}`,
+  );
   assert.deepEqual(inkBounds(out), { width: 20, height: 20 });
   assert.equal(out[0], 0);
   assert.equal(out[14 * 28 + 14], 1);
 });
 
-Deno.test("an off-centre digit is re-centred on its centre of mass", () => {
+Deno.test("an off-centre digit is re-centred on its centre of mass, where MNIST puts it", () => {
   // An L shape in a corner: its centre of mass is not its box centre.
   const out = toMnist(canvas(200, 120, [[5, 5, 10, 60], [5, 55, 40, 10]]));
   const [cx, cy] = centreOfMass(out, 28);
-  assert.ok(Math.abs(cx - 13.5) <= 0.5 && Math.abs(cy - 13.5) <= 0.5, `centre ${cx}, ${cy}`);
+  assert.ok(
+    Math.abs(cx - MNIST_CENTRE) <= 0.5 && Math.abs(cy - MNIST_CENTRE) <= 0.5,
+    `centre ${cx}, ${cy}`,
+  );
 });
 
 Deno.test("inverted polarity gives the same 28x28 image", () => {
@@ -76,7 +84,7 @@ Deno.test("blank and tiny images are refused with a reason", () => {
     new PreprocessError("has no ink: the image is blank"),
   );
   assert.throws(() => toMnist({ width: 1, height: 1, data: Uint8Array.of(0) }), {
-    message: "is 1x1 pixels, too small to hold a digit (at least 8x8)",
+    message: "is 1x1 pixels, too small to hold a digit (at least 8 pixels on its longer side)",
   });
 });
 
@@ -151,4 +159,66 @@ Deno.test("uneven light and a stray speck do not change what the model sees", ()
     inkBounds(expected),
     "a one-pixel speck moved the crop",
   );
+});
+
+Deno.test("MNIST_CENTRE is where MNIST's own digits have their centre of mass", async () => {
+  const test = await loadTestSet();
+  let sumX = 0, sumY = 0;
+  const count = 1000;
+  for (let k = 0; k < count; k++) {
+    const digit = Float32Array.from(test.images.subarray(k * 784, (k + 1) * 784), (v) => v / 255);
+    const [cx, cy] = centreOfMass(digit, 28);
+    sumX += cx;
+    sumY += cy;
+  }
+  assert.ok(Math.abs(sumX / count - MNIST_CENTRE) < 0.1, `mean x ${sumX / count}`);
+  assert.ok(Math.abs(sumY / count - MNIST_CENTRE) < 0.1, `mean y ${sumY / count}`);
+});
+
+/** Grey paper with Gaussian sensor noise (seeded), optionally with a dark bar. */
+function noisyPaper(size: number, noise: number, bar?: number): GrayImage {
+  const random = new Random(7);
+  const data = new Uint8Array(size * size);
+  for (let i = 0; i < data.length; i++) {
+    const x = i % size, y = Math.floor(i / size);
+    const inBar = bar !== undefined && Math.abs(x - size / 2) < size / 20 && y > size / 5 &&
+      y < (4 * size) / 5;
+    data[i] = Math.max(0, Math.min(255, Math.round((inBar ? bar : 200) + noise * random.normal())));
+  }
+  return { width: size, height: size, data };
+}
+
+Deno.test("blank means no ink structure: one value, noise alone, a big empty page", () => {
+  const blank = new PreprocessError("has no ink: the image is blank");
+  assert.throws(() => toMnist(noisyPaper(120, 0)), blank);
+  assert.throws(() => toMnist(noisyPaper(120, 12)), blank, "sensor noise alone is not a digit");
+  const page = { width: 1240, height: 1754, data: new Uint8Array(1240 * 1754).fill(246) };
+  assert.throws(() => toMnist(page), blank, "an A4 page at 150 dpi");
+  // The same noise with a stroke in it is a digit: a bar, tall and thin.
+  const bar = inkBounds(toMnist(noisyPaper(120, 12, 110)));
+  assert.equal(bar.height, 20);
+  assert.ok(bar.width <= 5, `bar width ${bar.width}`);
+});
+
+Deno.test("faint ink, frame-filling ink and a narrow crop are read, not called blank", () => {
+  // Pencil 12 grey levels darker than the paper.
+  const faint = canvas(40, 40, [[18, 8, 4, 24]]);
+  const pencil = { ...faint, data: faint.data.map((v) => (v === 0 ? 243 : 255)) };
+  assert.deepEqual(inkBounds(toMnist(pencil)), { width: 3, height: 20 });
+  // A thick ring filling a 16x16 frame: more ink than paper, touching every edge.
+  const ring: GrayImage = {
+    width: 16,
+    height: 16,
+    data: Uint8Array.from({ length: 256 }, (_, i) => {
+      const r = Math.hypot((i % 16) - 7.5, Math.floor(i / 16) - 7.5);
+      return Math.abs(r - 5.5) < 2.5 ? 0 : 255;
+    }),
+  };
+  assert.ok(ring.data.filter((v) => v === 0).length > 128, "more ink than paper");
+  const out = toMnist(ring);
+  assert.deepEqual(inkBounds(out), { width: 20, height: 20 });
+  assert.equal(out[MNIST_CENTRE * 28 + MNIST_CENTRE], 0, "the ring's hole stays paper");
+  // A crop tight to a "1": 3 pixels wide is fine when the longer side is 8 or more.
+  assert.deepEqual(inkBounds(toMnist(canvas(3, 24, [[1, 0, 1, 24]]))).height, 20);
+  assert.throws(() => toMnist(canvas(7, 7, [[3, 0, 1, 7]])), { message: /too small/ });
 });
