@@ -56,7 +56,7 @@ interface LabState {
   /** The 784 values the models saw last, or null when there is no digit. */
   preprocessed: number[] | null;
   answers: Record<string, Answer>;
-  /** The drawing as a PNG data URL: what `/api/classify` should get to see the same digit. */
+  /** What the page classifies as a PNG data URL: what `/api/classify` should get to see the same digit. */
   drawingPng(): string;
   setBend(changes: Partial<Bend>): void;
 }
@@ -77,7 +77,7 @@ const state: LabState = {
   bend,
   preprocessed: null,
   answers: {},
-  drawingPng: () => pad.canvas.toDataURL("image/png"),
+  drawingPng: () => pad.source().toDataURL("image/png"),
   setBend(changes) {
     Object.assign(bend, changes);
     syncSliders();
@@ -280,7 +280,11 @@ async function showCurve(): Promise<void> {
 
 async function loadPicture(blob: Blob): Promise<void> {
   try {
-    const bitmap = await createImageBitmap(blob);
+    // Pixels as stored, as sharp decodes them for `deno task infer`.
+    const bitmap = await createImageBitmap(blob, {
+      colorSpaceConversion: "none",
+      premultiplyAlpha: "none",
+    });
     pad.setPicture(bitmap, bitmap.width, bitmap.height);
   } catch {
     status.textContent = "That file is not an image this browser can decode.";

@@ -113,8 +113,25 @@ export class DrawingPad {
     }
   }
 
-  /** The pad's RGBA pixels. */
+  /**
+   * What to classify: a picture with nothing drawn over it at its own size,
+   * so the lab reads an uploaded file's pixels exactly as `deno task infer`
+   * reads the file (the pad shows it enlarged, which would blur a 16×16
+   * scan); with strokes, the pad as shown.
+   */
+  source(): HTMLCanvasElement {
+    if (!this.#picture || this.#strokes.length > 0) return this.canvas;
+    const canvas = document.createElement("canvas");
+    canvas.width = this.#pictureSize.width;
+    canvas.height = this.#pictureSize.height;
+    canvas.getContext("2d")!.drawImage(this.#picture, 0, 0);
+    return canvas;
+  }
+
+  /** The RGBA pixels of `source()`. */
   pixels(): ImageData {
-    return this.#context.getImageData(0, 0, this.canvas.width, this.canvas.height);
+    const source = this.source();
+    return source.getContext("2d", { willReadFrequently: true })!
+      .getImageData(0, 0, source.width, source.height);
   }
 }

@@ -81,11 +81,38 @@ export interface HandwritingScoreMetrics {
   by_source: Record<string, { images: number; accuracy: number }>;
 }
 
+/** A set of digits read two ways (robustness/transfer.ts writes it). */
+export interface TwoPathMetrics {
+  deploy: { images: number; correct: number; accuracy: number; refused: number };
+  reference: { images: number; correct: number; accuracy: number };
+  difference: {
+    value: number;
+    ci95: { low: number; high: number };
+    mcnemar_p: number;
+    only_deploy: number;
+    only_reference: number;
+  };
+  mistakes: Array<{ index: number; label: number; prediction: number }>;
+}
+
 export interface HandwritingMetrics {
   command: string;
   images: number;
   folders: string[];
-  models: Record<string, { saturated: HandwritingScoreMetrics; plain: HandwritingScoreMetrics }>;
+  /** What the two paths were run on (absent in files written before USPS was added). */
+  two_paths?: {
+    usps: { split: string; digits: number; source: string };
+    mnist_as_images?: { digits: number; source: string };
+  };
+  models: Record<
+    string,
+    {
+      saturated: HandwritingScoreMetrics;
+      plain: HandwritingScoreMetrics;
+      usps?: TwoPathMetrics;
+      mnist_as_images?: TwoPathMetrics;
+    }
+  >;
 }
 
 export interface BatchNormShiftMetrics {

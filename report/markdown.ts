@@ -2,6 +2,7 @@
 import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
 import { ablationMarkdown } from "./ablation.ts";
 import { pairedMarkdown } from "./paired.ts";
+import { handwritingMarkdown } from "./handwriting.ts";
 import { robustMarkdown } from "./robust.ts";
 import { pct, table } from "./format.ts";
 import { binomialInterval } from "../util/stats.ts";
@@ -157,6 +158,8 @@ export function renderMarkdown(
   }
   const robust = robustMarkdown(inputs);
   if (robust) out.push(robust);
+  const handwriting = handwritingMarkdown(inputs);
+  if (handwriting) out.push(handwriting);
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);
   if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation, options.testLabels));

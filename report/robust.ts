@@ -1,8 +1,7 @@
 /**
  * The report's sections on delivering robustness: the robust model against
  * its targets over seeds, which corruptions each model trained against, why
- * the improved model collapses (the BatchNorm experiment), and people-like
- * digits.
+ * the improved model collapses (the BatchNorm experiment).
  */
 import { pct, table } from "./format.ts";
 import type { ReportInputs, RobustnessSummary } from "./inputs.ts";
@@ -217,6 +216,10 @@ function targetsSection(inputs: ReportInputs, model = "robust"): string[] {
     .map((file) => file?.models[model]?.saturated.accuracy)
     .filter((v): v is number => typeof v === "number");
   target("people-like digits (examples/)", hw, 0.95, null);
+  const usps = (inputs.seedRuns[model]?.map((run) => run.handwriting) ?? [inputs.handwriting])
+    .map((file) => file?.models[model]?.usps?.deploy.accuracy)
+    .filter((v): v is number => typeof v === "number");
+  target("USPS test digits through the deploy path", usps, 0.985, 0.978);
   const floor = deploymentFloor(inputs, model);
   if (floor) rows.push(floor);
 
@@ -317,43 +320,6 @@ function batchNormSection(inputs: ReportInputs): string[] {
   ];
 }
 
-function handwritingSection(inputs: ReportInputs): string[] {
-  const hw = inputs.handwriting;
-  if (!hw) return [];
-  const sources = [
-    ...new Set(Object.values(hw.models).flatMap((m) => Object.keys(m.saturated.by_source))),
-  ];
-  const rows = Object.entries(hw.models).map(([name, m]) => [
-    name,
-    pct(m.saturated.accuracy, 1),
-    pct(m.plain.accuracy, 1),
-    ...sources.map((s) => pct(m.saturated.by_source[s]?.accuracy, 1)),
-  ]);
-  const counts = Object.values(hw.models)[0]?.saturated.by_source ?? {};
-  return [
-    "### People-like digits",
-    "",
-    `${hw.images} labelled images in ${
-      hw.folders.join(" and ")
-    }: MNIST test digits printed, photographed and ` +
-    "scanned badly (thick and thin pens, grey ink, uneven light, blur, low resolution, noise, JPEG), digits " +
-    "in the system's DejaVu fonts degraded the same way, and the ten hand-made examples. Preprocessing is " +
-    "`deno task infer`'s: paper brightness estimated per region, ink cropped, fitted, centred, and soft " +
-    `strokes saturated; the "without" column skips the saturation. Produced by \`${hw.command}\`.`,
-    "",
-    table(
-      [
-        "model",
-        "accuracy",
-        "without stroke saturation",
-        ...sources.map((s) => `${s} (${counts[s]?.images ?? "?"})`),
-      ],
-      rows,
-    ),
-    "",
-  ];
-}
-
 /** Mean ± standard deviation over a model's seeds, per robustness family. */
 function seedSpreadSection(inputs: ReportInputs): string[] {
   const out: string[] = [];
@@ -389,7 +355,6 @@ export function robustMarkdown(inputs: ReportInputs): string {
     ...seedSpreadSection(inputs),
     ...countersSection(inputs),
     ...batchNormSection(inputs),
-    ...handwritingSection(inputs),
   ];
   return sections.length ? ["## Delivering robustness", "", ...sections].join("\n") : "";
 }

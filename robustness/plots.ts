@@ -148,20 +148,29 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+/** A square image of ink in [0, 1] (`side` defaults to 28) under its caption. */
+export interface GridTile {
+  label: string;
+  pixels: Float32Array;
+  side?: number;
+}
+
 /**
- * One test digit under every family and level: rows are families, each
- * tile labelled with its level (MNIST-C: its corruption).
+ * Rows of labelled digit tiles, dark ink on white, under a title: one test
+ * digit under every family and level (rows are families, each tile labelled
+ * with its level; MNIST-C: its corruption), or the digits a model misreads.
  */
 export async function writeExamplesGrid(
-  examples: Array<{ title: string; images: Array<{ label: string; pixels: Float32Array }> }>,
+  examples: Array<{ title: string; images: GridTile[] }>,
   path: string,
+  heading = "One test digit under each perturbation family and level",
 ): Promise<void> {
   const columns = Math.max(...examples.map((e) => e.images.length));
   const width = LABEL_WIDTH + columns * (TILE + GAP) + GAP;
   const height = 40 + examples.length * ROW_HEIGHT;
   const canvas = new Uint8Array(width * height).fill(255);
   const texts: string[] = [
-    `<text x="${GAP}" y="24" font-size="16" font-weight="bold">One test digit under each perturbation family and level</text>`,
+    `<text x="${GAP}" y="24" font-size="16" font-weight="bold">${escapeXml(heading)}</text>`,
   ];
   const frames: string[] = [];
   examples.forEach(({ title, images }, row) => {
@@ -169,9 +178,9 @@ export async function writeExamplesGrid(
     texts.push(
       `<text x="${GAP}" y="${top + TILE / 2 + 5}" font-size="13">${escapeXml(title)}</text>`,
     );
-    images.forEach(({ label, pixels }, column) => {
+    images.forEach(({ label, pixels, side = 28 }, column) => {
       const left = LABEL_WIDTH + column * (TILE + GAP);
-      const scale = TILE / 28;
+      const scale = TILE / side;
       frames.push(
         `<rect x="${left - 0.5}" y="${top - 0.5}" width="${TILE + 1}" height="${
           TILE + 1
@@ -179,7 +188,7 @@ export async function writeExamplesGrid(
       );
       for (let y = 0; y < TILE; y++) {
         for (let x = 0; x < TILE; x++) {
-          const value = pixels[Math.floor(y / scale) * 28 + Math.floor(x / scale)];
+          const value = pixels[Math.floor(y / scale) * side + Math.floor(x / scale)];
           canvas[(top + y) * width + left + x] = Math.round(
             255 * (1 - Math.min(1, Math.max(0, value))),
           );

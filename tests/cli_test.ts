@@ -99,6 +99,16 @@ Deno.test("study:batchnorm and eval:handwriting: bad input in one sentence", asy
     [join(temp.path, "missing")],
     /^error: There is no .*missing to score\.$/,
   );
+  await assertRefused(
+    "robustness/handwriting_main.ts",
+    ["--usps-split", "validation"],
+    /^error: --usps-split must be test or train, got "validation"\.$/,
+  );
+  await assertRefused(
+    "robustness/handwriting_main.ts",
+    ["--mnist", "all"],
+    /^error: --mnist must be a whole number, got "all"\.$/,
+  );
   assert.deepEqual([...Deno.readDirSync(temp.path)].map((e) => e.name), ["digit.png"]);
 });
 

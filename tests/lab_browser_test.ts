@@ -2,12 +2,19 @@
  * The lab in a real browser (Debian's headless Chromium, driven over the
  * DevTools protocol): a digit drawn with the mouse gets the same answer in
  * the page (onnxruntime-web) as from /api/classify (ONNX Runtime on the
- * server), a slider bends it as the suite's transform does, and the page
- * logs no errors. Needs Chromium (CI installs it); skipped without one.
+ * server), a slider bends it as the suite's transform does, an uploaded
+ * file (a photo, a real USPS digit) is read as `deno task infer` reads it,
+ * and the page logs no errors. Needs Chromium (CI installs it); skipped without one.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BEND_SEED, bendDigit, NO_BEND } from "../lab/bend.ts";
+import { loadUspsTrain } from "../data/usps.ts";
+import { OnnxClassifier } from "../infer/classifier.ts";
+import { readGray } from "../infer/images.ts";
+import { toMnist } from "../infer/preprocess.ts";
+import { classifyFiles } from "../infer/run.ts";
+import { uspsDigits, writeDigitFiles } from "../robustness/transfer.ts";
 import { createLab } from "../serve/app.ts";
 import { findChromium } from "../serve/chromium.ts";
 import { drawStroke, moveSlider, openLab, settled, SEVEN, updates } from "../serve/lab_driver.ts";
@@ -102,6 +109,40 @@ Deno.test({
       })).json();
       assert.ok(maxDifference(photo.answers.improved.probabilities, api.probabilities) < 1e-4);
       assert.ok(maxDifference(photo.preprocessed, api.preprocessed) < 1e-6);
+
+      // A real USPS digit's file (16x16): the page reads the file's own pixels, as infer does.
+      const usps = uspsDigits(await loadUspsTrain());
+      const [file] = await writeDigitFiles(
+        { ...usps, count: 1, labels: [usps.labels[0]] },
+        join(temp.path, "usps"),
+      );
+      round = await updates(page);
+      await page.setFiles("#upload", [file]);
+      await settled(page, round);
+      const scan = await readPage(page);
+      const inferred = toMnist(await readGray(file));
+      assert.ok(
+        maxDifference(scan.preprocessed, inferred) < 1e-6,
+        "the page reads the file as infer",
+      );
+      for (const model of served) {
+        const classifier = await OnnxClassifier.load(
+          join(ROOT, "results", "models", `${model}.onnx`),
+        );
+        try {
+          const [result] = await classifyFiles(classifier, [file]);
+          assert.ok("prediction" in result);
+          assert.equal(scan.answers[model].prediction, result.prediction, `${model} page vs infer`);
+        } finally {
+          await classifier.release();
+        }
+        const api = await (await fetch(`${base}/api/classify?model=${model}`, {
+          method: "POST",
+          body: await Deno.readFile(file),
+        })).json();
+        assert.equal(api.prediction, scan.answers[model].prediction, `${model} API vs page`);
+        assert.ok(maxDifference(scan.answers[model].probabilities, api.probabilities) < 1e-4);
+      }
       await moveSlider(page, "rotation", 50);
 
       await page.evaluate("document.getElementById('curve').click()");

@@ -10,6 +10,10 @@ import { OnnxClassifier } from "../infer/classifier.ts";
 import { decodeGray } from "../infer/images.ts";
 import { toMnist } from "../infer/preprocess.ts";
 import { createLab, type LabOptions } from "../serve/app.ts";
+import { loadUspsTrain } from "../data/usps.ts";
+import { classifyFiles } from "../infer/run.ts";
+import { uspsDigits, writeDigitFiles } from "../robustness/transfer.ts";
+import { tempDir } from "./temp_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODELS_DIR = join(ROOT, "results", "models");
@@ -164,6 +168,36 @@ Deno.test("classify gives the committed models' answer, as infer's pipeline comp
     assert.ok(correct >= 19, `${correct} of 20 test digits right`);
   } finally {
     await reference.release();
+  }
+});
+
+Deno.test("a real USPS digit's file gets the same answer from the API as from infer", async () => {
+  await using app = await startLab();
+  await using temp = await tempDir();
+  const usps = uspsDigits(await loadUspsTrain());
+  // USPS digits fill their 16x16 frame: the kind the deploy path used to call blank.
+  const files = await writeDigitFiles(
+    { ...usps, count: 12, labels: Array.from(usps.labels).slice(0, 12) },
+    temp.path,
+  );
+  for (const model of MODEL_NAMES) {
+    const classifier = await OnnxClassifier.load(join(MODELS_DIR, `${model}.onnx`), { threads: 1 });
+    try {
+      const inferred = await classifyFiles(classifier, files);
+      for (const [i, file] of files.entries()) {
+        const expected = inferred[i];
+        assert.ok("prediction" in expected, `${file} refused by infer`);
+        const { status, body } = await call(`${app.base}/api/classify?model=${model}`, {
+          method: "POST",
+          body: await Deno.readFile(file),
+        });
+        assert.equal(status, 200, JSON.stringify(body));
+        assert.equal(body.prediction, expected.prediction, `${model}, ${file}`);
+        assert.ok(Math.abs(body.probabilities[expected.prediction] - expected.confidence) < 1e-6);
+      }
+    } finally {
+      await classifier.release();
+    }
   }
 });
 
