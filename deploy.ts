@@ -18,6 +18,15 @@ export {
   subset,
 } from "./data/mnist.ts";
 export {
+  loadUsps,
+  loadUspsTest,
+  loadUspsTrain,
+  parseUspsGzip,
+  type Usps,
+  uspsDigitGray,
+  type UspsSplit,
+} from "./data/usps.ts";
+export {
   argmaxRows,
   detectLayout,
   type InputLayout,
@@ -40,8 +49,10 @@ export {
   type GrayImage,
   inkMap,
   type MnistOptions,
+  noiseLevel,
   paperMap,
   PreprocessError,
+  referenceMnist,
   saturateStrokes,
   toMnist,
 } from "./infer/preprocess.ts";
@@ -67,6 +78,15 @@ export {
   summarize as summarizeSeeds,
 } from "./util/stats.ts";
 export { MNIST_C } from "./robustness/corruptions.ts";
+export { captureCases, type CaptureCase } from "./robustness/capture_cases.ts";
+export {
+  type DigitSet,
+  mnistDigits,
+  scoreTwoPaths,
+  type TwoPathScore,
+  uspsDigits,
+  writeDigitFiles,
+} from "./robustness/transfer.ts";
 export { evaluateRobustness, type ModelRobustness, summarize } from "./robustness/evaluate.ts";
 export { FAMILIES, type Family, familyByName, perturbBatch } from "./robustness/families.ts";
 export { type AffineParams, inverseAffine, warpAffine, warpBatch } from "./transforms/affine.ts";
