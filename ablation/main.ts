@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist } from "../data/mnist.ts";
-import { engineFlag, startEngine } from "../kernels/engine.ts";
+import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
 import { progressBar } from "../robustness/progress.ts";
 import { progressHooks } from "../train/progress.ts";
 import { DEFAULT_WORKERS } from "../train/run.ts";
@@ -90,7 +90,7 @@ export async function main(args: string[]): Promise<void> {
     ...(limit ? { limit } : {}),
   };
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
-  await startEngine(engine);
+  const engineInfo = await useEngine(engine);
   const file = await runAblation(data, {
     outDir: values.out!,
     variants,
@@ -98,6 +98,7 @@ export async function main(args: string[]): Promise<void> {
     command: commandLine("deno task ablate", args),
     hooks: {
       variant(variant, index, total, resumed, seed) {
+        sayFallback(engineInfo);
         console.log(
           `[${index + 1}/${total}] ${variant.name} seed ${seed}: ${variant.description}${
             resumed ? " (resumed)" : ""

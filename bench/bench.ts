@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
-import { engineFlag, startEngine } from "../kernels/engine.ts";
+import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
 import { ARCHITECTURES, buildModel, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { MODEL_AUGMENTATION } from "../train/recipes.ts";
@@ -298,7 +298,8 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   const workers = intFlag(values.workers, "workers", DEFAULT_WORKERS, 1, 64);
   const choice = engineFlag(values.engine);
   const data = await loadMnist();
-  const engine = await startEngine(choice);
+  const engine = await useEngine(choice);
+  sayFallback(engine);
   console.log(
     `engine: ${engine.engine}${engine.blas ? ` (${engine.blas}, ${engine.blasCore} kernels)` : ""}`,
   );

@@ -156,9 +156,15 @@ export function engineFlag(value: string | undefined): EngineChoice {
   return value as EngineChoice;
 }
 
-/** useEngine for commands: a fallback is said in one line on stderr. */
-export async function startEngine(choice: EngineChoice): Promise<EngineInfo> {
-  const info = await useEngine(choice);
-  if (info.fallback) console.error(`note: ${info.fallback}`);
-  return info;
+let fallbackSaid = false;
+
+/**
+ * Says a fallback to the wasm engine in one line on stderr, once per
+ * process. Commands call it when the work begins, after every flag and
+ * input was accepted, so that a refused command is still one sentence.
+ */
+export function sayFallback(info: EngineInfo): void {
+  if (!info.fallback || fallbackSaid) return;
+  fallbackSaid = true;
+  console.error(`note: ${info.fallback}`);
 }

@@ -8,7 +8,7 @@ import { basename } from "node:path";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { loadTestSet, subset } from "../data/mnist.ts";
-import { startEngine } from "../kernels/engine.ts";
+import { sayFallback, useEngine } from "../kernels/engine.ts";
 import { loadLayersModel } from "../models/layers_io.ts";
 import { FAMILIES } from "../robustness/families.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
@@ -56,7 +56,7 @@ export async function main(args: string[]): Promise<void> {
       ? [{ family, level: SWEEP_LEVELS[family.name] }]
       : []
   );
-  await startEngine("auto");
+  const engine = await useEngine("auto");
   const test = await loadTestSet();
   const split = limit < test.count
     ? subset(test, Array.from({ length: limit }, (_, i) => i))
@@ -77,6 +77,7 @@ export async function main(args: string[]): Promise<void> {
         continue;
       }
       const name = basename(dir);
+      sayFallback(engine);
       console.log(
         `${name}: accuracy as shipped -> with statistics re-estimated on corrupted images`,
       );

@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist, MAX_VALIDATION_SIZE, VALIDATION_SIZE } from "../data/mnist.ts";
-import { engineFlag, startEngine } from "../kernels/engine.ts";
+import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { readCheckpointSummary } from "./checkpoint.ts";
@@ -23,6 +23,7 @@ import {
   ownSetting,
   type RunState,
   type TrainConfig,
+  type TrainHooks,
   trainModel,
   withArchitecture,
 } from "./run.ts";
@@ -133,7 +134,18 @@ export async function main(args: string[]): Promise<void> {
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
 
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
-  await startEngine(engine);
+  const engineInfo = await useEngine(engine);
+  // The engine's note comes when training begins: a refused resume stays one sentence.
+  const hooks = (): TrainHooks => {
+    const progress = progressHooks(model);
+    return {
+      ...progress,
+      epochStart(epoch, epochs, batches) {
+        sayFallback(engineInfo);
+        progress.epochStart?.(epoch, epochs, batches);
+      },
+    };
+  };
   const command = commandLine(`deno task train:${model}`, withoutModelFlag(args));
   // Repeating the interrupted command with --resume works; changing these does not.
   const unchangeable = {
@@ -149,7 +161,7 @@ export async function main(args: string[]): Promise<void> {
       command,
       resume: values.resume,
       unchangeable,
-      hooks: progressHooks(model),
+      hooks: hooks(),
     });
     report(model, result.metrics, result.modelDir, result.metricsPath);
     return;
@@ -181,7 +193,7 @@ export async function main(args: string[]): Promise<void> {
       command,
       resume,
       unchangeable: { ...unchangeable, seed: undefined },
-      hooks: progressHooks(model),
+      hooks: hooks(),
     });
     report(model, result.metrics, result.modelDir, result.metricsPath);
     runs.push(seedRun(result.metrics, outDir));

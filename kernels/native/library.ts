@@ -79,15 +79,31 @@ export interface NativeEngine {
 
 /**
  * The compiler's flags (besides the output and the BLAS). No errno from
- * sqrt, so that Adam's loop vectorises (results are the same).
+ * sqrt, so that Adam's loop vectorises (results are the same). A BLAS
+ * symbol the library does not resolve fails the build (`--no-undefined`),
+ * not the first call ("symbol lookup error" kills the process).
  */
-const COMPILE_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"];
+const COMPILE_FLAGS = [
+  "-O3",
+  "-march=native",
+  "-fno-math-errno",
+  "-fPIC",
+  "-shared",
+  "-Wl,--no-undefined",
+];
 
-/** Names the library by its source and flags, so a change to either builds a new one. */
-async function sourceHash(source: Uint8Array<ArrayBuffer>): Promise<string> {
+/**
+ * The environment variable that names the BLAS library file to link (BLIS
+ * or OpenBLAS in a place the linker does not search, or a particular
+ * build); a file that does not exist makes the native engine unavailable.
+ */
+export const BLAS_VARIABLE = "MNIST_BLAS";
+
+/** Names the library by its source, flags and BLAS, so a change to any builds a new one. */
+async function sourceHash(source: Uint8Array<ArrayBuffer>, blas: string): Promise<string> {
   const flagged = new Uint8Array([
     ...source,
-    ...new TextEncoder().encode(COMPILE_FLAGS.join(" ")),
+    ...new TextEncoder().encode(COMPILE_FLAGS.join(" ") + blas),
   ]);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", flagged));
   return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -99,9 +115,26 @@ const BLAS_CHOICES = [
   { name: "OpenBLAS", flags: ["-lopenblas"] },
 ];
 
-async function compile(output: string): Promise<void> {
+/**
+ * The BLAS to link: the file MNIST_BLAS names (BLIS when its name says so,
+ * else OpenBLAS's interface), or the system's BLIS, then OpenBLAS.
+ */
+async function blasChoices(): Promise<Array<{ name: string; flags: string[] }>> {
+  const file = Deno.env.get(BLAS_VARIABLE);
+  if (file === undefined || file === "") return BLAS_CHOICES;
+  try {
+    if (!(await Deno.stat(file)).isFile) throw new Deno.errors.NotFound();
+  } catch {
+    throw new NativeUnavailable(`${BLAS_VARIABLE} names ${file}, which is not a file`);
+  }
+  return /blis/i.test(file.split("/").at(-1)!)
+    ? [{ name: "BLIS", flags: ["-DENGINE_BLIS", file] }]
+    : [{ name: "OpenBLAS", flags: [file] }];
+}
+
+async function compile(output: string, choices: Array<{ name: string; flags: string[] }>) {
   const failures: string[] = [];
-  for (const blas of BLAS_CHOICES) {
+  for (const blas of choices) {
     const temporary = `${output}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
     let result: Deno.CommandOutput;
     try {
@@ -135,27 +168,39 @@ async function compile(output: string): Promise<void> {
     throw new NativeUnavailable("neither BLIS nor OpenBLAS is installed");
   }
   const message = failures.find((m) => !/cannot find -l/.test(m)) ?? failures[0];
-  throw new NativeUnavailable(`compiling the native kernels failed (${message.split("\n")[0]})`);
+  const undefinedSymbol = message.match(/undefined reference to `([^']+)'/);
+  throw new NativeUnavailable(
+    undefinedSymbol
+      ? `the BLAS library ${choices.map((c) => c.flags.at(-1)).join(" or ")} does not define ${
+        undefinedSymbol[1]
+      }`
+      : `compiling the native kernels failed (${
+        message.split("\n").find((line) => /error/i.test(line)) ?? message.split("\n")[0]
+      })`,
+  );
 }
 
 let loaded: Promise<NativeEngine> | undefined;
 
 /**
- * Builds (if needed) and opens the native library. `MNIST_NATIVE_LIBRARY`
- * names a prebuilt file instead (a missing one makes the engine unavailable,
- * which the tests use to check the fallback).
+ * Builds (if needed) and opens the native library, linked against the BLAS
+ * that `MNIST_BLAS` names or else the system's. `MNIST_NATIVE_LIBRARY`
+ * names a prebuilt engine library instead (a missing one makes the engine
+ * unavailable, which the tests use to check the fallback).
  */
 export function loadNativeEngine(): Promise<NativeEngine> {
   loaded ??= (async () => {
     let path = Deno.env.get("MNIST_NATIVE_LIBRARY");
     if (!path) {
       const source = await Deno.readFile(SOURCE);
+      const choices = await blasChoices();
       await Deno.mkdir(BUILD_DIR, { recursive: true });
-      path = fileURLToPath(new URL(`engine-${await sourceHash(source)}.so`, BUILD_DIR));
+      const hash = await sourceHash(source, JSON.stringify(choices));
+      path = fileURLToPath(new URL(`engine-${hash}.so`, BUILD_DIR));
       try {
         await Deno.stat(path);
       } catch {
-        await compile(path);
+        await compile(path, choices);
       }
     }
     let library: Deno.DynamicLibrary<typeof SYMBOLS>;
