@@ -78,7 +78,7 @@ export {
   summarize as summarizeSeeds,
 } from "./util/stats.ts";
 export { MNIST_C } from "./robustness/corruptions.ts";
-export { captureCases, type CaptureCase } from "./robustness/capture_cases.ts";
+export { type CaptureCase, captureCases } from "./robustness/capture_cases.ts";
 export {
   type DigitSet,
   mnistDigits,

@@ -37,6 +37,20 @@ export interface Lab {
 
 type Route = (request: Request, url: URL) => Promise<Response> | Response;
 
+/**
+ * The model `/api/classify` uses when none is named: the robust one when it
+ * is served (the most robust, and the most accurate over seeds), else the
+ * one with the best recorded test accuracy, else the first by name.
+ */
+export function recommendedModel<T extends { name: string; testAccuracy?: number }>(
+  models: T[],
+): T {
+  return models.find((model) => model.name === "robust") ??
+    models.reduce((best, model) =>
+      (model.testAccuracy ?? -1) > (best.testAccuracy ?? -1) ? model : best
+    );
+}
+
 export async function createLab(options: LabOptions): Promise<Lab> {
   const metricsDir = options.metricsDir ?? join(options.modelsDir, "..", "metrics");
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
@@ -55,17 +69,23 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   });
   let testSet: Promise<MnistSplit> | undefined;
 
-  const modelNamed = (url: URL): ServedModel => {
+  const recommended = recommendedModel(models);
+
+  const modelNamed = (url: URL, fallback?: ServedModel): ServedModel => {
     const name = url.searchParams.get("model");
     const names = models.map((model) => model.name).join(", ");
-    if (!name) throw new HttpError(400, `Name a model with ?model=NAME (one of ${names}).`);
+    if (!name) {
+      if (fallback) return fallback;
+      throw new HttpError(400, `Name a model with ?model=NAME (one of ${names}).`);
+    }
     const model = byName.get(name);
     if (!model) throw new HttpError(404, `There is no model "${name}"; the models are ${names}.`);
     return model;
   };
 
   const classify: Route = async (request, url) => {
-    const model = modelNamed(url);
+    // Without ?model=, the recommended model answers and names itself.
+    const model = modelNamed(url, recommended);
     const body = await readBody(request, maxBody);
     if (body.length === 0) {
       throw new HttpError(400, "The request body is empty: send an image (PNG, JPEG, WebP, ...).");
@@ -96,6 +116,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     input: model.inputName,
     layout: model.layout,
     test_accuracy: model.testAccuracy ?? null,
+    default: model === recommended,
     metadata: model.metadata,
   });
 

@@ -23,9 +23,12 @@ Flags:
   --help            show this help
 
 API:
-  GET  /api/models                 the models: name, layout, metadata, test accuracy
-  POST /api/classify?model=NAME    an image body (PNG, JPEG, WebP, ...) ->
-                                   {"model", "prediction", "probabilities", "preprocessed"}
+  GET  /api/models                 the models: name, layout, metadata, test accuracy, and
+                                   which is the default
+  POST /api/classify[?model=NAME]  an image body (PNG, JPEG, WebP, ...) ->
+                                   {"model", "prediction", "probabilities", "preprocessed"};
+                                   without ?model= the default (robust when served, else
+                                   the best by test accuracy) answers
   GET  /healthz                    {"status": "ok", "models": [...]}`;
 
 export async function main(args: string[]): Promise<void> {

@@ -63,7 +63,7 @@ Deno.test("the report reads metrics files only: no tfjs, no training, no models"
   assert.deepEqual(forbidden, [], "report/main.ts loads the training or deployment side");
 });
 
-Deno.test("only deps.ts and deps_tfjs.ts import npm packages", async () => {
+Deno.test("only the deps files (deps.ts, deps_tfjs.ts, deps_browser.ts) import npm packages", async () => {
   const offenders: string[] = [];
   let scanned = 0;
   const walk = async (dir: URL) => {
@@ -93,6 +93,8 @@ Deno.test("the lab's server never loads tfjs; its page script bundles only our p
   const graph = await moduleGraph("serve/main.ts");
   const tfjs = graph.filter((m) => m.includes("tensorflow") || m.endsWith("deps_tfjs.ts"));
   assert.deepEqual(tfjs, [], "serve/main.ts loads tfjs");
+  const browser = graph.filter((m) => m.includes("puppeteer") || m.endsWith("deps_browser.ts"));
+  assert.deepEqual(browser, [], "serve/main.ts loads the browser driver");
   const bundle = new TextDecoder().decode(await bundleLab());
   // esbuild names each bundled module in a comment: only project files, none of npm.
   const modules = [...bundle.matchAll(/^\/\/ (\S+\.ts)$/gm)].map((m) => m[1]);

@@ -39,10 +39,15 @@ function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
+const chromium = findChromium();
+if (!chromium) {
+  console.warn("skipping the lab's browser test: no Chromium (apt-get install chromium)");
+}
+
 Deno.test({
   name:
     "a digit drawn in the browser gets the API's answer; a slider bends it; an upload replaces it; no page errors",
-  ignore: !findChromium(),
+  ignore: !chromium,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -9,7 +9,7 @@ import { loadTestSet } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { decodeGray } from "../infer/images.ts";
 import { toMnist } from "../infer/preprocess.ts";
-import { createLab, type LabOptions } from "../serve/app.ts";
+import { createLab, type LabOptions, recommendedModel } from "../serve/app.ts";
 import { loadUspsTrain } from "../data/usps.ts";
 import { classifyFiles } from "../infer/run.ts";
 import { uspsDigits, writeDigitFiles } from "../robustness/transfer.ts";
@@ -201,6 +201,28 @@ Deno.test("a real USPS digit's file gets the same answer from the API as from in
   }
 });
 
+Deno.test("without ?model= the recommended model answers and says so; /api/models marks it", async () => {
+  await using app = await startLab();
+  const png = await digitPng(3);
+  const plain = await call(`${app.base}/api/classify`, { method: "POST", body: png });
+  assert.equal(plain.status, 200, JSON.stringify(plain.body));
+  assert.equal(plain.body.model, "robust");
+  const named = await call(`${app.base}/api/classify?model=robust`, { method: "POST", body: png });
+  assert.deepEqual(plain.body.probabilities, named.body.probabilities);
+  const { body } = await call(`${app.base}/api/models`);
+  const defaults = body.models.filter((m: { default: boolean }) => m.default);
+  assert.deepEqual(defaults.map((m: { name: string }) => m.name), ["robust"]);
+  // Without a robust model: the best recorded test accuracy, whatever the order.
+  const pick = (models: Array<{ name: string; testAccuracy?: number }>) =>
+    recommendedModel(models).name;
+  assert.equal(pick([{ name: "a", testAccuracy: 0.98 }, { name: "b", testAccuracy: 0.99 }]), "b");
+  assert.equal(
+    pick([{ name: "b", testAccuracy: 0.99 }, { name: "robust", testAccuracy: 0.9 }]),
+    "robust",
+  );
+  assert.equal(pick([{ name: "x" }, { name: "y", testAccuracy: 0.5 }]), "y");
+});
+
 Deno.test("bad requests get one JSON sentence with their status", async () => {
   await using app = await startLab({ maxBody: 20_000 });
   const post = (query: string, body?: BodyInit) =>
@@ -218,7 +240,6 @@ Deno.test("bad requests get one JSON sentence with their status", async () => {
       /truncated or corrupt|cannot be decoded/,
     ],
     ["unknown model", post("?model=resnet", png), 404, /no model "resnet".*baseline, improved/],
-    ["no model named", post("", png), 400, /Name a model/],
     [
       "over the body limit",
       post("?model=baseline", new Uint8Array(30_000)),
