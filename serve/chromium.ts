@@ -10,10 +10,13 @@ import { puppeteer, type PuppeteerBrowser, type PuppeteerPage } from "../deps_br
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 
-/** The Chromium executable: $CHROMIUM, else the first system one found, else undefined. */
+/**
+ * The Chromium executable: $CHROMIUM when set (undefined if it names no
+ * file), else the first system one found, else undefined.
+ */
 export function findChromium(): string | undefined {
   const named = Deno.env.get("CHROMIUM");
-  if (named) return named;
+  if (named) return existsSync(named) ? named : undefined;
   return CANDIDATES.find((path) => existsSync(path));
 }
 
@@ -38,7 +41,9 @@ export class Chromium {
   static async launch(options: { width?: number; height?: number } = {}): Promise<Chromium> {
     const executablePath = findChromium();
     if (!executablePath) {
-      throw new Error("No Chromium found: apt-get install chromium, or set CHROMIUM to one.");
+      throw new Error(
+        "No Chromium found: apt-get install chromium, or set CHROMIUM to its executable.",
+      );
     }
     const width = options.width ?? 1280, height = options.height ?? 900;
     return new Chromium(
