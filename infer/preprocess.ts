@@ -501,6 +501,12 @@ export function fitToFrame(ink: Float32Array, width: number, box: Box): Float32A
  * the deploy path (`toMnist` on an image file) is measured against it.
  */
 export function referenceMnist(ink: Float32Array, width: number, height: number): Float32Array {
+  const box = inkExtent(ink, width, height);
+  return box ? fitToFrame(ink, width, box) : new Float32Array(FRAME * FRAME);
+}
+
+/** The box of every pixel above 0, or undefined when there is none. */
+export function inkExtent(ink: Float32Array, width: number, height: number): Box | undefined {
   let left = width, right = -1, top = height, bottom = -1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -511,13 +517,7 @@ export function referenceMnist(ink: Float32Array, width: number, height: number)
       bottom = Math.max(bottom, y);
     }
   }
-  if (right < 0) return new Float32Array(FRAME * FRAME);
-  return fitToFrame(ink, width, {
-    left,
-    top,
-    width: right - left + 1,
-    height: bottom - top + 1,
-  });
+  return right < 0 ? undefined : { left, top, width: right - left + 1, height: bottom - top + 1 };
 }
 
 /** A person's digit as the 28×28 [0, 1] image an MNIST model expects. */

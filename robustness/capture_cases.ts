@@ -7,7 +7,7 @@
  * hold `toMnist` to a floor on them and to zero refusals.
  */
 import type { Box, GrayImage } from "../infer/preprocess.ts";
-import { resample } from "../infer/preprocess.ts";
+import { inkExtent, resample } from "../infer/preprocess.ts";
 import { gaussianBlur } from "../transforms/filters.ts";
 
 export interface CaptureCase {
@@ -37,17 +37,9 @@ export function paintInk(
 
 /** The box of a digit's ink (pixels above 0), in 28×28. */
 export function inkBounds(digit: Float32Array, size = SIDE): Box {
-  let left = size, right = -1, top = size, bottom = -1;
-  for (let i = 0; i < digit.length; i++) {
-    if (digit[i] <= 0) continue;
-    const x = i % size, y = Math.floor(i / size);
-    left = Math.min(left, x);
-    right = Math.max(right, x);
-    top = Math.min(top, y);
-    bottom = Math.max(bottom, y);
-  }
-  if (right < 0) throw new RangeError("The digit has no ink to make cases from.");
-  return { left, top, width: right - left + 1, height: bottom - top + 1 };
+  const box = inkExtent(digit, size, size);
+  if (!box) throw new RangeError("The digit has no ink to make cases from.");
+  return box;
 }
 
 /** The pixels of `box` (which may reach past the frame: paper there), as a new image. */
