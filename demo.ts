@@ -34,7 +34,9 @@ async function demo(): Promise<void> {
     ]);
   }
   await inferMain(["--model", join(OUT, "models", "robust.onnx"), "examples/digits"]);
-  step("4/6 People-like digits: examples/handwriting and examples/digits, labelled by file name");
+  step(
+    "4/6 Other people's handwriting: USPS digits from envelopes and the people-like digits of examples/",
+  );
   await handwritingMain(["--out", OUT]);
   step("5/6 Robustness on 1,000 test images (full suite: deno task eval:robustness)");
   await robustnessMain(["--out", OUT, "--limit", "1000"]);
