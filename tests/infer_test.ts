@@ -116,7 +116,7 @@ function withPngSize(png: Uint8Array, width: number, height: number): Uint8Array
   return out;
 }
 
-Deno.test("each bad image gets its own error line and the others are still classified", async () => {
+Deno.test("each bad image (empty, not an image, truncated, blank, fully transparent, one pixel, over the pixel limit) gets its own error line and the others are still classified", async () => {
   await using dirTemp = await tempDir();
   const dir = dirTemp.path;
   const classifier = await OnnxClassifier.load(await tinyModel(dir, "m", ["N", 784], true));
@@ -136,6 +136,10 @@ Deno.test("each bad image gets its own error line and the others are still class
   }).png().toBuffer();
   const tiny = await sharp({ create: { width: 1, height: 1, channels: 3, background: "#000" } })
     .png().toBuffer();
+  // Black ink, fully transparent: flattened onto white, nothing is left.
+  const clear = await sharp({
+    create: { width: 40, height: 40, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } },
+  }).png().toBuffer();
   const files: Record<string, Uint8Array> = {
     "good.png": new Uint8Array(digit),
     "empty.png": new Uint8Array(0),
@@ -143,6 +147,7 @@ Deno.test("each bad image gets its own error line and the others are still class
     "text.jpg": new TextEncoder().encode("not an image"),
     "blank.png": new Uint8Array(blank),
     "tiny.png": new Uint8Array(tiny),
+    "transparent.png": new Uint8Array(clear),
     "enormous.png": withPngSize(new Uint8Array(blank), 30000, 30000),
   };
   for (const [name, bytes] of Object.entries(files)) await Deno.writeFile(join(dir, name), bytes);
@@ -162,6 +167,7 @@ Deno.test("each bad image gets its own error line and the others are still class
   );
   assert.match(error("text.jpg"), /text\.jpg is not an image in a format sharp can decode\.$/);
   assert.match(error("blank.png"), /blank\.png has no ink: the image is blank\.$/);
+  assert.match(error("transparent.png"), /transparent\.png has no ink: the image is blank\.$/);
   assert.match(error("tiny.png"), /tiny\.png is 1x1 pixels, too small to hold a digit/);
   assert.match(
     error("enormous.png"),
