@@ -5,7 +5,9 @@
  * Every model on other people's handwriting: the USPS digits (real, from
  * envelopes) and MNIST test digits saved as image files, each by the deploy
  * path and by the model alone, and the people-like digits of examples/.
- * Writes DIR/metrics/handwriting.json and DIR/plots/usps_mistakes_MODEL.png.
+ * Writes DIR/metrics/handwriting.json and DIR/plots/usps_mistakes_MODEL.png
+ * (with --usps-split train: handwriting_train.json, usps_train_mistakes_MODEL.png,
+ * so that choosing on training digits never overwrites the reported figures).
  */
 import { basename, join } from "node:path";
 import { DataError, loadTestSet, subset } from "../data/mnist.ts";
@@ -49,7 +51,9 @@ Three sets, every model:
 Flags:
   --model FILE.onnx    a model to score (repeatable; default: every .onnx in DIR/models/)
   --out DIR            reads DIR/models/, writes DIR/metrics/handwriting.json and
-                       DIR/plots/usps_mistakes_MODEL.png (default results/)
+                       DIR/plots/usps_mistakes_MODEL.png (default results/); with
+                       --usps-split train, handwriting_train.json and
+                       usps_train_mistakes_MODEL.png
   --usps-split SPLIT   test (default; read once per reported configuration) or train
                        (7,291 digits, where preprocessing is chosen)
   --mnist N            MNIST test digits to save as images (default 2000; 0 skips them)
@@ -109,6 +113,7 @@ export async function main(args: string[]): Promise<void> {
     throw new UsageError(`--usps-split must be test or train, got "${uspsSplit}".`);
   }
   const mnistCount = intFlag(values.mnist, "mnist", 2000, 0, 10000);
+  const trainSuffix = uspsSplit === "train" ? "train_" : "";
   const folders = positionals.length > 0 ? positionals : HANDWRITING_SETS;
   let files: string[];
   try {
@@ -173,14 +178,14 @@ export async function main(args: string[]): Promise<void> {
           `${name}, people-like: ${percent(saturated.accuracy)} with stroke saturation ` +
             `(${percent(plain.accuracy)} without); ${sources}`,
         );
-        const plot = join(values.out!, "plots", `usps_mistakes_${name}.png`);
+        const plot = join(values.out!, "plots", `usps_${trainSuffix}mistakes_${name}.png`);
         await writeMistakesPicture(sets[0].set, usps, name, uspsSplit, plot);
         plots.push(plot);
       } finally {
         await classifier.release();
       }
     }
-    const path = join(values.out!, "metrics", "handwriting.json");
+    const path = join(values.out!, "metrics", `handwriting${trainSuffix ? "_train" : ""}.json`);
     await writeJsonAtomic(path, {
       command: commandLine("deno task eval:handwriting", args),
       date: new Date().toISOString(),
