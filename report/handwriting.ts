@@ -192,6 +192,17 @@ export function handwritingMarkdown(inputs: ReportInputs): string {
         "![USPS digits the robust model misreads](plots/usps_mistakes_robust.png)",
         "",
       );
+      const widths = robust.by_shape?.stroke_width;
+      if (widths) {
+        out.push(
+          "The robust model through the deploy path by thirds of the digits' stroke width " +
+            "(inked area over half its perimeter, in the 28×28 reference image): " +
+            widths.map((t) =>
+              `${t.from.toFixed(2)}–${t.to.toFixed(2)} px ${pct(t.accuracy, 2)} (${t.images})`
+            ).join(", ") + ".",
+          "",
+        );
+      }
     }
     out.push(
       "For context, published MNIST → USPS accuracies (their protocols differ in which USPS digits " +

@@ -93,6 +93,11 @@ export interface TwoPathMetrics {
     only_reference: number;
   };
   mistakes: Array<{ index: number; label: number; prediction: number }>;
+  /** Deploy accuracy by thirds of stroke width and |slant| (absent in older files). */
+  by_shape?: Record<
+    "stroke_width" | "abs_slant",
+    Array<{ from: number; to: number; images: number; accuracy: number }>
+  >;
 }
 
 export interface HandwritingMetrics {

@@ -79,6 +79,15 @@ export function describeTwoPaths(set: string, score: TwoPathScore): string {
     `McNemar p = ${difference.mcnemar_p.toPrecision(2)})`;
 }
 
+/** One line: deploy accuracy by thirds of stroke width and of slant. */
+export function describeShapes(set: string, score: TwoPathScore): string {
+  const thirds = (parts: TwoPathScore["by_shape"]["stroke_width"], digits: number) =>
+    parts.map((p) => `${p.from.toFixed(digits)}–${p.to.toFixed(digits)}: ${percent(p.accuracy, 2)}`)
+      .join(", ");
+  return `${set} by thirds, stroke width in px (${thirds(score.by_shape.stroke_width, 2)}); ` +
+    `|slant| in px per row (${thirds(score.by_shape.abs_slant, 3)})`;
+}
+
 async function twoPathSets(
   uspsSplit: "test" | "train",
   mnistCount: number,
@@ -171,6 +180,7 @@ export async function main(args: string[]): Promise<void> {
           ...(mnist ? { mnist_as_images: mnist } : {}),
         };
         console.log(describeTwoPaths(`${name}, USPS ${uspsSplit}`, usps));
+        console.log(describeShapes(`${name}, USPS ${uspsSplit}`, usps));
         if (mnist) console.log(describeTwoPaths(`${name}, MNIST test digits as images`, mnist));
         const sources = Object.entries(saturated.by_source)
           .map(([source, s]) => `${source} ${percent(s.accuracy)} of ${s.images}`).join(", ");

@@ -115,6 +115,82 @@ export interface TwoPathScore {
   mistakes: Array<{ index: number; label: number; prediction: number }>;
   /** Every digit's deploy answer, one character each ("-" refused), in the set's order. */
   predictions: string;
+  /** Deploy accuracy by thirds of the digits' stroke width and slant (where the model is the limit). */
+  by_shape: ShapeBreakdown;
+}
+
+/** A digit's stroke width (pixels) and slant (x shift per row, + leaning right), in 28×28. */
+export interface DigitShape {
+  strokeWidth: number;
+  slant: number;
+}
+
+/**
+ * Stroke width and slant of a normalised 28×28 digit (ink in [0, 1]): width
+ * is the inked area over half its perimeter (pixels above 0.5; a stroke of
+ * width w and length L has area wL and perimeter about 2L), slant the
+ * regression of x on y over the ink (negated so that a digit leaning right,
+ * top to the right, is positive).
+ */
+export function digitShape(digit: Float32Array, side = 28): DigitShape {
+  let area = 0, perimeter = 0, mass = 0, mx = 0, my = 0;
+  const inked = (x: number, y: number) =>
+    x >= 0 && y >= 0 && x < side && y < side && digit[y * side + x] > 0.5;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const v = digit[y * side + x];
+      mass += v;
+      mx += v * x;
+      my += v * y;
+      if (!inked(x, y)) continue;
+      area++;
+      for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
+        if (!inked(x + dx, y + dy)) perimeter++;
+      }
+    }
+  }
+  if (mass === 0 || area === 0) return { strokeWidth: 0, slant: 0 };
+  mx /= mass;
+  my /= mass;
+  let sxy = 0, syy = 0;
+  for (let i = 0; i < digit.length; i++) {
+    const dx = (i % side) - mx, dy = Math.floor(i / side) - my;
+    sxy += digit[i] * dx * dy;
+    syy += digit[i] * dy * dy;
+  }
+  return { strokeWidth: area / (perimeter / 2), slant: syy > 0 ? -sxy / syy : 0 };
+}
+
+/** Accuracy in each third of the digits sorted by a measure: thinnest to thickest, most upright to most slanted. */
+export interface ShapeBreakdown {
+  stroke_width: Array<{ from: number; to: number; images: number; accuracy: number }>;
+  abs_slant: Array<{ from: number; to: number; images: number; accuracy: number }>;
+}
+
+export function shapeBreakdown(
+  shapes: DigitShape[],
+  right: boolean[],
+): ShapeBreakdown {
+  const thirds = (measure: (shape: DigitShape) => number) => {
+    const order = shapes.map((shape, i) => ({ value: measure(shape), right: right[i] }))
+      .sort((a, b) => a.value - b.value);
+    return [0, 1, 2].map((third) => {
+      const part = order.slice(
+        Math.floor((third * order.length) / 3),
+        Math.floor(((third + 1) * order.length) / 3),
+      );
+      return {
+        from: part[0]?.value ?? 0,
+        to: part.at(-1)?.value ?? 0,
+        images: part.length,
+        accuracy: part.filter((p) => p.right).length / Math.max(1, part.length),
+      };
+    });
+  };
+  return {
+    stroke_width: thirds((shape) => shape.strokeWidth),
+    abs_slant: thirds((shape) => Math.abs(shape.slant)),
+  };
 }
 
 /** The paired bootstrap's seed and resamples, recorded with the scores. */
@@ -141,7 +217,8 @@ export async function scoreTwoPaths(
   }
   const results = await classifyFiles(classifier, files);
   const deployAnswers = results.map((r) => ("prediction" in r ? r.prediction : -1));
-  const referenceAnswers = argmaxRows(await classifier.predict(set.reference(0, set.count)));
+  const reference = set.reference(0, set.count);
+  const referenceAnswers = argmaxRows(await classifier.predict(reference));
   const deployRight = deployAnswers.map((p, i) => p === set.labels[i]);
   const referenceRight = Array.from(referenceAnswers, (p, i) => p === set.labels[i]);
   const { onlyA, onlyB } = discordant(deployRight, referenceRight);
@@ -165,5 +242,12 @@ export async function scoreTwoPaths(
       prediction === set.labels[index] ? [] : [{ index, label: set.labels[index], prediction }]
     ),
     predictions: deployAnswers.map((p) => (p < 0 ? "-" : String(p))).join(""),
+    by_shape: shapeBreakdown(
+      Array.from(
+        { length: set.count },
+        (_, i) => digitShape(reference.subarray(i * 784, (i + 1) * 784)),
+      ),
+      deployRight,
+    ),
   };
 }

@@ -13,7 +13,14 @@ import { argmaxRows, OnnxClassifier } from "../infer/classifier.ts";
 import { decodeGray } from "../infer/images.ts";
 import { toMnist } from "../infer/preprocess.ts";
 import { captureCases, inkBounds, SCAN_SIDES } from "../robustness/capture_cases.ts";
-import { mnistDigits, scoreTwoPaths, uspsDigits, writeDigitFiles } from "../robustness/transfer.ts";
+import {
+  digitShape,
+  mnistDigits,
+  scoreTwoPaths,
+  shapeBreakdown,
+  uspsDigits,
+  writeDigitFiles,
+} from "../robustness/transfer.ts";
 import { tempDir } from "./temp_dir.ts";
 
 const MODELS = new URL("../results/models/", import.meta.url).pathname;
@@ -149,4 +156,28 @@ Deno.test("MNIST digits as files: the deploy path within 0.5 points of the model
   } finally {
     await classifier.release();
   }
+});
+
+Deno.test("digitShape: stroke width of bars and the sign of slant; thirds of the digits by shape", () => {
+  const bar = (width: number, lean: number) => {
+    const digit = new Float32Array(784);
+    for (let y = 4; y < 24; y++) {
+      // lean: pixels to the right per row going up.
+      const left = Math.round(12 + lean * (14 - y));
+      for (let x = left; x < left + width; x++) digit[y * 28 + x] = 1;
+    }
+    return digit;
+  };
+  const thin = digitShape(bar(2, 0)), thick = digitShape(bar(5, 0));
+  // A w x 20 bar: area 20w over half its perimeter (20 + w): 1.8 and 4.0.
+  assert.ok(Math.abs(thin.strokeWidth - 40 / 22) < 1e-9, `thin ${thin.strokeWidth}`);
+  assert.ok(Math.abs(thick.strokeWidth - 100 / 25) < 1e-9, `thick ${thick.strokeWidth}`);
+  assert.ok(Math.abs(thin.slant) < 1e-9);
+  assert.ok(digitShape(bar(3, 0.3)).slant > 0.25, "leaning right is positive");
+  assert.ok(digitShape(bar(3, -0.3)).slant < -0.25, "leaning left is negative");
+  const shapes = [1, 2, 3, 4, 5, 6].map((w) => ({ strokeWidth: w, slant: (w % 2) * 0.5 }));
+  const split = shapeBreakdown(shapes, [true, true, true, false, false, false]);
+  assert.deepEqual(split.stroke_width.map((t) => t.accuracy), [1, 0.5, 0]);
+  assert.deepEqual(split.stroke_width.map((t) => [t.from, t.to]), [[1, 2], [3, 4], [5, 6]]);
+  assert.deepEqual(split.abs_slant.map((t) => t.images), [2, 2, 2]);
 });
