@@ -5,15 +5,18 @@
  * augmentation) in this thread and over data-parallel workers, and tfjs and
  * ONNX Runtime inference images/s (batch 256) for every model, measured
  * after warm-up; peak resident memory. Writes DIR/metrics/bench.json. If
- * PyTorch is installed (Debian's python3-torch), its speed on the same
- * machine is measured in the same run and printed as a ratio. --profile
- * adds the time per kernel of a training step.
+ * PyTorch is installed (Debian's python3-torch), the twins of the three
+ * models in bench/torch_reference.py are timed in the same run and printed
+ * as ratios, with the BLAS the reference ran on and a warning when it is the
+ * slow reference BLAS (bench/reference.ts). --profile adds the time per
+ * kernel of a training step.
  */
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
+import { blasKind, describeReference, type TorchReference } from "./reference.ts";
 import { ARCHITECTURES, buildModel, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { MODEL_AUGMENTATION } from "../train/recipes.ts";
@@ -237,16 +240,9 @@ async function benchOnnx(
   }
 }
 
-/** PyTorch's training speed on this machine, or why there is none. */
-async function peerTorch(): Promise<
-  { baseline: number; improved: number; torch: string } | string
-> {
-  const script = new URL("../../shared/tools/peer_torch_bench.py", import.meta.url);
-  try {
-    await Deno.stat(script);
-  } catch {
-    return "reference script ../shared/tools/peer_torch_bench.py not found";
-  }
+/** PyTorch's training speed on this machine (bench/torch_reference.py), or why there is none. */
+async function torchReference(): Promise<TorchReference | string> {
+  const script = new URL("./torch_reference.py", import.meta.url);
   try {
     const { code, stdout, stderr } = await new Deno.Command("/usr/bin/python3", {
       args: [script.pathname],
@@ -255,7 +251,7 @@ async function peerTorch(): Promise<
     }).output();
     if (code !== 0) {
       const why = new TextDecoder().decode(stderr).trim().split("\n").at(-1);
-      return `PyTorch reference not run (${why}; apt-get install python3-torch)`;
+      return `PyTorch reference not run (${why}; apt-get install python3-torch libopenblas0-pthread)`;
     }
     return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
   } catch (error) {
@@ -369,16 +365,17 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     } MiB after the statistics pass over 4,096 images (this process and its workers)`,
   );
 
-  const reference = values["no-reference"] ? "skipped (--no-reference)" : await peerTorch();
+  const reference = values["no-reference"] ? "skipped (--no-reference)" : await torchReference();
   if (typeof reference === "string") {
     console.log(`reference: ${reference}`);
   } else {
-    // The PyTorch peer has the baseline and improved layers (robust's are improved's).
-    for (const name of ["baseline", "improved"] as const) {
+    const { line, warning } = describeReference(reference);
+    console.log(line);
+    if (warning) console.log(warning);
+    for (const name of MODEL_NAMES) {
       console.log(
-        `train ${name}: ${
-          (train[name] / reference[name]).toFixed(2)
-        }x PyTorch ${reference.torch} (${reference[name]} images/s, same machine, same run)`,
+        `train ${name}: ${(train[name] / reference[name]).toFixed(2)}x PyTorch ` +
+          `(${reference[name]} images/s, same machine, same run)`,
       );
     }
   }
@@ -397,7 +394,9 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     ...(statistics ? { batch_norm_statistics_seconds: statistics } : {}),
     peak_rss_mib: Math.round(trainingPeak / 2 ** 20),
     peak_rss_mib_with_statistics: Math.round(peakRss / 2 ** 20),
-    reference_pytorch: reference,
+    reference_pytorch: typeof reference === "string"
+      ? reference
+      : { ...reference, blas: blasKind(reference.blas_libraries) },
     command: commandLine("deno task bench", args),
     date: new Date().toISOString(),
     versions: { deno: Deno.version.deno, ...VERSIONS },
