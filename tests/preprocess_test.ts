@@ -4,6 +4,8 @@ import {
   type GrayImage,
   inkMap,
   MNIST_CENTRE,
+  noiseLevel,
+  otsuThreshold,
   PreprocessError,
   saturateStrokes,
   toMnist,
@@ -221,4 +223,29 @@ Deno.test("faint ink, frame-filling ink and a narrow crop are read, not called b
   // A crop tight to a "1": 3 pixels wide is fine when the longer side is 8 or more.
   assert.deepEqual(inkBounds(toMnist(canvas(3, 24, [[1, 0, 1, 24]]))).height, 20);
   assert.throws(() => toMnist(canvas(7, 7, [[3, 0, 1, 7]])), { message: /too small/ });
+});
+
+Deno.test("noiseLevel recovers a known sensor noise, and a clean digit that fills its frame has none", () => {
+  const random = new Random(11);
+  for (const sigma of [0.02, 0.05, 0.1]) {
+    const contrast = Float32Array.from({ length: 200 * 200 }, () => sigma * random.normal());
+    const estimate = noiseLevel(contrast, 200, 200);
+    assert.ok(Math.abs(estimate - sigma) < 0.1 * sigma, `sigma ${sigma}: estimated ${estimate}`);
+  }
+  // A 16x16 ring with more ink than paper, no noise: edges alone must not read as noise.
+  const ring = Float32Array.from({ length: 256 }, (_, i) => {
+    const r = Math.hypot((i % 16) - 7.5, Math.floor(i / 16) - 7.5);
+    return Math.abs(r - 5.5) < 2.5 ? 1 : 0;
+  });
+  assert.equal(noiseLevel(ring, 16, 16), 0);
+});
+
+Deno.test("otsuThreshold splits two clusters between them", () => {
+  const values = Float32Array.from([
+    ...Array.from({ length: 300 }, (_, i) => 0.1 + (i % 10) * 0.005),
+    ...Array.from({ length: 100 }, (_, i) => 0.8 + (i % 10) * 0.005),
+  ]);
+  const split = otsuThreshold(values);
+  assert.ok(split > 0.145 && split < 0.8, `split ${split}`);
+  assert.equal(otsuThreshold(new Float32Array(10).fill(0.3)), Math.fround(0.3), "one value");
 });
