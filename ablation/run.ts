@@ -15,7 +15,15 @@ import { exportModel } from "../export/export_model.ts";
 import { argmaxRows, OnnxClassifier } from "../infer/classifier.ts";
 import { evaluateRobustness, type SuiteProgress, summarize } from "../robustness/evaluate.ts";
 import { FAMILIES } from "../robustness/families.ts";
-import { type Metrics, outputPaths, type TrainHooks, trainModel } from "../train/run.ts";
+import {
+  type Metrics,
+  outputPaths,
+  type TrainConfig,
+  type TrainHooks,
+  trainModel,
+} from "../train/run.ts";
+import type { GridClient } from "../grid/queue.ts";
+import { runId, type RunSpec, writeFiles } from "../grid/spec.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
 import { summarize as summarizeSeeds } from "../util/stats.ts";
 import {
@@ -44,6 +52,10 @@ export interface AblationHooks {
     seed: number,
   ): TrainHooks;
   skipped?(variant: Variant, seed: number): void;
+  /** Called before waiting for a run a grid's worker trains (`queue`). */
+  queued?(variant: Variant, index: number, total: number, seed: number): void;
+  /** The queue's progress lines. */
+  say?(line: string): void;
   robustness?(variants: string[]): SuiteProgress;
 }
 
@@ -113,9 +125,11 @@ export async function runAblation(
     settings: AblationSettings;
     command: string;
     hooks?: AblationHooks;
+    /** Train the runs as jobs on a grid's queue (`deno task worker`s) instead of here. */
+    queue?: GridClient;
   },
 ): Promise<AblationFile> {
-  const { outDir, variants, settings, hooks = {} } = options;
+  const { outDir, variants, settings, hooks = {}, queue } = options;
   const paths = ablationPaths(outDir);
   const previous = await readAblation(paths.file);
   if (previous && !sameSettings(previous.settings, settings)) {
@@ -215,9 +229,43 @@ export async function runAblation(
       runs.splice(runs.indexOf(result), 1);
     }
   }
+  const runConfig = (variant: Variant, seed: number): TrainConfig => ({
+    ...settings,
+    seed,
+    model: variant.name,
+    architecture: variant.architecture,
+    augment: variant.augmentation !== null,
+    ...(variant.augmentation ? { augmentation: variant.augmentation } : {}),
+  });
+  const done = (variant: Variant, seed: number) =>
+    runs.some((result) => result.name === variant.name && result.seed === seed);
+  // On a queue, every run still to train is queued at once, so that every worker has work.
+  const jobs = new Map<string, RunSpec>();
+  if (queue) {
+    for (const seed of seeds) {
+      for (const variant of variants) {
+        const runPaths = outputPaths(paths.seedRuns(seed), variant.name);
+        if (
+          done(variant, seed) ||
+          await finishedRun(runPaths.metrics, runPaths.modelDir, settings, seed)
+        ) continue;
+        const config = runConfig(variant, seed);
+        jobs.set(`${variant.name}/${seed}`, {
+          id: await runId("ablation", paths.seedRuns(seed), config),
+          root: outDir,
+          title: `${variant.name} seed ${seed}`,
+          config,
+          outDir: paths.seedRuns(seed),
+          command: options.command,
+          onnxPath: paths.onnx(variant.name, seed),
+        });
+      }
+    }
+    await queue.submit([...jobs.values()]);
+  }
   for (const [seedIndex, seed] of seeds.entries()) {
     for (const [variantIndex, variant] of variants.entries()) {
-      if (runs.some((result) => result.name === variant.name && result.seed === seed)) {
+      if (done(variant, seed)) {
         hooks.skipped?.(variant, seed);
         continue;
       }
@@ -227,27 +275,33 @@ export async function runAblation(
       const finished = await finishedRun(runPaths.metrics, runPaths.modelDir, settings, seed);
       const resume = !finished && await exists(runPaths.checkpoint);
       const index = seedIndex * variants.length + variantIndex;
-      const metrics = finished ?? (await trainModel(data, {
-        config: {
-          ...settings,
-          seed,
-          model: variant.name,
-          architecture: variant.architecture,
-          augment: variant.augmentation !== null,
-          ...(variant.augmentation ? { augmentation: variant.augmentation } : {}),
-        },
-        outDir: runsDir,
-        command: options.command,
-        resume,
-        hooks: hooks.variant?.(variant, index, total, resume, seed),
-      })).metrics;
-      await exportModel({
-        modelDir: runPaths.modelDir,
-        onnxPath: paths.onnx(variant.name, seed),
-        layout: "nhwc",
-        verificationPixels: verification,
-        metricsPath: runPaths.metrics,
-      });
+      const job = jobs.get(`${variant.name}/${seed}`);
+      let metrics: Metrics;
+      if (finished) {
+        metrics = finished;
+      } else if (job && queue) {
+        hooks.queued?.(variant, index, total, seed);
+        const result = await queue.following(queue.result(job), (line) => hooks.say?.(line));
+        await writeFiles(outDir, result.files);
+        metrics = result.metrics;
+      } else {
+        metrics = (await trainModel(data, {
+          config: runConfig(variant, seed),
+          outDir: runsDir,
+          command: options.command,
+          resume,
+          hooks: hooks.variant?.(variant, index, total, resume, seed),
+        })).metrics;
+      }
+      if (!job) {
+        await exportModel({
+          modelDir: runPaths.modelDir,
+          onnxPath: paths.onnx(variant.name, seed),
+          layout: "nhwc",
+          verificationPixels: verification,
+          metricsPath: runPaths.metrics,
+        });
+      }
       const last = metrics.history.at(-1)!;
       runs.push({
         name: variant.name,

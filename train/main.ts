@@ -8,6 +8,8 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadMnist, MAX_VALIDATION_SIZE, VALIDATION_SIZE } from "../data/mnist.ts";
 import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
+import type { GridClient } from "../grid/queue.ts";
+import { QueueError, runId, type RunSpec, writeFiles } from "../grid/spec.ts";
 import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { readCheckpointSummary } from "./checkpoint.ts";
@@ -24,6 +26,7 @@ import {
   type RunState,
   type TrainConfig,
   type TrainHooks,
+  TrainingError,
   trainModel,
   withArchitecture,
 } from "./run.ts";
@@ -69,6 +72,8 @@ Flags:
                    trained with
   --engine E       native (BLIS or OpenBLAS through FFI), wasm, or auto (default: native where it can
                    be built, else wasm, saying so)
+  --queue URL      with --seeds: run each seed as a job on the grid's queue (redis://HOST:PORT)
+                   for \`deno task worker --queue URL\`s on any machines; the files come back here
   --help           show this help
 
 Outputs: DIR/models/<model>/{model.json,weights.bin}, DIR/metrics/<model>_metrics.json,
@@ -94,6 +99,7 @@ export async function main(args: string[]): Promise<void> {
     data: { type: "string" },
     resume: { type: "boolean", default: false },
     engine: { type: "string" },
+    queue: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -132,6 +138,19 @@ export async function main(args: string[]): Promise<void> {
   };
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
+  if (values.queue) {
+    if (values.data) {
+      throw new UsageError("--data cannot go with --queue: each worker reads its own MNIST.");
+    }
+    // The workers train; this process queues the runs and writes what comes back.
+    const command = commandLine(`deno task train:${model}`, withoutModelFlag(args));
+    const runs = await seedsOverQueue(values.queue, model, config, seedCount, values.out!, {
+      command,
+      resume: values.resume,
+    });
+    await summarise(model, command, runs, values.out!);
+    return;
+  }
 
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
   const engineInfo = await useEngine(engine);
@@ -198,14 +217,92 @@ export async function main(args: string[]): Promise<void> {
     report(model, result.metrics, result.modelDir, result.metricsPath);
     runs.push(seedRun(result.metrics, outDir));
   }
+  await summarise(model, command, runs, values.out!);
+}
+
+/** Writes the seeds summary and says its mean and interval. */
+async function summarise(model: string, command: string, runs: SeedRun[], outDir: string) {
   const summary = summarizeSeeds(model, command, runs);
-  const path = seedsSummaryPath(values.out!, model);
+  const path = seedsSummaryPath(outDir, model);
   await writeJsonAtomic(path, summary);
   const { mean, std, ci95 } = summary.summary.test_accuracy;
   console.log(
     `${model} over seeds ${summary.seeds.join(", ")}: test accuracy ${pct(mean)} ± ${pct(std)} ` +
       `(95% interval of the mean ${pct(ci95!.low)} to ${pct(ci95!.high)})  summary: ${path}`,
   );
+}
+
+/**
+ * The seeds as jobs on a grid's queue: one per seed not finished, run by
+ * `deno task worker`s; their files written here as the local runs' would be.
+ */
+async function seedsOverQueue(
+  url: string,
+  model: string,
+  config: TrainConfig,
+  seedCount: number,
+  out: string,
+  options: { command: string; resume: boolean },
+): Promise<SeedRun[]> {
+  let client: GridClient;
+  try {
+    // BullMQ loads only for a grid.
+    client = await (await import("../grid/queue.ts")).GridClient.open(url);
+  } catch (error) {
+    if (error instanceof QueueError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    const root = resolve(out);
+    const currentRecipe = withArchitecture(config);
+    const runs: Array<SeedRun | RunSpec> = [];
+    for (let seed = config.seed; seed < config.seed + seedCount; seed++) {
+      const outDir = seedRunDir(root, config.seed, seed);
+      const paths = outputPaths(outDir, model);
+      const finished = options.resume
+        ? await finishedRun(paths.metrics, seed, currentRecipe)
+        : null;
+      if (finished) {
+        console.log(
+          `${model} seed ${seed}: already trained (${paths.metrics}), read, not retrained`,
+        );
+        runs.push(seedRun(finished, outDir));
+        continue;
+      }
+      const seedConfig = { ...config, seed, workers: config.workers ?? DEFAULT_WORKERS };
+      runs.push({
+        id: await runId("seeds", outDir, seedConfig),
+        root,
+        title: `${model} seed ${seed}`,
+        config: seedConfig,
+        outDir,
+        command: options.command,
+      });
+    }
+    const specs = runs.filter((run): run is RunSpec => "id" in run);
+    await client.submit(specs);
+    console.log(
+      `queued ${specs.length} runs on ${url}; start workers with: deno task worker --queue ${url}`,
+    );
+    const done: SeedRun[] = [];
+    for (const run of runs) {
+      if (!("id" in run)) {
+        done.push(run);
+        continue;
+      }
+      const result = await client.following(client.result(run), (line) => console.log(line));
+      await writeFiles(root, result.files);
+      const paths = outputPaths(run.outDir, model);
+      report(model, result.metrics, paths.modelDir, paths.metrics);
+      done.push(seedRun(result.metrics, run.outDir));
+    }
+    return done;
+  } catch (error) {
+    if (error instanceof QueueError) throw new TrainingError(error.message);
+    throw error;
+  } finally {
+    await client.close();
+  }
 }
 
 /**
