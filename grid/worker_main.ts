@@ -3,7 +3,8 @@
  *
  * Takes training runs from the grid's queue (enqueued by `train --seeds N
  * --queue URL` or `ablate --queue URL`), one at a time, until stopped
- * (Ctrl-C finishes nothing half-way: the run goes back to the queue).
+ * (Ctrl-C or SIGTERM: it stops after the run in hand; a killed worker's run
+ * goes back to the queue when its lock lapses).
  */
 import { loadMnist } from "../data/mnist.ts";
 import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
