@@ -9,6 +9,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { GridClient } from "../grid/queue.ts";
 import { runId, type RunSpec } from "../grid/spec.ts";
+import { runSpec } from "../grid/run.ts";
+import { loadMnist } from "../data/mnist.ts";
+import { useEngine } from "../kernels/engine.ts";
 import { RECIPES } from "../train/recipes.ts";
 import { defaultConfig } from "../train/run.ts";
 import { tempDir } from "./temp_dir.ts";
@@ -294,4 +297,35 @@ Deno.test({
     const bad = await run("grid/worker_main.ts", []);
     assert.equal(bad.stderr, "error: --queue is needed: the redis://HOST:PORT to work for.");
   },
+});
+
+Deno.test("a worker without the coordinator's folder trains in scratch and returns the same files", async () => {
+  await using out = await tempDir("grid-scratch-");
+  const data = await loadMnist();
+  await useEngine("auto");
+  const config = {
+    ...defaultConfig("baseline", RECIPES.baseline, 7),
+    epochs: 1,
+    limit: 256,
+    workers: 1,
+  };
+  const spec = (root: string): RunSpec => ({
+    id: "scratch",
+    root,
+    title: "baseline seed 7",
+    config,
+    outDir: join(root, "seeds", "seed-7"),
+    command: "test",
+  });
+  const inPlace = await runSpec(data, spec(out.path));
+  const elsewhere = "/nonexistent/coordinator/results";
+  const scratch = await runSpec(data, spec(elsewhere));
+  assert.ok(!existsSync("/nonexistent"), "nothing written at the coordinator's path");
+  assert.deepEqual(Object.keys(scratch.files).sort(), Object.keys(inPlace.files).sort());
+  assert.ok(Object.keys(scratch.files).includes("seeds/seed-7/models/baseline/weights.bin"));
+  assert.equal(
+    scratch.files["seeds/seed-7/models/baseline/weights.bin"],
+    inPlace.files["seeds/seed-7/models/baseline/weights.bin"],
+  );
+  assert.equal(scratch.metrics.test_accuracy, inPlace.metrics.test_accuracy);
 });
