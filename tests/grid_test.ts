@@ -112,6 +112,11 @@ async function run(script: string, args: string[]) {
   };
 }
 
+/** The 2-seed baseline grid into `out`, locally or over the queue at `url`. */
+function seeds(out: string, url?: string) {
+  return run("train/main.ts", [...SEEDS, "--out", out, ...(url ? ["--queue", url] : [])]);
+}
+
 /** A results file less what differs between any two runs: dates, timings, commands, folders. */
 function comparable(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(comparable);
@@ -145,15 +150,9 @@ Deno.test({
     await using out = await tempDir("grid-seeds-");
     const workers = [startWorker(redis.url), startWorker(redis.url)];
     try {
-      const local = await run("train/main.ts", [...SEEDS, "--out", join(out.path, "local")]);
+      const local = await seeds(join(out.path, "local"));
       assert.equal(local.code, 0, local.stderr);
-      const queued = await run("train/main.ts", [
-        ...SEEDS,
-        "--out",
-        join(out.path, "queued"),
-        "--queue",
-        redis.url,
-      ]);
+      const queued = await seeds(join(out.path, "queued"), redis.url);
       assert.equal(queued.code, 0, queued.stderr);
       assert.match(queued.stdout, /runs: 0 queued, 0 running, 2 done, 0 failed/);
       const summary = (dir: string) =>
@@ -166,13 +165,7 @@ Deno.test({
       for (const worker of workers) await worker.until(/^done baseline seed 4[23]/);
 
       const ran = workers.map((w) => w.lines.filter((l) => l.startsWith("running")).length);
-      const again = await run("train/main.ts", [
-        ...SEEDS,
-        "--out",
-        join(out.path, "queued"),
-        "--queue",
-        redis.url,
-      ]);
+      const again = await seeds(join(out.path, "queued"), redis.url);
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(
         workers.map((w) => w.lines.filter((l) => l.startsWith("running")).length),
@@ -222,16 +215,10 @@ Deno.test({
   async fn() {
     await using redis = await startRedis();
     await using out = await tempDir("grid-kill-");
-    const local = await run("train/main.ts", [...SEEDS, "--out", join(out.path, "local")]);
+    const local = await seeds(join(out.path, "local"));
     assert.equal(local.code, 0, local.stderr);
     const doomed = startWorker(redis.url);
-    const coordinator = run("train/main.ts", [
-      ...SEEDS,
-      "--out",
-      join(out.path, "queued"),
-      "--queue",
-      redis.url,
-    ]);
+    const coordinator = seeds(join(out.path, "queued"), redis.url);
     await doomed.until(/^running baseline seed/);
     await doomed.stop("SIGKILL");
     const rescuer = startWorker(redis.url);
