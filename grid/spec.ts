@@ -3,7 +3,9 @@
  * wrote (`RunResult`), with stable ids and the files' round trip. No queue
  * client here, so the commands load BullMQ only when given --queue.
  */
-import { dirname, join, relative } from "node:path";
+import { Buffer } from "node:buffer";
+import { join, relative } from "node:path";
+import { writeFileAtomic } from "../util/files.ts";
 import type { Metrics, TrainConfig } from "../train/run.ts";
 
 export class QueueError extends Error {}
@@ -52,7 +54,7 @@ export async function collectFiles(
       return;
     }
     const bytes = await Deno.readFile(path);
-    files[relative(root, path)] = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+    files[relative(root, path)] = Buffer.from(bytes).toString("base64");
   };
   for (const path of paths) await add(path);
   return files;
@@ -61,10 +63,6 @@ export async function collectFiles(
 /** Writes a run's returned files under `root` (each to a temporary name, then renamed). */
 export async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
   for (const [path, base64] of Object.entries(files)) {
-    const target = join(root, path);
-    await Deno.mkdir(dirname(target), { recursive: true });
-    const temporary = `${target}.tmp-${Deno.pid}`;
-    await Deno.writeFile(temporary, Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)));
-    await Deno.rename(temporary, target);
+    await writeFileAtomic(join(root, path), new Uint8Array(Buffer.from(base64, "base64")));
   }
 }

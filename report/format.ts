@@ -1,5 +1,8 @@
 /** Markdown building blocks shared by the report's sections. */
 
+/** The arithmetic mean (NaN for none). */
+export const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
 /** A fraction as a percentage, "–" when absent. */
 export const pct = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;

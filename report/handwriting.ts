@@ -5,7 +5,7 @@
  * folder was evaluated; published MNIST → USPS figures as context; the
  * people-like digits of examples/.
  */
-import { pct, signedPoints, table } from "./format.ts";
+import { mean, pct, signedPoints, table } from "./format.ts";
 import type { HandwritingMetrics, ReportInputs, TwoPathMetrics } from "./inputs.ts";
 
 /** Published MNIST → USPS accuracies: models trained on MNIST, tested on USPS digits. */
@@ -25,8 +25,6 @@ function filesFor(
   if (runs.length > 0) return runs.map((run) => ({ seed: run.seed, file: run.handwriting! }));
   return inputs.handwriting?.models[model]?.usps ? [{ file: inputs.handwriting }] : [];
 }
-
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
 function difference(score: TwoPathMetrics): string {
   const d = score.difference;
