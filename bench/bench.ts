@@ -17,7 +17,13 @@ import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
 import { blasKind, describeReference, type TorchReference } from "./reference.ts";
-import { ARCHITECTURES, buildModel, MODEL_NAMES, type ModelName } from "../models/architectures.ts";
+import {
+  ARCHITECTURES,
+  buildModel,
+  CNN_NAMES,
+  MODEL_NAMES,
+  type ModelName,
+} from "../models/architectures.ts";
 import { augmentBatch } from "../transforms/augment.ts";
 import { MODEL_AUGMENTATION } from "../train/recipes.ts";
 import { setExactStatistics } from "../train/batch_norm_stats.ts";
@@ -372,7 +378,7 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     const { line, warning } = describeReference(reference);
     console.log(line);
     if (warning) console.log(warning);
-    for (const name of MODEL_NAMES) {
+    for (const name of CNN_NAMES) {
       console.log(
         `train ${name}: ${(train[name] / reference[name]).toFixed(2)}x PyTorch ` +
           `(${reference[name]} images/s, same machine, same run)`,

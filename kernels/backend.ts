@@ -1,11 +1,12 @@
 /**
  * The training engine's backend: tfjs `wasm` (XNNPACK, SIMD) with our kernels
- * registered over the one it lacks and the ones that are slow for training.
+ * registered over the ones it lacks and the ones that are slow for training.
  * Each replacement is checked against the tfjs `cpu` backend in
  * tests/kernels_test.ts.
  */
 import { type BackendWasm, setWasmPaths, tf, TFJS_WASM_DIST_URL } from "../deps_tfjs.ts";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv2d_grads.ts";
+import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./depthwise_grads.ts";
 import { fusedMatMul } from "./fused_matmul.ts";
 import { batchMatMul } from "./matmul.ts";
 import { maxPoolGrad } from "./max_pool_grad.ts";
@@ -13,6 +14,12 @@ import { mean, sum } from "./reduce.ts";
 import { tile } from "./tile.ts";
 import { installTrainingLayers } from "./training_layers.ts";
 import type { WasmKernelFunc, WasmKernels } from "./wasm_heap.ts";
+
+/** Kernels the wasm backend lacks, which training needs. */
+export const ADDED_KERNELS = [
+  "DepthwiseConv2dNativeBackpropInput",
+  "DepthwiseConv2dNativeBackpropFilter",
+] as const;
 
 export const REPLACED_KERNELS = [
   "Conv2DBackpropFilter",
@@ -73,6 +80,8 @@ export function registerTrainingKernels(): void {
   register("Tile", tile);
   register("Sum", sum(originals.sum));
   register("Mean", mean(originals.mean));
+  register("DepthwiseConv2dNativeBackpropInput", depthwiseBackpropInput);
+  register("DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter);
 }
 
 /**

@@ -1,14 +1,22 @@
 /**
- * The three CNNs of the study, as tfjs layers models. They know nothing of
+ * The study's models, as tfjs layers models: three plain CNNs (baseline,
+ * improved, robust) and three other families (a residual CNN, a
+ * depthwise-separable CNN, a vision transformer). They know nothing of
  * kernels, data or training.
  */
 import { tf } from "../deps_tfjs.ts";
+import { buildResidual, type ResidualOptions } from "./residual.ts";
+import { buildSeparable, type SeparableOptions } from "./separable.ts";
+import { IMAGE_SIZE, NUM_CLASSES } from "./shapes.ts";
+import { buildTransformer, type TransformerOptions } from "./transformer.ts";
 
-export const MODEL_NAMES = ["baseline", "improved", "robust"] as const;
+export { IMAGE_SIZE, NUM_CLASSES };
+export type { ResidualOptions, SeparableOptions, TransformerOptions };
+
+export const CNN_NAMES = ["baseline", "improved", "robust"] as const;
+export const MODEL_NAMES = [...CNN_NAMES, "resnet", "separable", "vit"] as const;
 export type ModelName = typeof MODEL_NAMES[number];
 
-export const IMAGE_SIZE = 28;
-export const NUM_CLASSES = 10;
 const INPUT_SHAPE = [IMAGE_SIZE, IMAGE_SIZE, 1];
 
 /** The baseline's and improved model's conv blocks: Conv(32) → pool → Conv(64) → pool. */
@@ -33,7 +41,13 @@ export interface CnnOptions {
   denseDropout: number;
 }
 
-export const ARCHITECTURES: Record<ModelName, CnnOptions> = {
+/**
+ * Any model's recipe of layers. Plain CNNs carry no `kind` (runs recorded
+ * before the other families existed name them so).
+ */
+export type Architecture = CnnOptions | ResidualOptions | SeparableOptions | TransformerOptions;
+
+export const ARCHITECTURES = {
   baseline: { batchNorm: false, convDropout: 0, denseDropout: 0 },
   improved: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
   // Three blocks, deeper and narrower than the improved model's two: Conv(16)
@@ -52,7 +66,24 @@ export const ARCHITECTURES: Record<ModelName, CnnOptions> = {
     convDropout: 0.25,
     denseDropout: 0,
   },
-};
+  // The other families, each near the robust CNN's 9.3 M multiply-adds per
+  // digit or below, so that one seed trains in well under an hour on two
+  // cores (docs/architectures.md has the arithmetic).
+  // Residual: Conv(32) at 28×28, one block of 32 at 14×14, two of 64 at
+  // 7×7 (the first with a 1×1 projection): 11.2 M multiply-adds, 158 k weights.
+  resnet: { kind: "residual", stem: 32, stages: [[32], [64, 64]] },
+  // Separable: Conv(32) at 28×28, blocks of 64, 64 at 14×14 and 128, 128 at
+  // 7×7: 2.9 M multiply-adds, about a third of the residual CNN's.
+  separable: { kind: "separable", stem: 32, stages: [[64, 64], [128, 128]] },
+  // Transformer: 4×4 patches (49 tokens of width 64), four blocks of four
+  // heads with an MLP of 128: 7.7 M multiply-adds.
+  vit: { kind: "transformer", patch: 4, width: 64, depth: 4, heads: 4, mlp: 128 },
+} satisfies Record<ModelName, Architecture>;
+
+/** The CNN options of an architecture that is a plain CNN, else undefined. */
+export function cnnOptionsOf(architecture: Architecture): CnnOptions | undefined {
+  return "kind" in architecture ? undefined : architecture;
+}
 
 /** A linear layer (conv or dense) followed by ReLU, through BatchNorm if asked. */
 function withActivation(
@@ -100,7 +131,7 @@ export function buildCnn(options: CnnOptions, name: string): tf.LayersModel {
 
 /** Conv(32) ReLU, pool, Conv(64) ReLU, pool, Dense(128) ReLU, Dense(10). */
 export function buildBaseline(): tf.LayersModel {
-  return buildCnn(ARCHITECTURES.baseline, "baseline");
+  return buildModel("baseline");
 }
 
 /**
@@ -108,7 +139,7 @@ export function buildBaseline(): tf.LayersModel {
  * dropout after each block.
  */
 export function buildImproved(): tf.LayersModel {
-  return buildCnn(ARCHITECTURES.improved, "improved");
+  return buildModel("improved");
 }
 
 /**
@@ -117,9 +148,22 @@ export function buildImproved(): tf.LayersModel {
  * dense dropout; trained on broader augmentation (train/recipes.ts).
  */
 export function buildRobust(): tf.LayersModel {
-  return buildCnn(ARCHITECTURES.robust, "robust");
+  return buildModel("robust");
+}
+
+/** The model an architecture describes, named `name`. */
+export function buildArchitecture(architecture: Architecture, name: string): tf.LayersModel {
+  if (!("kind" in architecture)) return buildCnn(architecture, name);
+  switch (architecture.kind) {
+    case "residual":
+      return buildResidual(architecture, name);
+    case "separable":
+      return buildSeparable(architecture, name);
+    case "transformer":
+      return buildTransformer(architecture, name);
+  }
 }
 
 export function buildModel(name: ModelName): tf.LayersModel {
-  return buildCnn(ARCHITECTURES[name], name);
+  return buildArchitecture(ARCHITECTURES[name], name);
 }

@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { tf } from "../deps_tfjs.ts";
 import { writeDirAtomic } from "../util/files.ts";
+// Registers the layers of our own, so models that use them load.
+import "./attention_layers.ts";
 
 export const MODEL_JSON = "model.json";
 export const WEIGHTS_BIN = "weights.bin";

@@ -131,6 +131,13 @@ export class StatisticsPass {
   /** The generator's state before each dropout layer's first run on a chunk ("layer:chunk"). */
   #dropoutStates = new Map<string, RandomState>();
   #storedFloats: number;
+  /**
+   * For a model that is not one chain of layers (skip connections): the
+   * model from its input to each BatchNorm layer's input, by layer index.
+   * Such a model is run from the images each time, in inference mode (its
+   * dropout, if any, comes after its last BatchNorm).
+   */
+  #toLayer?: Map<number, tf.LayersModel>;
 
   /** `storedFloatsPerImage` trades memory for recomputation (the results are the same). */
   constructor(
@@ -142,6 +149,7 @@ export class StatisticsPass {
     this.#model = model;
     this.#random = dropoutRandom;
     this.#storedFloats = storedFloatsPerImage;
+    if (model.getClassName() !== "Sequential") this.#toLayer = new Map();
     const images = pixels.length / 784;
     this.#stored = [];
     for (let start = 0; start < images; start += STATISTICS_CHUNK) {
@@ -204,6 +212,7 @@ export class StatisticsPass {
 
   /** The latest layer input up to `limit` whose activations fit the budget, else where they are. */
   #keepPosition(limit: number): number {
+    if (this.#toLayer) return this.#storedAt;
     for (let position = limit; position > this.#storedAt; position--) {
       // A sequential model's layer input is the previous layer's output: [batch, ...image].
       const shape = this.#model.layers[position - 1].outputShape as (number | null)[];
@@ -215,6 +224,7 @@ export class StatisticsPass {
 
   /** Layers `from` to `to` (exclusive) on one chunk, in training mode for dropout. */
   #run(x: tf.Tensor, chunk: number, from: number, to: number): tf.Tensor {
+    if (this.#toLayer) return this.#runGraph(x, to);
     for (let i = from; i < to; i++) {
       const layer = this.#model.layers[i];
       x = layer.getClassName() === "Dropout"
@@ -222,6 +232,17 @@ export class StatisticsPass {
         : layer.apply(x) as tf.Tensor;
     }
     return x;
+  }
+
+  /** The input of layer `to` of a graph model, from the images. */
+  #runGraph(images: tf.Tensor, to: number): tf.Tensor {
+    let toLayer = this.#toLayer!.get(to);
+    if (!toLayer) {
+      const target = this.#model.layers[to].input as tf.SymbolicTensor;
+      toLayer = tf.model({ inputs: this.#model.inputs, outputs: target });
+      this.#toLayer!.set(to, toLayer);
+    }
+    return toLayer.apply(images) as tf.Tensor;
   }
 
   /** A dropout layer on a chunk, with the same mask each time it runs on that chunk. */

@@ -15,9 +15,9 @@ import {
   VALIDATION_SIZE,
 } from "../data/mnist.ts";
 import {
+  type Architecture,
   ARCHITECTURES,
-  buildCnn,
-  type CnnOptions,
+  buildArchitecture,
   type ModelName,
 } from "../models/architectures.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
@@ -59,7 +59,7 @@ export interface TrainConfig extends Recipe {
   /** The model's name: "baseline", "improved" or an ablation variant's. */
   model: string;
   /** Its layers (default: those of the model of that name). */
-  architecture?: CnnOptions;
+  architecture?: Architecture;
   /** The augmentation when `augment` is on (default: the improved model's). */
   augmentation?: AugmentRanges;
   seed: number;
@@ -114,7 +114,7 @@ export interface Metrics {
   started: string;
   seed: number;
   config: Omit<TrainConfig, "augmentation"> & {
-    architecture: CnnOptions;
+    architecture: Architecture;
     augmentation: AugmentRanges | null;
   };
   data: { train: number; validation: number; test: number };
@@ -179,7 +179,7 @@ interface Run {
   average?: WeightAverage;
 }
 
-export function architectureOf(config: TrainConfig): CnnOptions {
+export function architectureOf(config: TrainConfig): Architecture {
   const architecture = config.architecture ?? ARCHITECTURES[config.model as ModelName];
   if (!architecture) throw new TrainingError(`No architecture is known for "${config.model}".`);
   return architecture;
@@ -201,7 +201,7 @@ export function augmentationAt(config: TrainConfig, epoch: number): AugmentRange
  * weights are the only record of it.
  */
 export function fitsArchitecture(shapes: readonly number[][], config: TrainConfig): boolean {
-  const model = buildCnn(architectureOf(config), config.model);
+  const model = buildArchitecture(architectureOf(config), config.model);
   try {
     return hasWeightShapes(model, shapes);
   } finally {
@@ -237,7 +237,7 @@ export function beginsFinishingRecipe(
 function buildSeeded(config: TrainConfig, random: Random): tf.LayersModel {
   const restore = seedMathRandom(random);
   try {
-    return buildCnn(architectureOf(config), config.model);
+    return buildArchitecture(architectureOf(config), config.model);
   } finally {
     restore();
   }

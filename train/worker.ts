@@ -11,7 +11,7 @@ import "./worker_errors.ts";
 import { tf } from "../deps_tfjs.ts";
 import { pixelsOf } from "../data/mnist.ts";
 import { useEngine } from "../kernels/engine.ts";
-import { buildCnn } from "../models/architectures.ts";
+import { buildArchitecture } from "../models/architectures.ts";
 import { augmentBatch, type AugmentRanges } from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
@@ -56,7 +56,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
   switch (request.type) {
     case "setup": {
       await useEngine(request.setup.engine);
-      const model = buildCnn(request.setup.architecture, request.setup.name);
+      const model = buildArchitecture(request.setup.architecture, request.setup.name);
       replica = {
         setup: request.setup,
         model,
@@ -155,7 +155,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
 /** The evaluation copy of the model, holding `weights` (every weight, in order). */
 function evaluationCopy(weights: Float32Array[]): tf.LayersModel {
   const current = ready();
-  current.evaluationModel ??= buildCnn(current.setup.architecture, current.setup.name);
+  current.evaluationModel ??= buildArchitecture(current.setup.architecture, current.setup.name);
   const model = current.evaluationModel;
   const tensors = model.getWeights().map((weight, i) => tf.tensor(weights[i], weight.shape));
   model.setWeights(tensors);

@@ -3,14 +3,14 @@
  * request gets exactly one reply, in order, so the run can match them up.
  */
 import type { MnistSplit } from "../data/mnist.ts";
-import type { CnnOptions } from "../models/architectures.ts";
+import type { Architecture } from "../models/architectures.ts";
 import type { AugmentRanges } from "../transforms/augment.ts";
 import type { EngineName } from "../kernels/engine.ts";
 import type { ChannelMoments } from "./batch_norm_stats.ts";
 
 export interface WorkerSetup {
   name: string;
-  architecture: CnnOptions;
+  architecture: Architecture;
   seed: number;
   /** This worker's place among `workers`. */
   index: number;
