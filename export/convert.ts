@@ -1,17 +1,28 @@
 /**
  * tfjs layers model → ONNX, as a pure function of the model's topology and
- * weights.
+ * weights. Sequential models and functional graphs (skip connections) alike:
+ * layers are converted in the model's topological order, each from the
+ * converted outputs of the layers it takes.
  *
  * Inside the graph, images are NCHW (ONNX's Conv and MaxPool layout); an
  * NHWC input is transposed once at the start. BatchNormalization that
- * directly follows a Conv2D or Dense without activation is folded into its
- * weights (exact up to float rounding); elsewhere it becomes a per-channel
- * Mul and Add. Flatten keeps ONNX's channel-first order and the
- * following Dense's rows are permuted to match, so no transpose is needed.
+ * directly follows a convolution or Dense without activation, and is its
+ * only consumer, is folded into its weights (exact up to float rounding);
+ * elsewhere it becomes a per-channel Mul and Add. Flatten keeps ONNX's
+ * channel-first order and the following Dense's rows are permuted to match,
+ * so no transpose is needed. Token tensors [batch, tokens, width] keep
+ * tfjs's layout (export/convert_tokens.ts).
  */
 import { onnx, type OnnxTypes } from "../deps.ts";
 import type { LayerJson, LayersArtifacts } from "./layers_artifacts.ts";
 import { type Dim, GraphBuilder, tensorValueInfo } from "./onnx_graph.ts";
+import {
+  gelu,
+  globalAveragePool1d,
+  layerNormalization,
+  positionEmbedding,
+  selfAttention,
+} from "./convert_tokens.ts";
 
 export const EXPORTER_VERSION = "1.0.0";
 export const PRODUCER_NAME = "mnist-cnn-robustness";
@@ -22,13 +33,23 @@ export type Layout = "nhwc" | "nchw";
 export const SUPPORTED_LAYERS = [
   "InputLayer",
   "Conv2D",
+  "DepthwiseConv2D",
   "BatchNormalization",
+  "LayerNormalization",
   "Activation",
   "MaxPooling2D",
+  "GlobalAveragePooling2D",
+  "GlobalAveragePooling1D",
   "Dropout",
   "Flatten",
+  "Reshape",
   "Dense",
+  "Add",
+  "MultiHeadSelfAttention",
+  "PositionEmbedding",
 ] as const;
+
+const ACTIVATIONS = ["linear", "relu", "softmax", "gelu"];
 
 export class UnsupportedModelError extends Error {}
 
@@ -38,20 +59,20 @@ export interface ExportOptions {
   metadata?: Record<string, unknown>;
 }
 
-interface Weight {
+export interface Weight {
   shape: number[];
   values: Float32Array;
 }
 
-/** Where the converter is: the current tensor and its shape (NCHW or [N, F]). */
-interface Cursor {
+/** A converted tensor and its shape (images NCHW, tokens [N, T, D], features [N, F]). */
+export interface Cursor {
   tensor: string;
   shape: Dim[];
   /** Set after Flatten of [N, C, H, W]: the next Dense must permute its rows. */
   flattenedFrom?: [number, number, number];
 }
 
-const unsupported = (layer: LayerJson, why: string) =>
+export const unsupported = (layer: LayerJson, why: string) =>
   new UnsupportedModelError(
     `Layer "${layer.config.name}" (${layer.class_name}) cannot be exported: ${why}.`,
   );
@@ -91,13 +112,13 @@ function checkChannelsLast(layer: LayerJson) {
 /** The Keras activation of a layer option or Activation layer. */
 function activationOf(layer: LayerJson): string {
   const activation = (layer.config.activation as string | undefined) ?? "linear";
-  if (!["linear", "relu", "softmax"].includes(activation)) {
-    throw unsupported(layer, `activation "${activation}" (supported: linear, relu, softmax)`);
+  if (!ACTIVATIONS.includes(activation)) {
+    throw unsupported(layer, `activation "${activation}" (supported: ${ACTIVATIONS.join(", ")})`);
   }
   return activation;
 }
 
-class Converter {
+export class Converter {
   readonly graph = new GraphBuilder();
   #weights: Map<string, Weight>;
 
@@ -116,6 +137,9 @@ class Converter {
   activation(cursor: Cursor, activation: string, layerName: string, rank: number): Cursor {
     if (activation === "relu") {
       return { ...cursor, tensor: this.graph.node("Relu", [cursor.tensor], layerName) };
+    }
+    if (activation === "gelu") {
+      return { ...cursor, tensor: gelu(this.graph, cursor.tensor, layerName) };
     }
     if (activation === "softmax") {
       if (rank !== 2) {
@@ -168,23 +192,12 @@ class Converter {
   }
 
   conv2d(layer: LayerJson, cursor: Cursor, foldedNorm?: LayerJson): Cursor {
-    checkChannelsLast(layer);
-    if (cursor.shape.length !== 4) {
-      throw unsupported(layer, `its input has rank ${cursor.shape.length}, not 4`);
-    }
-    const [, inChannels, height, width] = cursor.shape as [Dim, number, number, number];
+    const inChannels = this.imageInput(layer, cursor)[1];
     const kernel = this.weight(layer, "kernel");
     const [kh, kw, kin, kout] = kernel.shape;
     if (kin !== inChannels) {
       throw unsupported(layer, `its kernel takes ${kin} channels but its input has ${inChannels}`);
     }
-    const [sh, sw] = pair(layer.config.strides, 1);
-    const [dh, dw] = pair(layer.config.dilation_rate, 1);
-    const padding = layer.config.padding ?? "valid";
-    if (padding !== "same" && padding !== "valid") throw unsupported(layer, `padding "${padding}"`);
-    const padsH: [number, number] = padding === "same" ? samePadding(height, kh, sh, dh) : [0, 0];
-    const padsW: [number, number] = padding === "same" ? samePadding(width, kw, sw, dw) : [0, 0];
-
     // [kh, kw, in, out] → [out, in, kh, kw], in float64 until folding is done.
     const weights = new Float64Array(kout * kin * kh * kw);
     for (let y = 0; y < kh; y++) {
@@ -197,6 +210,57 @@ class Converter {
         }
       }
     }
+    return this.convolution(layer, cursor, weights, [kout, kin, kh, kw], 1, foldedNorm);
+  }
+
+  /** A depthwise convolution: ONNX Conv with one group per input channel. */
+  depthwiseConv2d(layer: LayerJson, cursor: Cursor, foldedNorm?: LayerJson): Cursor {
+    const inChannels = this.imageInput(layer, cursor)[1];
+    const kernel = this.weight(layer, "depthwise_kernel");
+    const [kh, kw, channels, multiplier] = kernel.shape;
+    if (channels !== inChannels) {
+      throw unsupported(
+        layer,
+        `its kernel takes ${channels} channels but its input has ${inChannels}`,
+      );
+    }
+    // [kh, kw, C, M] → [C·M, 1, kh, kw]: output channel c·M + m filters input channel c.
+    const outputs = channels * multiplier;
+    const weights = new Float64Array(outputs * kh * kw);
+    for (let y = 0; y < kh; y++) {
+      for (let x = 0; x < kw; x++) {
+        for (let o = 0; o < outputs; o++) {
+          weights[(o * kh + y) * kw + x] = kernel.values[(y * kw + x) * outputs + o];
+        }
+      }
+    }
+    return this.convolution(layer, cursor, weights, [outputs, 1, kh, kw], channels, foldedNorm);
+  }
+
+  imageInput(layer: LayerJson, cursor: Cursor): [Dim, number, number, number] {
+    checkChannelsLast(layer);
+    if (cursor.shape.length !== 4) {
+      throw unsupported(layer, `its input has rank ${cursor.shape.length}, not 4`);
+    }
+    return cursor.shape as [Dim, number, number, number];
+  }
+
+  /** An ONNX Conv with weights [out, in / group, kh, kw] (BatchNorm folded in if given). */
+  convolution(
+    layer: LayerJson,
+    cursor: Cursor,
+    weights: Float64Array,
+    [kout, kin, kh, kw]: number[],
+    group: number,
+    foldedNorm?: LayerJson,
+  ): Cursor {
+    const [, , height, width] = cursor.shape as [Dim, number, number, number];
+    const [sh, sw] = pair(layer.config.strides, 1);
+    const [dh, dw] = pair(layer.config.dilation_rate, 1);
+    const padding = layer.config.padding ?? "valid";
+    if (padding !== "same" && padding !== "valid") throw unsupported(layer, `padding "${padding}"`);
+    const padsH: [number, number] = padding === "same" ? samePadding(height, kh, sh, dh) : [0, 0];
+    const padsW: [number, number] = padding === "same" ? samePadding(width, kw, sw, dw) : [0, 0];
     let bias: Float64Array | undefined = layer.config.use_bias === false
       ? undefined
       : Float64Array.from(this.weight(layer, "bias").values);
@@ -212,6 +276,7 @@ class Converter {
       strides: [sh, sw],
       dilations: [dh, dw],
       pads: [padsH[0], padsW[0], padsH[1], padsW[1]],
+      ...(group > 1 ? { group } : {}),
     });
     const shape: Dim[] = [
       cursor.shape[0],
@@ -243,18 +308,20 @@ class Converter {
   }
 
   dense(layer: LayerJson, cursor: Cursor, foldedNorm?: LayerJson): Cursor {
-    if (cursor.shape.length !== 2) {
+    const rank = cursor.shape.length;
+    if (rank !== 2 && rank !== 3) {
       throw unsupported(
         layer,
-        `its input has rank ${cursor.shape.length}; add a Flatten layer before it`,
+        `its input has rank ${rank}; add a Flatten layer before it`,
       );
     }
+    if (rank === 3 && foldedNorm) throw unsupported(foldedNorm, "BatchNormalization of tokens");
     const kernel = this.weight(layer, "kernel");
     const [inputs, units] = kernel.shape;
-    if (inputs !== cursor.shape[1]) {
+    if (inputs !== cursor.shape[rank - 1]) {
       throw unsupported(
         layer,
-        `its kernel takes ${inputs} features but its input has ${cursor.shape[1]}`,
+        `its kernel takes ${inputs} features but its input has ${cursor.shape[rank - 1]}`,
       );
     }
     // Stored [out][in] while folding; ONNX Gemm gets it back as [in, out].
@@ -278,14 +345,20 @@ class Converter {
       this.graph.constant(`${name}/kernel`, [inputs, units], gemmWeights),
       ...(bias ? [this.graph.constant(`${name}/bias`, [units], Float32Array.from(bias))] : []),
     ];
-    const tensor = bias
+    // Gemm takes matrices only; tokens [N, T, D] go through MatMul and Add.
+    const tensor = !bias
+      ? this.graph.node("MatMul", operands, name)
+      : rank === 2
       ? this.graph.node("Gemm", operands, name)
-      : this.graph.node("MatMul", operands, name);
+      : this.graph.node("Add", [
+        this.graph.node("MatMul", operands.slice(0, 2), `${name}/product`),
+        operands[2],
+      ], name);
     return this.activation(
-      { tensor, shape: [cursor.shape[0], units] },
+      { tensor, shape: [...cursor.shape.slice(0, -1), units] },
       activationOf(layer),
       name,
-      2,
+      rank,
     );
   }
 
@@ -364,6 +437,70 @@ class Converter {
       flattenedFrom: nextIsDense ? [channels, height, width] : undefined,
     };
   }
+
+  globalAveragePool2d(layer: LayerJson, cursor: Cursor): Cursor {
+    const [batch, channels] = this.imageInput(layer, cursor);
+    const tensor = this.graph.node("ReduceMean", [cursor.tensor], layer.config.name, {
+      axes: [2, 3],
+      keepdims: 0,
+    });
+    return { tensor, shape: [batch, channels] };
+  }
+
+  add(layer: LayerJson, operands: Cursor[]): Cursor {
+    const [first] = operands;
+    const dims = JSON.stringify(first.shape);
+    for (const operand of operands) {
+      if (JSON.stringify(operand.shape) !== dims || operand.flattenedFrom) {
+        throw unsupported(
+          layer,
+          `its inputs differ in shape (${dims}, ${JSON.stringify(operand.shape)})`,
+        );
+      }
+    }
+    const tensor = this.graph.node(
+      operands.length === 2 ? "Add" : "Sum",
+      operands.map((operand) => operand.tensor),
+      layer.config.name,
+    );
+    return { tensor, shape: first.shape };
+  }
+
+  /**
+   * tfjs's Reshape of the tensor as tfjs lays it out: images go back to
+   * NHWC first, and a rank-4 result comes back to NCHW.
+   */
+  reshape(layer: LayerJson, cursor: Cursor): Cursor {
+    const target = [...(layer.config.target_shape as number[] | undefined) ?? []];
+    const name = layer.config.name;
+    const layoutShape = cursor.shape.length === 4
+      ? [cursor.shape[0], cursor.shape[2], cursor.shape[3], cursor.shape[1]]
+      : cursor.shape;
+    const size = layoutShape.slice(1).reduce((a: number, b) => a * (b as number), 1);
+    const known = target.reduce((a, b) => (b === -1 ? a : a * b), 1);
+    const free = target.indexOf(-1);
+    if (free >= 0) target[free] = size / known;
+    if (target.length === 0 || target.reduce((a, b) => a * b, 1) !== size) {
+      throw unsupported(
+        layer,
+        `target shape ${JSON.stringify(layer.config.target_shape)} for ${size} values`,
+      );
+    }
+    let input = cursor.tensor;
+    if (cursor.shape.length === 4) {
+      input = this.graph.node("Transpose", [input], `${name}/nhwc`, { perm: [0, 2, 3, 1] });
+    }
+    let tensor = this.graph.node("Reshape", [
+      input,
+      this.graph.constantInt64(`${name}/shape`, [0, ...target]),
+    ], name);
+    let shape: Dim[] = [cursor.shape[0], ...target];
+    if (target.length === 3) {
+      tensor = this.graph.node("Transpose", [tensor], `${name}/nchw`, { perm: [0, 3, 1, 2] });
+      shape = [cursor.shape[0], target[2], target[0], target[1]];
+    }
+    return { tensor, shape };
+  }
 }
 
 function inputShapeOf(layers: LayerJson[]): number[] {
@@ -382,6 +519,39 @@ function inputShapeOf(layers: LayerJson[]): number[] {
   return shape.slice(1) as number[];
 }
 
+/** The layers each layer takes its input from (a Sequential model: the one before it). */
+function inboundLayers(layers: LayerJson[]): Map<string, string[]> {
+  const inbound = new Map<string, string[]>();
+  layers.forEach((layer, i) => {
+    const nodes = layer.inbound_nodes;
+    if (Array.isArray(nodes) && nodes.length > 1) {
+      throw new UnsupportedModelError(
+        `Layer "${layer.config.name}" is used more than once; shared layers are not supported.`,
+      );
+    }
+    const node = Array.isArray(nodes) ? nodes[0] : undefined;
+    if (Array.isArray(node)) {
+      inbound.set(
+        layer.config.name,
+        node.map((entry) => {
+          const [name, nodeIndex] = entry as [string, number];
+          if (nodeIndex !== 0) {
+            throw new UnsupportedModelError(
+              `Layer "${layer.config.name}" takes a shared layer's output; shared layers are not supported.`,
+            );
+          }
+          return name;
+        }),
+      );
+    } else if (i > 0) {
+      inbound.set(layer.config.name, [layers[i - 1].config.name]);
+    } else {
+      inbound.set(layer.config.name, []);
+    }
+  });
+  return inbound;
+}
+
 /** Builds the ONNX model for `artifacts`; throws UnsupportedModelError for what it cannot export. */
 export function convertToOnnx(
   artifacts: LayersArtifacts,
@@ -396,11 +566,6 @@ export function convertToOnnx(
         }.`,
       );
     }
-    if (Array.isArray(layer.inbound_nodes) && layer.inbound_nodes.length > 1) {
-      throw new UnsupportedModelError(
-        `Layer "${layer.config.name}" is used more than once; only single chains of layers are supported.`,
-      );
-    }
   }
   const [height, width, channels] = inputShapeOf(layers);
   const converter = new Converter(artifacts.weights);
@@ -409,50 +574,111 @@ export function convertToOnnx(
   const inputDims: Dim[] = options.layout === "nhwc"
     ? ["N", height, width, channels]
     : ["N", channels, height, width];
-  let cursor: Cursor = {
+  const input: Cursor = {
     tensor: options.layout === "nhwc"
       ? graph.node("Transpose", [inputName], "input_nchw", { perm: [0, 3, 1, 2] })
       : inputName,
     shape: ["N", channels, height, width],
   };
 
-  // Layers that matter at inference (Dropout and InputLayer do nothing there).
-  const active = layers.filter((layer) =>
-    layer.class_name !== "Dropout" && layer.class_name !== "InputLayer"
-  );
-  for (let i = 0; i < active.length; i++) {
-    const layer = active[i];
-    const next = active[i + 1];
+  const inbound = inboundLayers(layers);
+  const consumers = new Map<string, LayerJson[]>();
+  for (const layer of layers) {
+    for (const from of inbound.get(layer.config.name)!) {
+      consumers.set(from, [...consumers.get(from) ?? [], layer]);
+    }
+  }
+  const onlyConsumer = (layer: LayerJson) => {
+    const taking = consumers.get(layer.config.name) ?? [];
+    return taking.length === 1 ? taking[0] : undefined;
+  };
+  // Each converted layer's output; Dropout and InputLayer pass theirs through.
+  const outputs = new Map<string, Cursor>();
+  const folded = new Set<string>();
+  for (const layer of layers) {
+    const name = layer.config.name;
+    if (folded.has(name)) continue;
+    const from = inbound.get(name)!.map((source) => {
+      const cursor = outputs.get(source);
+      if (!cursor) {
+        throw new UnsupportedModelError(
+          `Layer "${name}" takes "${source}", which the model does not define before it.`,
+        );
+      }
+      return cursor;
+    });
+    const cursor = from[0] ?? input;
+    if (from.length > 1 && layer.class_name !== "Add") {
+      throw unsupported(layer, `it takes ${from.length} inputs`);
+    }
+    const next = onlyConsumer(layer);
     const foldable = next?.class_name === "BatchNormalization" &&
-      (layer.class_name === "Conv2D" || layer.class_name === "Dense") &&
-      activationOf(layer) === "linear";
-    const folded = foldable ? next : undefined;
+      ["Conv2D", "DepthwiseConv2D", "Dense"].includes(layer.class_name) &&
+      activationOf(layer) === "linear" && cursor.shape.length !== 3;
+    const norm = foldable ? next : undefined;
+    let result: Cursor;
     switch (layer.class_name) {
+      case "InputLayer":
+      case "Dropout":
+        result = cursor;
+        break;
       case "Conv2D":
-        cursor = converter.conv2d(layer, cursor, folded);
+        result = converter.conv2d(layer, cursor, norm);
+        break;
+      case "DepthwiseConv2D":
+        result = converter.depthwiseConv2d(layer, cursor, norm);
         break;
       case "Dense":
-        cursor = converter.dense(layer, cursor, folded);
+        result = converter.dense(layer, cursor, norm);
         break;
       case "BatchNormalization":
-        cursor = converter.batchNorm(layer, cursor);
+        result = converter.batchNorm(layer, cursor);
+        break;
+      case "LayerNormalization":
+        result = layerNormalization(converter, layer, cursor);
         break;
       case "Activation":
-        cursor = converter.activation(
-          cursor,
-          activationOf(layer),
-          layer.config.name,
-          cursor.shape.length,
-        );
+        result = converter.activation(cursor, activationOf(layer), name, cursor.shape.length);
         break;
       case "MaxPooling2D":
-        cursor = converter.maxPool(layer, cursor);
+        result = converter.maxPool(layer, cursor);
+        break;
+      case "GlobalAveragePooling2D":
+        result = converter.globalAveragePool2d(layer, cursor);
+        break;
+      case "GlobalAveragePooling1D":
+        result = globalAveragePool1d(converter, layer, cursor);
         break;
       case "Flatten":
-        cursor = converter.flatten(layer, cursor, next?.class_name === "Dense");
+        result = converter.flatten(layer, cursor, next?.class_name === "Dense");
         break;
+      case "Reshape":
+        result = converter.reshape(layer, cursor);
+        break;
+      case "Add":
+        result = converter.add(layer, from);
+        break;
+      case "MultiHeadSelfAttention":
+        result = selfAttention(converter, layer, cursor);
+        break;
+      case "PositionEmbedding":
+        result = positionEmbedding(converter, layer, cursor);
+        break;
+      default:
+        throw unsupported(layer, "the exporter has no conversion for it");
     }
-    if (folded) i++;
+    outputs.set(name, result);
+    if (norm) {
+      folded.add(norm.config.name);
+      outputs.set(norm.config.name, result);
+    }
+  }
+  const outputLayer = artifacts.outputLayer ?? layers.at(-1)?.config.name;
+  const cursor = outputLayer === undefined ? undefined : outputs.get(outputLayer);
+  if (!cursor) {
+    throw new UnsupportedModelError(
+      `The model's output layer "${outputLayer}" is not in its layer list.`,
+    );
   }
   if (cursor.shape.length !== 2) {
     throw new UnsupportedModelError(

@@ -14,8 +14,10 @@ export interface LayerJson {
 export interface LayersArtifacts {
   /** The model's name from its topology. */
   name: string;
-  /** Layers in order (a Sequential model, or a functional chain). */
+  /** Layers in order (a Sequential model's chain, or a functional model's in topological order). */
   layers: LayerJson[];
+  /** Functional models: the layer whose output is the model's (Sequential: the last layer). */
+  outputLayer?: string;
   weights: Map<string, { shape: number[]; values: Float32Array }>;
 }
 
@@ -41,16 +43,18 @@ async function readOrExplain(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-/** Flattens the layer list of a Sequential model or a single-chain functional model. */
+/** The layer list of a Sequential or functional model, and a functional model's output layer. */
 function layerList(
   topology: Record<string, unknown>,
   path: string,
-): { name: string; layers: LayerJson[] } {
+): { name: string; layers: LayerJson[]; outputLayer?: string } {
   const modelConfig = (topology.model_config ?? topology) as {
     class_name?: string;
     config?: unknown;
   };
-  const config = modelConfig.config as { name?: string; layers?: LayerJson[] } | undefined;
+  const config = modelConfig.config as
+    | { name?: string; layers?: LayerJson[]; output_layers?: unknown[][] }
+    | undefined;
   if (!config || !Array.isArray(config.layers)) {
     throw new ModelFileError(`${path} has no layer list in its modelTopology.`);
   }
@@ -62,7 +66,14 @@ function layerList(
       `${path} holds a ${modelConfig.class_name} model; only Sequential and functional models are supported.`,
     );
   }
-  return { name: config.name ?? "model", layers: config.layers };
+  const outputs = config.output_layers;
+  if (Array.isArray(outputs) && outputs.length > 1) {
+    throw new ModelFileError(
+      `${path} has ${outputs.length} outputs; a classifier has one.`,
+    );
+  }
+  const outputLayer = Array.isArray(outputs?.[0]) ? String(outputs[0][0]) : undefined;
+  return { name: config.name ?? "model", layers: config.layers, outputLayer };
 }
 
 export async function readLayersArtifacts(dir: string): Promise<LayersArtifacts> {
@@ -100,7 +111,7 @@ export async function readLayersArtifacts(dir: string): Promise<LayersArtifacts>
   if (!Array.isArray(json.weightsManifest)) {
     throw new ModelFileError(`${modelPath} has no weightsManifest.`);
   }
-  const { name, layers } = layerList(json.modelTopology, modelPath);
+  const { name, layers, outputLayer } = layerList(json.modelTopology, modelPath);
   const weights = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const group of json.weightsManifest) {
     const chunks = await Promise.all(
@@ -136,5 +147,5 @@ export async function readLayersArtifacts(dir: string): Promise<LayersArtifacts>
       offset += size * 4;
     }
   }
-  return { name, layers, weights };
+  return { name, layers, outputLayer, weights };
 }

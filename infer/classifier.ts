@@ -73,6 +73,15 @@ export class OnnxClassifier {
       }
       throw new ModelError(`Model file ${path} cannot be read: ${(error as Error).message}`);
     }
+    return await OnnxClassifier.fromBytes(bytes, path, options);
+  }
+
+  /** A classifier from a model's bytes; `path` names it in messages. */
+  static async fromBytes(
+    bytes: Uint8Array,
+    path: string,
+    options: { layout?: InputLayout; threads?: number; spinning?: boolean } = {},
+  ): Promise<OnnxClassifier> {
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(bytes, {

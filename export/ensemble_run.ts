@@ -1,0 +1,173 @@
+/**
+ * `deno task export --ensemble ...`: the ensemble of named models, or of
+ * the members chosen on validation digits, written as DIR/models/ensemble.onnx.
+ */
+import { basename, join } from "node:path";
+import { type Mnist, pixelsOf, splitTrainValidation, VALIDATION_SIZE } from "../data/mnist.ts";
+import { OnnxClassifier } from "../infer/classifier.ts";
+import { UsageError } from "../util/cli.ts";
+import { exists, writeJsonAtomic } from "../util/files.ts";
+import { listModels } from "../util/results_dir.ts";
+import { type Choice, chooseMembers } from "./ensemble_choice.ts";
+import { type EnsembleMember, exportEnsemble } from "./ensemble.ts";
+
+export const ENSEMBLE_NAME = "ensemble";
+
+interface Candidate {
+  name: string;
+  path: string;
+}
+
+/** `DIR/models/<name>.onnx` for a name, the path itself for a file ending in .onnx. */
+function resolveMember(resultsDir: string, given: string): Candidate {
+  return given.endsWith(".onnx")
+    ? { name: basename(given, ".onnx"), path: given }
+    : { name: given, path: join(resultsDir, "models", `${given}.onnx`) };
+}
+
+async function readMembers(candidates: Candidate[]): Promise<EnsembleMember[]> {
+  return await Promise.all(candidates.map(async ({ name, path }) => {
+    if (!(await exists(path))) {
+      throw new UsageError(
+        `Ensemble member ${path} does not exist: export it first (deno task export).`,
+      );
+    }
+    return { name, bytes: await Deno.readFile(path) };
+  }));
+}
+
+/** The seed and held-out digits a candidate's training run recorded. */
+async function trainingSplit(resultsDir: string, name: string) {
+  const path = join(resultsDir, "metrics", `${name}_metrics.json`);
+  let metrics: { seed?: number; config?: { validation?: number; limit?: number } };
+  try {
+    metrics = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    throw new UsageError(
+      `Choosing members needs each candidate's training metrics, and ${path} cannot be read; name the members instead (--ensemble a,b,c).`,
+    );
+  }
+  if (metrics.config?.limit) {
+    throw new UsageError(
+      `Candidate ${name} trained on --limit ${metrics.config.limit} images; it is a probe, not a candidate.`,
+    );
+  }
+  return { seed: metrics.seed ?? 42, validation: metrics.config?.validation ?? VALIDATION_SIZE };
+}
+
+/**
+ * Chooses members among `names` (default: every model in DIR/models but an
+ * ensemble) on the validation digits none of them trained on: candidates of
+ * one seed hold out the last digits of the same order, so the smallest
+ * held-out set is among all of theirs.
+ */
+export async function chooseOnValidation(
+  resultsDir: string,
+  data: Mnist,
+  names?: string[],
+): Promise<Choice & { seed: number; validationImages: number }> {
+  const candidates = names
+    ? names.map((name) => resolveMember(resultsDir, name))
+    : (await listModels(resultsDir, "onnx"))
+      .map((path) => ({ name: basename(path, ".onnx"), path }))
+      .filter(({ name }) => name !== ENSEMBLE_NAME);
+  const splits = await Promise.all(candidates.map(({ name }) => trainingSplit(resultsDir, name)));
+  const seeds = new Set(splits.map((split) => split.seed));
+  if (seeds.size > 1) {
+    throw new UsageError(
+      `The candidates trained with different seeds (${
+        [...seeds].join(", ")
+      }), so no validation digits are held out by all of them.`,
+    );
+  }
+  const seed = splits[0].seed;
+  const validationImages = Math.min(...splits.map((split) => split.validation));
+  const { validation } = splitTrainValidation(data.train, seed, undefined, validationImages);
+  const pixels = pixelsOf(validation, Array.from({ length: validation.count }, (_, i) => i));
+  const probabilities = new Map<string, Float32Array>();
+  for (const candidate of candidates) {
+    const classifier = await OnnxClassifier.load(candidate.path);
+    try {
+      probabilities.set(candidate.name, await classifier.predict(pixels));
+    } finally {
+      await classifier.release();
+    }
+  }
+  return { ...chooseMembers(probabilities, validation.labels), seed, validationImages };
+}
+
+export async function runEnsembleExport(options: {
+  resultsDir: string;
+  ensemble: string;
+  candidates?: string[];
+  data: Mnist;
+  verificationPixels: Float32Array;
+  command: string;
+}): Promise<void> {
+  const { resultsDir, data } = options;
+  let names: string[];
+  let choice: Awaited<ReturnType<typeof chooseOnValidation>> | undefined;
+  if (options.ensemble === "auto") {
+    choice = await chooseOnValidation(resultsDir, data, options.candidates);
+    const percent = (x: number) => `${(x * 100).toFixed(2)}%`;
+    console.log(
+      `validation digits held out by every candidate (seed ${choice.seed}): ${choice.validationImages}`,
+    );
+    for (const candidate of choice.candidates) {
+      console.log(
+        `  ${candidate.members[0]}: log loss ${candidate.logLoss.toFixed(4)}, accuracy ${
+          percent(candidate.accuracy)
+        }`,
+      );
+    }
+    for (const step of choice.steps) {
+      console.log(
+        `  ensemble ${step.members.join(" + ")}: log loss ${step.logLoss.toFixed(4)}, accuracy ${
+          percent(step.accuracy)
+        }`,
+      );
+    }
+    names = choice.members;
+  } else {
+    if (options.candidates) throw new UsageError("--candidates goes with --ensemble auto.");
+    names = options.ensemble.split(",").map((name) => name.trim()).filter((name) => name !== "");
+    if (names.length < 2) {
+      throw new UsageError(
+        `--ensemble needs two or more members (names in ${resultsDir}/models/ or .onnx files) or "auto", got "${options.ensemble}".`,
+      );
+    }
+  }
+  const members = await readMembers(names.map((name) => resolveMember(resultsDir, name)));
+  const onnxPath = join(resultsDir, "models", `${ENSEMBLE_NAME}.onnx`);
+  const started = performance.now();
+  const result = await exportEnsemble({
+    members,
+    onnxPath,
+    verificationPixels: options.verificationPixels,
+    metadata: {
+      command: options.command,
+      ...(choice
+        ? { chosen_on: `${choice.validationImages} validation digits of seed ${choice.seed}` }
+        : {}),
+    },
+  });
+  console.log(
+    `${names.join(" + ")} -> ${onnxPath} (${(result.bytes / 1024).toFixed(0)} KiB, ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s): on ${result.images} test images, largest |p_ensemble - mean p_members| = ${
+      result.maxAbsDifference.toExponential(2)
+    }`,
+  );
+  if (choice) {
+    await writeJsonAtomic(join(resultsDir, "metrics", "ensemble_choice.json"), {
+      command: options.command,
+      date: new Date().toISOString(),
+      seed: choice.seed,
+      validation_images: choice.validationImages,
+      criterion: "log loss of the mean probabilities, greedy forward selection",
+      candidates: choice.candidates,
+      steps: choice.steps,
+      members: choice.members,
+    });
+  }
+}
