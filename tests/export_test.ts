@@ -10,24 +10,13 @@ import { readLayersArtifacts } from "../export/layers_artifacts.ts";
 import { exportModel } from "../export/export_model.ts";
 import { compareWithTfjs } from "../export/verify.ts";
 import { Random } from "../util/random.ts";
+import { randomizeWeights } from "./random_weights.ts";
 import { tempDir } from "./temp_dir.ts";
 
 await useWasmBackend();
 
 const random = new Random(11);
 const pixels = Float32Array.from({ length: 16 * 784 }, () => random.next());
-
-/** Random weights everywhere, positive variances, so that folding is really tested. */
-function randomizeWeights(model: tf.LayersModel): void {
-  model.setWeights(model.weights.map((weight) => {
-    const size = weight.shape.reduce((a, b) => a! * b!, 1)!;
-    const values = Float32Array.from(
-      { length: size },
-      () => weight.name.includes("variance") ? random.uniform(0.5, 2) : random.uniform(-0.5, 0.5),
-    );
-    return tf.tensor(values, weight.shape as number[]);
-  }));
-}
 
 type LayerList = () => tf.layers.Layer[];
 const input = { inputShape: [28, 28, 1] };
@@ -76,7 +65,7 @@ const TINY_MODELS: Record<string, LayerList> = {
 
 async function savedModel(layers: tf.layers.Layer[], dir: string): Promise<tf.LayersModel> {
   const model = tf.sequential({ layers });
-  randomizeWeights(model);
+  randomizeWeights(model, random);
   await saveLayersModel(model, dir);
   return model;
 }
@@ -103,7 +92,7 @@ Deno.test("every supported layer and option: ONNX Runtime equals tfjs within 1e-
 Deno.test("the robust model exports and verifies against tfjs", async () => {
   await using dirTemp = await tempDir();
   const model = buildModel("robust");
-  randomizeWeights(model);
+  randomizeWeights(model, random);
   await saveLayersModel(model, dirTemp.path);
   const result = await exportModel({
     modelDir: dirTemp.path,
@@ -120,7 +109,7 @@ Deno.test("the improved model decodes back to the expected graph", async () => {
   await using dirTemp = await tempDir();
   const dir = dirTemp.path;
   const model = buildModel("improved");
-  randomizeWeights(model);
+  randomizeWeights(model, random);
   await saveLayersModel(model, dir);
   const path = join(dir, "improved.onnx");
   const result = await exportModel({

@@ -135,6 +135,50 @@ engineTest("Conv2DBackpropInput matches the cpu backend", () => {
   }
 });
 
+// Depthwise filters [h, w, channels, multiplier]: odd sizes, both paddings, strides 1 and 2.
+const depthwiseCases = [
+  { x: [2, 7, 9, 3], filter: [3, 3, 3, 1], strides: 1, pad: "same" },
+  { x: [3, 8, 8, 5], filter: [3, 3, 5, 2], strides: 1, pad: "valid" },
+  { x: [2, 9, 7, 4], filter: [3, 2, 4, 1], strides: 2, pad: "same" },
+  { x: [1, 11, 10, 2], filter: [5, 5, 2, 3], strides: [2, 1], pad: "valid" },
+  { x: [4, 14, 14, 64], filter: [3, 3, 64, 1], strides: 1, pad: "same" },
+] as const;
+
+function depthwiseOutput(c: typeof depthwiseCases[number]): number[] {
+  return runOn("cpu", "DepthwiseConv2dNative", {
+    x: { values: new Float32Array(sizeOf(c.x)), shape: [...c.x] },
+    filter: { values: new Float32Array(sizeOf(c.filter)), shape: [...c.filter] },
+  }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 }).shape;
+}
+
+engineTest(
+  "DepthwiseConv2dNativeBackpropFilter (added: wasm has none) matches the cpu backend",
+  () => {
+    const random = new Random(21);
+    for (const c of depthwiseCases) {
+      const dyShape = depthwiseOutput(c);
+      assertMatchesCpu("DepthwiseConv2dNativeBackpropFilter", {
+        x: { values: randomArray(random, sizeOf(c.x)), shape: [...c.x] },
+        dy: { values: randomArray(random, sizeOf(dyShape)), shape: dyShape },
+      }, { strides: c.strides, pad: c.pad, dilations: 1, filterShape: [...c.filter] });
+    }
+  },
+);
+
+engineTest(
+  "DepthwiseConv2dNativeBackpropInput (added: wasm has none) matches the cpu backend",
+  () => {
+    const random = new Random(22);
+    for (const c of depthwiseCases) {
+      const dyShape = depthwiseOutput(c);
+      assertMatchesCpu("DepthwiseConv2dNativeBackpropInput", {
+        dy: { values: randomArray(random, sizeOf(dyShape)), shape: dyShape },
+        filter: { values: randomArray(random, sizeOf(c.filter)), shape: [...c.filter] },
+      }, { strides: c.strides, pad: c.pad, dilations: 1, inputShape: [...c.x] });
+    }
+  },
+);
+
 engineTest("BatchMatMul with transposed operands matches the cpu backend", () => {
   const random = new Random(3);
   for (

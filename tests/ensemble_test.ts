@@ -1,0 +1,182 @@
+/**
+ * Ensembles as one ONNX file: the output equals the mean of the members run
+ * separately, members are chosen on validation digits by log loss, and bad
+ * requests are refused in one sentence with nothing written.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ort } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
+import { chooseMembers, scoreMean } from "../export/ensemble_choice.ts";
+import { type EnsembleMember, exportEnsemble, mergeEnsemble } from "../export/ensemble.ts";
+import { exportModel } from "../export/export_model.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { saveLayersModel } from "../models/layers_io.ts";
+import { onnx } from "../deps.ts";
+import { Random } from "../util/random.ts";
+import { randomizeWeights } from "./random_weights.ts";
+import { runScript } from "./run_script.ts";
+import { tempDir } from "./temp_dir.ts";
+
+await useWasmBackend();
+const random = new Random(5);
+const pixels = Float32Array.from({ length: 12 * 784 }, () => random.next());
+
+/** A small classifier with random weights; `logits` leaves out the softmax. */
+function tinyModel(filters: number, logits = false): tf.LayersModel {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [28, 28, 1], filters, kernelSize: 3, strides: 2 }),
+      tf.layers.globalAveragePooling2d({}),
+      tf.layers.dense({ units: 10, activation: logits ? "linear" : "softmax" }),
+    ],
+  });
+}
+
+/** Exports tiny models to `dir/models/<name>.onnx` and returns them as members. */
+async function exportedMembers(
+  dir: string,
+  specs: Array<{ name: string; filters: number; logits?: boolean; layout?: "nhwc" | "nchw" }>,
+): Promise<EnsembleMember[]> {
+  const members: EnsembleMember[] = [];
+  for (const spec of specs) {
+    const model = tinyModel(spec.filters, spec.logits);
+    randomizeWeights(model, random);
+    const modelDir = join(dir, "tfjs", spec.name);
+    await saveLayersModel(model, modelDir);
+    const onnxPath = join(dir, "models", `${spec.name}.onnx`);
+    await exportModel({
+      modelDir,
+      onnxPath,
+      layout: spec.layout ?? "nhwc",
+      verificationPixels: pixels,
+    });
+    members.push({ name: spec.name, bytes: await Deno.readFile(onnxPath) });
+    model.dispose();
+  }
+  return members;
+}
+
+async function run(bytes: Uint8Array, images: Float32Array): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  const count = images.length / 784;
+  const out = await session.run({ input: new ort.Tensor("float32", images, [count, 28, 28, 1]) });
+  await session.release();
+  return out[session.outputNames[0]].data as Float32Array;
+}
+
+const softmax = (row: Float32Array) => {
+  const max = Math.max(...row);
+  const exp = Array.from(row, (v) => Math.exp(v - max));
+  const sum = exp.reduce((a, b) => a + b, 0);
+  return exp.map((v) => v / sum);
+};
+
+Deno.test("the ensemble's output equals the mean of its members' probabilities within 1e-5 (a logits member through softmax)", async () => {
+  await using dir = await tempDir();
+  const members = await exportedMembers(dir.path, [
+    { name: "a", filters: 4 },
+    { name: "b", filters: 6 },
+    { name: "c", filters: 3, logits: true },
+  ]);
+  const onnxPath = join(dir.path, "models", "ensemble.onnx");
+  const result = await exportEnsemble({ members, onnxPath, verificationPixels: pixels });
+  assert.ok(result.maxAbsDifference <= 1e-5);
+  const together = await run(await Deno.readFile(onnxPath), pixels);
+  const separately = await Promise.all(members.map((member) => run(member.bytes, pixels)));
+  for (let image = 0; image < 12; image++) {
+    const rows = separately.map((out, m) => {
+      const row = out.subarray(image * 10, image * 10 + 10);
+      return m === 2 ? softmax(row) : Array.from(row);
+    });
+    for (let c = 0; c < 10; c++) {
+      const mean = rows.reduce((sum, row) => sum + row[c], 0) / 3;
+      assert.ok(Math.abs(together[image * 10 + c] - mean) <= 1e-5, `${image}, ${c}`);
+    }
+  }
+  const decoded = onnx.ModelProto.decode(await Deno.readFile(onnxPath));
+  assert.equal(decoded.graph!.node!.at(-1)!.opType, "Mean");
+  assert.equal(decoded.graph!.input!.length, 1, "one shared input");
+  const metadata = Object.fromEntries(decoded.metadataProps.map((p) => [p.key, p.value]));
+  assert.deepEqual(JSON.parse(metadata.ensemble_members!).map((m: { name: string }) => m.name), [
+    "a",
+    "b",
+    "c",
+  ]);
+});
+
+Deno.test("an ensemble refuses one member, repeated names and members of different layouts", async () => {
+  await using dir = await tempDir();
+  const members = await exportedMembers(dir.path, [
+    { name: "a", filters: 2 },
+    { name: "b", filters: 2, layout: "nchw" },
+  ]);
+  assert.throws(
+    () => mergeEnsemble([members[0]]),
+    /^Error: An ensemble needs at least two members, got 1\.$/,
+  );
+  assert.throws(() => mergeEnsemble([members[0], members[0]]), /distinct names/);
+  assert.throws(
+    () => mergeEnsemble(members),
+    /^Error: Members take different inputs: a .*, b .* \(export them with the same --layout\)\.$/,
+  );
+});
+
+Deno.test("members are chosen greedily by validation log loss: the best single model, then whoever lowers the loss", () => {
+  // Eight digits of class 0. a is sure and right on the first four, unsure on
+  // the rest; b the other way round; c is moderately right everywhere.
+  const labels = new Uint8Array(8);
+  const rows = (right: (i: number) => number) =>
+    Float32Array.from({ length: 80 }, (_, k) => {
+      const i = Math.floor(k / 10), c = k % 10;
+      return c === 0 ? right(i) : (1 - right(i)) / 9;
+    });
+  const probabilities = new Map([
+    ["a", rows((i) => (i < 4 ? 0.99 : 0.3))],
+    ["b", rows((i) => (i < 4 ? 0.3 : 0.99))],
+    ["c", rows(() => 0.6)],
+  ]);
+  const choice = chooseMembers(probabilities, labels);
+  // c starts; a alone makes it worse (a second member joins all the same),
+  // but b then covers a's unsure digits.
+  assert.deepEqual(choice.members, ["c", "a", "b"]);
+  const alone = scoreMean(probabilities, ["c"], labels).logLoss;
+  assert.equal(choice.steps[0].logLoss, alone);
+  assert.ok(choice.steps[1].logLoss > alone && choice.steps[2].logLoss < alone);
+  // The loss is the mean of −ln p(true class) of the averaged probabilities.
+  const expected = -(4 * Math.log((0.99 + 0.3 + 0.6) / 3) + 4 * Math.log((0.3 + 0.99 + 0.6) / 3)) /
+    8;
+  assert.ok(Math.abs(choice.steps[2].logLoss - expected) < 1e-6);
+});
+
+Deno.test("export --ensemble: auto writes the choice and the file; a missing member or a lone one is one sentence, nothing written", async () => {
+  await using dir = await tempDir();
+  await exportedMembers(dir.path, [{ name: "a", filters: 3 }, { name: "b", filters: 5 }]);
+  await Deno.mkdir(join(dir.path, "metrics"));
+  for (const name of ["a", "b"]) {
+    await Deno.writeTextFile(
+      join(dir.path, "metrics", `${name}_metrics.json`),
+      JSON.stringify({ seed: 42, config: { validation: 300 } }),
+    );
+  }
+  const auto = await runScript("export/main.ts", ["--ensemble", "auto", "--out", dir.path]);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stdout, /validation digits held out by every candidate \(seed 42\): 300/);
+  const choice = JSON.parse(
+    await Deno.readTextFile(join(dir.path, "metrics", "ensemble_choice.json")),
+  );
+  assert.equal(choice.members.length, 2);
+  assert.equal(choice.validation_images, 300);
+  await Deno.remove(join(dir.path, "models", "ensemble.onnx"));
+  const missing = await runScript("export/main.ts", ["--ensemble", "a,zzz", "--out", dir.path]);
+  assert.equal(missing.code, 2);
+  assert.match(
+    missing.stderr,
+    /^error: Ensemble member .*zzz\.onnx does not exist: export it first \(deno task export\)\.$/,
+  );
+  const lone = await runScript("export/main.ts", ["--ensemble", "a", "--out", dir.path]);
+  assert.equal(lone.code, 2);
+  assert.match(lone.stderr, /needs two or more members/);
+  const files = [...Deno.readDirSync(join(dir.path, "models"))].map((entry) => entry.name).sort();
+  assert.deepEqual(files, ["a.onnx", "b.onnx"]);
+});
