@@ -12,7 +12,7 @@
  * kernel of a training step.
  */
 import { join } from "node:path";
-import { VERSIONS } from "../deps.ts";
+import { onnx, VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { engineFlag, sayFallback, useEngine } from "../kernels/engine.ts";
@@ -35,7 +35,9 @@ import { DEFAULT_WORKERS } from "../train/run.ts";
 import { type KernelTime, profileKernels } from "../kernels/profile.ts";
 import { exportModel } from "../export/export_model.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { OnnxClassifier, onnxMetadata } from "../infer/classifier.ts";
+import { type EnsembleMember, mergeEnsemble } from "../export/ensemble.ts";
+import { multiplyAdds } from "../models/cost.ts";
 import { commandLine, intFlag, parseFlags, runMain } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random } from "../util/random.ts";
@@ -214,36 +216,70 @@ function benchInference(
  * ONNX Runtime on the same model, exported by our exporter: the 10,000 test
  * images at batch 256 with 2 threads.
  */
-async function benchOnnx(
+/** The model, untrained, as a verified ONNX file in `dir` (the graph is what counts for speed). */
+async function exportUntrained(
   model: tf.LayersModel,
-  data: Awaited<ReturnType<typeof loadMnist>>,
-): Promise<number> {
-  const dir = await Deno.makeTempDir({ prefix: "bench-onnx-" });
-  try {
-    await saveLayersModel(model, join(dir, "tfjs"));
-    const onnxPath = join(dir, "model.onnx");
-    await exportModel({
-      modelDir: join(dir, "tfjs"),
-      onnxPath,
-      layout: "nhwc",
-      verificationPixels: pixelsOf(data.test, Array.from({ length: 256 }, (_, i) => i)),
-    });
-    const classifier = await OnnxClassifier.load(onnxPath, { threads: 2 });
-    const pixels = pixelsOf(data.test, Array.from({ length: data.test.count }, (_, i) => i));
-    await classifier.predict(pixels.subarray(0, 4 * INFER_BATCH * 784), INFER_BATCH);
-    // Best of three passes: ONNX Runtime's thread pool suffers from other load.
-    let best = 0;
-    for (let pass = 0; pass < 3; pass++) {
-      const started = performance.now();
-      await classifier.predict(pixels, INFER_BATCH);
-      best = Math.max(best, data.test.count / ((performance.now() - started) / 1000));
-    }
-    sampleMemory();
-    await classifier.release();
-    return best;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  data: Data,
+  dir: string,
+  name: string,
+): Promise<string> {
+  await saveLayersModel(model, join(dir, name));
+  const onnxPath = join(dir, `${name}.onnx`);
+  await exportModel({
+    modelDir: join(dir, name),
+    onnxPath,
+    layout: "nhwc",
+    verificationPixels: pixelsOf(data.test, Array.from({ length: 256 }, (_, i) => i)),
+  });
+  return onnxPath;
+}
+
+/** ONNX Runtime images/s on the 10,000 test images, best of three passes. */
+async function timeOnnx(onnxPath: string, data: Data): Promise<number> {
+  const classifier = await OnnxClassifier.load(onnxPath, { threads: 2 });
+  const pixels = pixelsOf(data.test, Array.from({ length: data.test.count }, (_, i) => i));
+  await classifier.predict(pixels.subarray(0, 4 * INFER_BATCH * 784), INFER_BATCH);
+  // Best of three passes: ONNX Runtime's thread pool suffers from other load.
+  let best = 0;
+  for (let pass = 0; pass < 3; pass++) {
+    const started = performance.now();
+    await classifier.predict(pixels, INFER_BATCH);
+    best = Math.max(best, data.test.count / ((performance.now() - started) / 1000));
   }
+  sampleMemory();
+  await classifier.release();
+  return best;
+}
+
+/**
+ * The ensemble DIR/models/ensemble.onnx names (its members' architectures),
+ * built from untrained members as the single models are; undefined without
+ * one, or when a member is not one of the study's architectures.
+ */
+async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined> {
+  try {
+    const metadata = onnxMetadata(await Deno.readFile(join(outDir, "models", "ensemble.onnx")));
+    const names = (JSON.parse(metadata.ensemble_members) as Array<{ name: string }>).map((m) =>
+      m.name
+    );
+    return names.every((name) => (MODEL_NAMES as readonly string[]).includes(name))
+      ? names as ModelName[]
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function benchEnsemble(members: ModelName[], data: Data, dir: string): Promise<number> {
+  const parts: EnsembleMember[] = [];
+  for (const name of members) {
+    const model = buildModel(name);
+    parts.push({ name, bytes: await Deno.readFile(await exportUntrained(model, data, dir, name)) });
+    model.dispose();
+  }
+  const onnxPath = join(dir, "ensemble.onnx");
+  await Deno.writeFile(onnxPath, onnx.ModelProto.encode(mergeEnsemble(parts)).finish());
+  return await timeOnnx(onnxPath, data);
 }
 
 /** PyTorch's training speed on this machine (bench/torch_reference.py), or why there is none. */
@@ -333,13 +369,20 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     }
   }
   const inferOnnx: Record<string, number> = {};
+  const multiplyAddsOf: Record<string, number> = {};
+  const parametersOf: Record<string, number> = {};
+  const onnxDir = await Deno.makeTempDir({ prefix: "bench-onnx-" });
   for (const name of MODEL_NAMES) {
     const model = buildModel(name);
     inferTfjs[name] = Math.round(benchInference(model, data, 4096));
     console.log(
       `infer tfjs ${name}: ${inferTfjs[name]} images/s (batch ${INFER_BATCH}, 4,096 test images)`,
     );
-    inferOnnx[name] = Math.round(await benchOnnx(model, data));
+    multiplyAddsOf[name] = multiplyAdds(model);
+    parametersOf[name] = model.countParams();
+    inferOnnx[name] = Math.round(
+      await timeOnnx(await exportUntrained(model, data, onnxDir, name), data),
+    );
     console.log(
       `infer onnx ${name}: ${
         inferOnnx[name]
@@ -354,6 +397,23 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
       (inferOnnx.robust / inferOnnx.improved).toFixed(2)
     }x the improved model's images/s`,
   );
+  const members = await ensembleMembers(values.out!);
+  if (members) {
+    multiplyAddsOf.ensemble = members.reduce((sum, name) => sum + multiplyAddsOf[name], 0);
+    parametersOf.ensemble = members.reduce((sum, name) => sum + parametersOf[name], 0);
+    inferOnnx.ensemble = Math.round(await benchEnsemble(members, data, onnxDir));
+    console.log(
+      `infer onnx ensemble (${members.join(" + ")}, one graph): ${inferOnnx.ensemble} images/s`,
+    );
+  }
+  await Deno.remove(onnxDir, { recursive: true });
+  for (const name of Object.keys(multiplyAddsOf)) {
+    console.log(
+      `${name}: ${(multiplyAddsOf[name] / 1e6).toFixed(2)} M multiply-adds an image, ${
+        parametersOf[name].toLocaleString("en-US")
+      } parameters`,
+    );
+  }
   // Training and inference's peak, before the statistics pass below grows the heaps further.
   sampleMemory();
   const trainingPeak = peakRss;
@@ -397,6 +457,8 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     ...(values.profile ? { train_profile_ms_per_step: profiles } : {}),
     infer_tfjs: inferTfjs,
     infer_onnx: inferOnnx,
+    multiply_adds: multiplyAddsOf,
+    parameters: parametersOf,
     ...(statistics ? { batch_norm_statistics_seconds: statistics } : {}),
     peak_rss_mib: Math.round(trainingPeak / 2 ** 20),
     peak_rss_mib_with_statistics: Math.round(peakRss / 2 ** 20),

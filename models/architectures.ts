@@ -70,7 +70,7 @@ export const ARCHITECTURES = {
   // digit or below, so that one seed trains in well under an hour on two
   // cores (docs/architectures.md has the arithmetic).
   // Residual: Conv(32) at 28×28, one block of 32 at 14×14, two of 64 at
-  // 7×7 (the first with a 1×1 projection): 11.2 M multiply-adds, 158 k weights.
+  // 7×7 (the first with a 1×1 projection): 10.3 M multiply-adds, 152 k weights.
   resnet: { kind: "residual", stem: 32, stages: [[32], [64, 64]] },
   // Separable: Conv(32) at 28×28, blocks of 64, 64 at 14×14 and 128, 128 at
   // 7×7: 2.9 M multiply-adds, about a third of the residual CNN's.

@@ -19,6 +19,7 @@ export interface TrainingMetrics {
   command: string;
   date: string;
   data: { train: number; validation: number; test: number };
+  parameters?: { total: number };
   /** The training augmentation (null: none), for the report's list of counterparts. */
   config?: { augmentation?: Record<string, unknown> | null };
 }
@@ -69,6 +70,8 @@ export interface BenchMetrics {
   train?: Record<string, number>;
   infer_tfjs?: Record<string, number>;
   infer_onnx?: Record<string, number>;
+  multiply_adds?: Record<string, number>;
+  parameters?: Record<string, number>;
   command?: string;
 }
 
@@ -151,6 +154,8 @@ export interface ReportInputs {
   seedRuns: Record<string, SeedRunMetrics[]>;
   handwriting?: HandwritingMetrics;
   batchNormShift?: BatchNormShiftMetrics;
+  /** The ensemble's test-set metrics (`ensemble_test.json`) in each seed's results folder. */
+  ensembleRuns: Array<{ seed: number; test: TestSetMetrics }>;
 }
 
 export class MetricsError extends Error {}
@@ -245,7 +250,13 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) if (entry.isFile) names.push(entry.name);
   names.sort();
-  const inputs: ReportInputs = { training: {}, testSets: {}, seeds: {}, seedRuns: {} };
+  const inputs: ReportInputs = {
+    training: {},
+    testSets: {},
+    seeds: {},
+    seedRuns: {},
+    ensembleRuns: [],
+  };
   for (const name of names) {
     const path = join(dir, name);
     if (name.endsWith("_seeds.json")) {
@@ -267,10 +278,22 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
     }
   }
   // Each seed's own results folder, named relative to this one's parent (DIR/..).
+  const seedMetricsDir = (summary: SeedsSummary, runDir: string) =>
+    join(dir, "..", relative(summary.runs[0].dir, runDir), "metrics");
+  const seedDirs = new Map<number, string>();
+  for (const summary of Object.values(inputs.seeds)) {
+    for (const run of summary.runs) seedDirs.set(run.seed, seedMetricsDir(summary, run.dir));
+  }
+  for (const [seed, metrics] of [...seedDirs].sort((a, b) => a[0] - b[0])) {
+    const path = join(metrics, "ensemble_test.json");
+    if (await exists(path)) {
+      inputs.ensembleRuns.push({ seed, test: await readJson(path, checkTestSet) });
+    }
+  }
   for (const [model, summary] of Object.entries(inputs.seeds)) {
     inputs.seedRuns[model] = [];
     for (const run of summary.runs) {
-      const metrics = join(dir, "..", relative(summary.runs[0].dir, run.dir), "metrics");
+      const metrics = seedMetricsDir(summary, run.dir);
       const optional = async <T>(
         file: string,
         check: (v: Record<string, unknown>) => string | undefined,

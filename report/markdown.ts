@@ -3,6 +3,7 @@ import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
 import { ablationMarkdown } from "./ablation.ts";
 import { pairedMarkdown } from "./paired.ts";
 import { handwritingMarkdown } from "./handwriting.ts";
+import { architecturesMarkdown } from "./architectures.ts";
 import { robustMarkdown } from "./robust.ts";
 import { pct, table } from "./format.ts";
 import { binomialInterval } from "../util/stats.ts";
@@ -160,6 +161,8 @@ export function renderMarkdown(
   if (robust) out.push(robust);
   const handwriting = handwritingMarkdown(inputs);
   if (handwriting) out.push(handwriting);
+  const architectures = architecturesMarkdown(inputs);
+  if (architectures) out.push(architectures, "");
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);
   if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation, options.testLabels));
@@ -176,7 +179,7 @@ export function renderMarkdown(
           "tfjs inference images/s (batch 256)",
           "ONNX Runtime images/s (batch 256)",
         ],
-        names.map((n) => [
+        [...new Set([...names, ...Object.keys(bench.infer_onnx ?? {})])].map((n) => [
           n,
           String(bench.train?.[n] ?? "–"),
           String(bench.infer_tfjs?.[n] ?? "–"),

@@ -35,6 +35,22 @@ export function verdict(
   return holdsZero({ low, high }) ? "within noise" : difference > 0 ? `${a} better` : `${b} better`;
 }
 
+/** The study's CNNs, compared pair by pair; every other model is compared with the robust CNN. */
+const CNN_MODELS = ["baseline", "improved", "robust"];
+
+function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
+  const pairs: Array<[[string, T], [string, T]]> = [];
+  for (let i = 0; i < models.length; i++) {
+    for (let j = i + 1; j < models.length; j++) {
+      const [a, b] = [models[i], models[j]];
+      if (CNN_MODELS.includes(a[0]) && CNN_MODELS.includes(b[0])) pairs.push([a, b]);
+      else if (b[0] === "robust") pairs.push([a, b]);
+      else if (a[0] === "robust") pairs.push([b, a]);
+    }
+  }
+  return pairs;
+}
+
 export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<number>): string {
   const out: string[] = [];
   const models = Object.entries(inputs.testSets).filter(([, t]) =>
@@ -42,24 +58,21 @@ export function pairedMarkdown(inputs: ReportInputs, testLabels?: ArrayLike<numb
   );
   if (testLabels && models.length >= 2) {
     const rows: string[][] = [];
-    for (let i = 0; i < models.length; i++) {
-      for (let j = i + 1; j < models.length; j++) {
-        const [a, ta] = models[i], [b, tb] = models[j];
-        if (ta.predictions!.length !== tb.predictions!.length) continue;
-        const labels = Array.from(testLabels).slice(0, ta.predictions!.length);
-        const ca = correctness(ta.predictions!, labels), cb = correctness(tb.predictions!, labels);
-        const { onlyA, onlyB } = discordant(ca, cb);
-        const p = mcnemarExact(onlyA, onlyB);
-        const boot = pairedBootstrap(ca, cb, BOOTSTRAP_SEED);
-        rows.push([
-          `${a} − ${b}`,
-          `${signedPoints(boot.difference)} points`,
-          `${signedPoints(boot.ci95.low)} to ${signedPoints(boot.ci95.high)}`,
-          `${onlyA} / ${onlyB}`,
-          p < 0.001 ? p.toExponential(1) : p.toFixed(3),
-          verdict(boot.difference, boot.ci95.low, boot.ci95.high, a, b),
-        ]);
-      }
+    for (const [[a, ta], [b, tb]] of comparedPairs(models)) {
+      if (ta.predictions!.length !== tb.predictions!.length) continue;
+      const labels = Array.from(testLabels).slice(0, ta.predictions!.length);
+      const ca = correctness(ta.predictions!, labels), cb = correctness(tb.predictions!, labels);
+      const { onlyA, onlyB } = discordant(ca, cb);
+      const p = mcnemarExact(onlyA, onlyB);
+      const boot = pairedBootstrap(ca, cb, BOOTSTRAP_SEED);
+      rows.push([
+        `${a} − ${b}`,
+        `${signedPoints(boot.difference)} points`,
+        `${signedPoints(boot.ci95.low)} to ${signedPoints(boot.ci95.high)}`,
+        `${onlyA} / ${onlyB}`,
+        p < 0.001 ? p.toExponential(1) : p.toFixed(3),
+        verdict(boot.difference, boot.ci95.low, boot.ci95.high, a, b),
+      ]);
     }
     out.push(
       "### Paired tests on the test set",

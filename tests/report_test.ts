@@ -292,6 +292,7 @@ Deno.test("paired tests and seeds: McNemar and bootstrap on the predictions, 'wi
     training: {},
     seeds: {},
     seedRuns: {},
+    ensembleRuns: [],
     testSets: {
       a: withPredictions(wrong(range(0, 160))),
       b: withPredictions(wrong(range(0, 100))),
@@ -407,6 +408,7 @@ Deno.test("robustness families in the report: each pair of models with its paire
     training: {},
     seeds: {},
     seedRuns: {},
+    ensembleRuns: [],
     testSets: {},
     robustness: {
       models: {},

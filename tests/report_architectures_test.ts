@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { architecturesMarkdown, differenceOverSeeds } from "../report/architectures.ts";
+import { readMetrics, type ReportInputs } from "../report/inputs.ts";
+import { tempDir } from "./temp_dir.ts";
+
+const seedsFile = (model: string, accuracies: number[]) => ({
+  model,
+  seeds: accuracies.map((_, i) => 42 + i),
+  runs: accuracies.map((test_accuracy, i) => ({
+    seed: 42 + i,
+    dir: i === 0 ? "results" : `results/seeds/seed-${42 + i}`,
+    test_accuracy,
+  })),
+  summary: {},
+});
+
+const testSet = (accuracy: number) => ({
+  accuracy,
+  images_per_s: 1,
+  confusion: Array.from({ length: 10 }, () => new Array(10).fill(0)),
+  samples: [],
+  confident_mistakes: [],
+});
+
+function inputs(): ReportInputs {
+  return {
+    training: {},
+    testSets: {},
+    seeds: {
+      robust: seedsFile("robust", [0.9950, 0.9955, 0.9948]),
+      // Better than robust by 0.10, 0.05 and 0.12 points on the same seeds.
+      resnet: seedsFile("resnet", [0.9960, 0.9960, 0.9960]),
+      // Better on one seed, worse on another.
+      vit: seedsFile("vit", [0.9900, 0.9980, 0.9940]),
+    },
+    seedRuns: {},
+    ensembleRuns: [{ seed: 42, test: testSet(0.9970) }],
+  } as unknown as ReportInputs;
+}
+
+Deno.test("the families' table: differences from the robust CNN pair seeds, with a t interval and a verdict", () => {
+  const given = inputs();
+  const resnet = differenceOverSeeds(given, "resnet", "robust")!;
+  const differences = [0.0010, 0.0005, 0.0012];
+  const mean = differences.reduce((a, b) => a + b) / 3;
+  const sd = Math.sqrt(differences.reduce((s, d) => s + (d - mean) ** 2, 0) / 2);
+  assert.ok(Math.abs(resnet.mean - mean) < 1e-12);
+  // Student's t with 2 degrees of freedom: 4.303.
+  assert.ok(Math.abs(resnet.ci95!.low - (mean - 4.303 * sd / Math.sqrt(3))) < 1e-5);
+  const markdown = architecturesMarkdown(given)!;
+  const row = (label: string) =>
+    markdown.split("\n").find((line) => line.startsWith(`| ${label}`))!;
+  assert.match(
+    row("residual CNN"),
+    /\| 99\.60% ± 0\.00% \(3\) \| \+0\.09 \(\+0\.00 to \+0\.18\): resnet better \|/,
+  );
+  assert.match(row("vision transformer"), /within noise/);
+  // The ensemble has one seed: its difference has no interval.
+  assert.match(row("ensemble"), /\| 99\.70% ± 0\.00% \(1\) \| \+0\.20 \(one seed\) \|/);
+  assert.equal(
+    architecturesMarkdown({ ...given, seeds: { robust: given.seeds.robust }, ensembleRuns: [] }),
+    undefined,
+  );
+});
+
+Deno.test("readMetrics reads the ensemble's test metrics from every seed's folder", async () => {
+  await using dir = await tempDir();
+  const metrics = join(dir.path, "results", "metrics");
+  await Deno.mkdir(metrics, { recursive: true });
+  await Deno.mkdir(join(dir.path, "results", "seeds", "seed-43", "metrics"), { recursive: true });
+  await Deno.writeTextFile(
+    join(metrics, "robust_seeds.json"),
+    JSON.stringify(seedsFile("robust", [0.995, 0.996])),
+  );
+  await Deno.writeTextFile(join(metrics, "ensemble_test.json"), JSON.stringify(testSet(0.997)));
+  await Deno.writeTextFile(
+    join(dir.path, "results", "seeds", "seed-43", "metrics", "ensemble_test.json"),
+    JSON.stringify(testSet(0.998)),
+  );
+  await Deno.writeTextFile(
+    join(metrics, "robust_metrics.json"),
+    JSON.stringify({
+      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+      test_accuracy: 0.995,
+      test_loss: 0.1,
+      test_accuracy_augmented: 0.99,
+    }),
+  );
+  const read = await readMetrics(metrics);
+  assert.deepEqual(read.ensembleRuns.map((run) => [run.seed, run.test.accuracy]), [[42, 0.997], [
+    43,
+    0.998,
+  ]]);
+});
