@@ -34,16 +34,24 @@ export {
 } from "./kernels/engine.ts";
 export { type KernelProfiler, type KernelTime, profileKernels } from "./kernels/profile.ts";
 export {
+  type Architecture,
   ARCHITECTURES,
+  buildArchitecture,
   buildBaseline,
   buildCnn,
   buildImproved,
   buildModel,
   buildRobust,
+  CNN_NAMES,
   type CnnOptions,
   MODEL_NAMES,
   type ModelName,
+  type ResidualOptions,
+  type SeparableOptions,
+  type TransformerOptions,
 } from "./models/architectures.ts";
+export { MultiHeadSelfAttention, PositionEmbedding } from "./models/attention_layers.ts";
+export { layerMultiplyAdds, multiplyAdds } from "./models/cost.ts";
 export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
 export {
   augmentBatch,
@@ -85,6 +93,14 @@ export { convertToOnnx, encodeOnnx, type Layout, UnsupportedModelError } from ".
 export { readLayersArtifacts } from "./export/layers_artifacts.ts";
 export { exportModel, VerificationError } from "./export/export_model.ts";
 export { compareWithTfjs } from "./export/verify.ts";
+export {
+  ENSEMBLE_TOLERANCE,
+  EnsembleError,
+  type EnsembleMember,
+  exportEnsemble,
+  mergeEnsemble,
+} from "./export/ensemble.ts";
+export { type Choice, chooseMembers } from "./export/ensemble_choice.ts";
 export {
   type SeedRun,
   seedRunDir,

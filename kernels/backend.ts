@@ -80,7 +80,10 @@ export function registerTrainingKernels(): void {
   register("Tile", tile);
   register("Sum", sum(originals.sum));
   register("Mean", mean(originals.mean));
-  register("DepthwiseConv2dNativeBackpropInput", depthwiseBackpropInput);
+  register(
+    "DepthwiseConv2dNativeBackpropInput",
+    depthwiseBackpropInput(original("DepthwiseConv2dNative")),
+  );
   register("DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter);
 }
 

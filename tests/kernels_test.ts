@@ -139,6 +139,7 @@ engineTest("Conv2DBackpropInput matches the cpu backend", () => {
 const depthwiseCases = [
   { x: [2, 7, 9, 3], filter: [3, 3, 3, 1], strides: 1, pad: "same" },
   { x: [3, 8, 8, 5], filter: [3, 3, 5, 2], strides: 1, pad: "valid" },
+  { x: [3, 8, 7, 5], filter: [3, 3, 5, 1], strides: 1, pad: "valid" },
   { x: [2, 9, 7, 4], filter: [3, 2, 4, 1], strides: 2, pad: "same" },
   { x: [1, 11, 10, 2], filter: [5, 5, 2, 3], strides: [2, 1], pad: "valid" },
   { x: [4, 14, 14, 64], filter: [3, 3, 64, 1], strides: 1, pad: "same" },
