@@ -83,7 +83,10 @@ export async function main(args: string[]): Promise<void> {
         `With --model, --out names the ONNX file (ending in .onnx), got "${onnxPath}".`,
       );
     }
-    jobs.push({ modelDir: values.model, onnxPath });
+    // A model trained into DIR/models/NAME has its training figures in DIR/metrics/.
+    const name = basename(values.model.replace(/\/+$/, ""));
+    const metricsPath = join(values.model, "..", "..", "metrics", `${name}_metrics.json`);
+    jobs.push({ modelDir: values.model, onnxPath, metricsPath });
   } else {
     const resultsDir = values.out ?? "results";
     for (const modelDir of await listModels(resultsDir, "tfjs")) {
