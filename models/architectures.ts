@@ -67,8 +67,9 @@ export const ARCHITECTURES = {
     denseDropout: 0,
   },
   // The other families, each near the robust CNN's 9.3 M multiply-adds per
-  // digit or below, so that one seed trains in well under an hour on two
-  // cores (docs/architectures.md has the arithmetic).
+  // digit or below, so that one seed of its 25-epoch recipe trains within
+  // about an hour on two cores (docs/architectures.md has the arithmetic
+  // and the measured times).
   // Residual: Conv(32) at 28×28, one block of 32 at 14×14, two of 64 at
   // 7×7 (the first with a 1×1 projection): 10.3 M multiply-adds, 152 k weights.
   resnet: { kind: "residual", stem: 32, stages: [[32], [64, 64]] },

@@ -1,5 +1,6 @@
 /**
- * deno task train:baseline | train:improved | train:robust [flags]
+ * deno task train:baseline | train:improved | train:robust | train:resnet |
+ *   train:separable | train:vit [flags]
  *
  * Trains one of the three CNNs on MNIST with tfjs, on the native engine
  * (BLIS or OpenBLAS kernels through FFI) or the wasm one.
@@ -41,15 +42,16 @@ import {
 } from "./seeds.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
 
-const HELP = `Train a CNN on MNIST (tfjs, on the native or the wasm engine).
+const HELP = `Train a model on MNIST (tfjs, on the native or the wasm engine).
 
 Usage: deno task train:baseline [flags]
        deno task train:improved [flags]
        deno task train:robust [flags]
+       deno task train:resnet | train:separable | train:vit [flags]
 
 Flags:
   --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs},
-                   robust ${RECIPES.robust.epochs})
+                   robust, resnet, separable, vit ${RECIPES.robust.epochs})
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
   --seeds N        train N runs, seeds N, N+1, ...: the first in DIR, the others in
