@@ -21,10 +21,11 @@ async function demo(): Promise<void> {
     console.log(`-- ${model}`);
     await trainMain(["--model", model, ...QUICK]);
   }
-  step("2/6 Export them to ONNX, each verified against tfjs");
+  step("2/6 Export them to ONNX, each verified against tfjs, and the three as one ensemble file");
   await exportMain(["--out", OUT]);
+  await exportMain(["--ensemble", "baseline,improved,robust", "--out", OUT]);
   step("3/6 Inference with ONNX Runtime: the MNIST test set, then people's digit images");
-  for (const model of ["baseline", "improved", "robust"]) {
+  for (const model of ["baseline", "improved", "robust", "ensemble"]) {
     await inferMain([
       "--model",
       join(OUT, "models", `${model}.onnx`),

@@ -25,7 +25,13 @@ const LABELS: Record<string, string> = {
 /** Clean test accuracy of each seed a model was trained (or, for the ensemble, exported) with. */
 export function testAccuracyBySeed(inputs: ReportInputs, model: string): Map<number, number> {
   if (model === "ensemble") {
-    return new Map(inputs.ensembleRuns.map((run) => [run.seed, run.test.accuracy]));
+    const runs = inputs.ensembleRuns.map((run) => [run.seed, run.test.accuracy] as const);
+    // Without seeds files, the folder's own ensemble_test.json, of its robust model's seed.
+    const own = inputs.testSets.ensemble;
+    if (runs.length === 0 && own) {
+      return new Map([[inputs.training.robust?.seed ?? 42, own.accuracy]]);
+    }
+    return new Map(runs);
   }
   const seeds = inputs.seeds[model];
   if (seeds) return new Map(seeds.runs.map((run) => [run.seed, run.test_accuracy]));
