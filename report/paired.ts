@@ -35,15 +35,15 @@ export function verdict(
   return holdsZero({ low, high }) ? "within noise" : difference > 0 ? `${a} better` : `${b} better`;
 }
 
-/** The study's CNNs, compared pair by pair; every other model is compared with the robust CNN. */
-const CNN_MODELS = ["baseline", "improved", "robust"];
+/** The other families and the ensemble are compared with the robust CNN only (every other pair is compared). */
+const FAMILIES = ["resnet", "separable", "vit", "ensemble"];
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
   const pairs: Array<[[string, T], [string, T]]> = [];
   for (let i = 0; i < models.length; i++) {
     for (let j = i + 1; j < models.length; j++) {
       const [a, b] = [models[i], models[j]];
-      if (CNN_MODELS.includes(a[0]) && CNN_MODELS.includes(b[0])) pairs.push([a, b]);
+      if (!FAMILIES.includes(a[0]) && !FAMILIES.includes(b[0])) pairs.push([a, b]);
       else if (b[0] === "robust") pairs.push([a, b]);
       else if (a[0] === "robust") pairs.push([b, a]);
     }

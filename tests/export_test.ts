@@ -233,7 +233,7 @@ Deno.test("unsupported layers and bad model files: one sentence, no file", async
         tf.layers.dense({ units: 10, activation: "tanh" }),
       ], dir)).dispose();
     }),
-    /cannot be exported: activation "tanh" \(supported: linear, relu, softmax\)\.$/,
+    /cannot be exported: activation "tanh" \(supported: linear, relu, softmax, gelu\)\.$/,
   );
   assert.match(
     await exportError(() => {}),
