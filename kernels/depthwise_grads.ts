@@ -75,7 +75,7 @@ type BackpropInputArgs = {
 /** The input's gradient: by the forward kernel where the stride is 1, else by loops. */
 export function depthwiseBackpropInput(forward: WasmKernelFunc) {
   return (args: BackpropInputArgs): TensorInfo => {
-    const { inputs: { dy, filter }, backend, attrs } = args;
+    const { inputs: { filter }, attrs } = args;
     const info = convInfo(attrs.inputShape, filter.shape as Shape4, attrs);
     const plain = info.strideHeight === 1 && info.strideWidth === 1 &&
       info.dilationHeight === 1 && info.dilationWidth === 1 &&
