@@ -2,13 +2,12 @@
  * Conversions for a transformer's layers, on tokens [batch, tokens, width]
  * in tfjs's own layout: LayerNormalization, GELU, self-attention, the
  * position embedding and the mean over tokens. ONNX opset 13 has no
- * LayerNormalization or Gelu operator, so both are spelled out in the
- * operators it has (ReduceMean, Sqrt, Erf, ...), as tfjs computes them.
+ * LayerNormalization operator, so it is spelled out in the operators it
+ * has (ReduceMean, Sub, Sqrt, ...), as tfjs computes it.
  */
 import type { LayerJson } from "./layers_artifacts.ts";
 import type { Dim } from "./onnx_graph.ts";
-import type { GraphBuilder } from "./onnx_graph.ts";
-import { type Converter, type Cursor, unsupported } from "./convert.ts";
+import { type Converter, type Cursor, unsupported } from "./convert_layers.ts";
 
 function tokens(layer: LayerJson, cursor: Cursor): [Dim, number, number] {
   if (cursor.shape.length !== 3 || cursor.flattenedFrom) {
@@ -18,18 +17,6 @@ function tokens(layer: LayerJson, cursor: Cursor): [Dim, number, number] {
     );
   }
   return cursor.shape as [Dim, number, number];
-}
-
-/** GELU as tfjs computes it: x · ½(1 + erf(x / √2)). */
-export function gelu(graph: GraphBuilder, x: string, name: string): string {
-  const erf = graph.node("Erf", [
-    graph.node("Div", [x, graph.constant(`${name}/sqrt2`, [], [Math.SQRT2])], `${name}/scaled`),
-  ], `${name}/erf`);
-  const cdf = graph.node("Mul", [
-    graph.node("Add", [erf, graph.constant(`${name}/one`, [], [1])], `${name}/shifted`),
-    graph.constant(`${name}/half`, [], [0.5]),
-  ], `${name}/cdf`);
-  return graph.node("Mul", [x, cdf], name);
 }
 
 /** (x − mean) / √(variance + ε) · γ + β over the last axis. */
