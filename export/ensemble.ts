@@ -36,6 +36,12 @@ function dimsOf(info: OnnxTypes.IValueInfoProto | undefined): string {
   return JSON.stringify(dims.map((dim) => dim.dimParam ? "N" : Number(dim.dimValue ?? 0)));
 }
 
+/** A graph's inputs that are not initializers (older exporters list weights as inputs too). */
+function dataInputs(graph: OnnxTypes.IGraphProto): OnnxTypes.IValueInfoProto[] {
+  const weights = new Set((graph.initializer ?? []).map((init) => init.name));
+  return (graph.input ?? []).filter((input) => !weights.has(input.name));
+}
+
 function metadataOf(model: OnnxTypes.ModelProto): Record<string, string> {
   return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? "", p.value ?? ""]));
 }
@@ -58,7 +64,7 @@ export function mergeEnsemble(
     throw new EnsembleError(`Ensemble members need distinct names, got ${[...names].join(", ")}.`);
   }
   const models = members.map(decode);
-  const inputDims = dimsOf(models[0].graph?.input?.[0]);
+  const inputDims = dimsOf(dataInputs(models[0].graph ?? {})[0]);
   const nodes: OnnxTypes.INodeProto[] = [];
   const initializers: OnnxTypes.ITensorProto[] = [];
   const outputs: string[] = [];
@@ -67,9 +73,7 @@ export function mergeEnsemble(
   models.forEach((model, m) => {
     const { name } = members[m];
     const graph = model.graph;
-    const inputs = (graph?.input ?? []).filter((input) =>
-      !(graph?.initializer ?? []).some((init) => init.name === input.name)
-    );
+    const inputs = dataInputs(graph ?? {});
     if (!graph || inputs.length !== 1 || (graph.output ?? []).length !== 1) {
       throw new EnsembleError(
         `Member ${name} must have one input and one output, as a classifier exported here has.`,
@@ -106,19 +110,19 @@ export function mergeEnsemble(
     const outputName = graph.output![0].name!;
     const producer = (graph.node ?? []).find((node) => node.output?.includes(outputName));
     const isProbability = outputName === "probabilities" || producer?.opType === "Softmax";
-    outputs.push(
-      isProbability ? rename(outputName) : (() => {
-        const softmax = `${name}/probabilities`;
-        nodes.push({
-          opType: "Softmax",
-          name: `${name}/softmax`,
-          input: [rename(outputName)],
-          output: [softmax],
-          attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
-        });
-        return softmax;
-      })(),
-    );
+    if (isProbability) {
+      outputs.push(rename(outputName));
+    } else {
+      const softmax = `${name}/probabilities`;
+      nodes.push({
+        opType: "Softmax",
+        name: `${name}/softmax`,
+        input: [rename(outputName)],
+        output: [softmax],
+        attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
+      });
+      outputs.push(softmax);
+    }
   });
   nodes.push({ opType: "Mean", name: "ensemble/Mean", input: outputs, output: ["probabilities"] });
   const first = metadataOf(models[0]);
@@ -136,9 +140,7 @@ export function mergeEnsemble(
     exporter: `${PRODUCER_NAME} ensemble ${EXPORTER_VERSION}`,
     exported: new Date().toISOString(),
   };
-  const inputInfo = models[0].graph!.input!.find((input) =>
-    !(models[0].graph!.initializer ?? []).some((init) => init.name === input.name)
-  )!;
+  const inputInfo = dataInputs(models[0].graph!)[0];
   const inputShape = (inputInfo.type?.tensorType?.shape?.dim ?? []).map((dim) =>
     dim.dimParam ? dim.dimParam : Number(dim.dimValue)
   );
