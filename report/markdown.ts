@@ -161,7 +161,7 @@ export function renderMarkdown(
   if (robust) out.push(robust);
   const handwriting = handwritingMarkdown(inputs);
   if (handwriting) out.push(handwriting);
-  const architectures = architecturesMarkdown(inputs);
+  const architectures = architecturesMarkdown(inputs, options.testLabels);
   if (architectures) out.push(architectures, "");
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);

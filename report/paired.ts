@@ -208,14 +208,26 @@ export function familiesOverSeedsMarkdown(inputs: ReportInputs): string | undefi
   ].join("\n");
 }
 
-/** Each robustness family: every pair of models, image by image on the same perturbed digits. */
+/** Each robustness family: the compared pairs of models, image by image on the same perturbed digits. */
 function familiesMarkdown(inputs: ReportInputs): string | undefined {
   const paired = inputs.robustness?.paired;
   if (!paired || paired.comparisons.length === 0) return undefined;
-  const pairs = [...new Set(paired.comparisons.map((c) => `${c.a} − ${c.b}`))];
-  const families = [...new Set(paired.comparisons.map((c) => c.family))];
+  // The pairs the report compares, each as "first − second" (a stored b − a is turned round).
+  const oriented = paired.comparisons.flatMap((c) => {
+    const [pair] = comparedPairs([[c.a, c], [c.b, c]]);
+    if (!pair) return [];
+    const turned = pair[0][0] !== c.a;
+    return [{
+      pair: `${pair[0][0]} − ${pair[1][0]}`,
+      family: c.family,
+      difference: turned ? -c.difference : c.difference,
+      ci95: turned ? { low: -c.ci95.high, high: -c.ci95.low } : c.ci95,
+    }];
+  });
+  const pairs = [...new Set(oriented.map((c) => c.pair))];
+  const families = [...new Set(oriented.map((c) => c.family))];
   const cell = (family: string, pair: string) => {
-    const c = paired.comparisons.find((c) => c.family === family && `${c.a} − ${c.b}` === pair);
+    const c = oriented.find((c) => c.family === family && c.pair === pair);
     if (!c) return "–";
     const range = `${signedPoints(c.ci95.low, 1)} to ${signedPoints(c.ci95.high, 1)}`;
     return `${signedPoints(c.difference, 1)} (${range})${
