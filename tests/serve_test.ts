@@ -239,7 +239,12 @@ Deno.test("bad requests get one JSON sentence with their status", async () => {
       400,
       /truncated or corrupt|cannot be decoded/,
     ],
-    ["unknown model", post("?model=resnet", png), 404, /no model "resnet".*baseline, improved/],
+    [
+      "unknown model",
+      post("?model=lenet", png),
+      404,
+      /no model "lenet".*baseline, ensemble, improved/,
+    ],
     [
       "over the body limit",
       post("?model=baseline", new Uint8Array(30_000)),
