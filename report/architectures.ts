@@ -116,8 +116,8 @@ export function architecturesMarkdown(
   const out = [
     "## How close a small network gets to the state of the art",
     "",
-    "Three more families beside the robust CNN, trained on its recipe as it is (25 epochs on its " +
-    "augmentation, train/recipes.ts), and an ensemble exported as one ONNX graph whose output is the " +
+    "Three more families beside the robust CNN, trained on its recipe and augmentation as they are " +
+    "(train/recipes.ts), and an ensemble exported as one ONNX graph whose output is the " +
     "mean of its members' probabilities, its members chosen by log loss on validation digits " +
     "(metrics/ensemble_choice.json). Clean accuracy is the mean ± standard deviation over seeds; the " +
     "difference from the robust CNN pairs runs of the same seed with a 95% t interval over seeds or, " +
