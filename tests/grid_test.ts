@@ -56,10 +56,15 @@ async function startRedis(): Promise<{ url: string } & AsyncDisposable> {
   };
 }
 
-/** A `deno task worker` process whose output lines are collected. */
-function startWorker(url: string) {
+/**
+ * A `deno task worker` process whose output lines are collected. Its lock
+ * outlasts any run here, even on a loaded machine (a worker whose lock
+ * expires mid-run sees its run taken over), except where a test wants a
+ * killed worker's run taken over quickly.
+ */
+function startWorker(url: string, lockSeconds = 60) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "grid/worker_main.ts", "--queue", url, "--lock", "3"],
+    args: ["run", "-A", "grid/worker_main.ts", "--queue", url, "--lock", String(lockSeconds)],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -217,11 +222,11 @@ Deno.test({
     await using out = await tempDir("grid-kill-");
     const local = await seeds(join(out.path, "local"));
     assert.equal(local.code, 0, local.stderr);
-    const doomed = startWorker(redis.url);
+    const doomed = startWorker(redis.url, 3);
     const coordinator = seeds(join(out.path, "queued"), redis.url);
     await doomed.until(/^running baseline seed/);
     await doomed.stop("SIGKILL");
-    const rescuer = startWorker(redis.url);
+    const rescuer = startWorker(redis.url, 3);
     try {
       const queued = await coordinator;
       assert.equal(queued.code, 0, queued.stderr);
