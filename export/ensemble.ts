@@ -24,9 +24,9 @@ export interface EnsembleMember {
 function decode(member: EnsembleMember): OnnxTypes.ModelProto {
   try {
     return onnx.ModelProto.decode(member.bytes);
-  } catch (error) {
+  } catch {
     throw new EnsembleError(
-      `Member ${member.name} is not an ONNX model: ${(error as Error).message}`,
+      `Member ${member.name} is not an ONNX model: its bytes do not decode as one.`,
     );
   }
 }
