@@ -253,8 +253,9 @@ async function timeOnnx(onnxPath: string, data: Data): Promise<number> {
 
 /**
  * The ensemble DIR/models/ensemble.onnx names (its members' architectures),
- * built from untrained members as the single models are; undefined without
- * one, or when a member is not one of the study's architectures.
+ * timed from the untrained exports the single models were timed on;
+ * undefined without one, or when a member is not one of the study's
+ * architectures.
  */
 async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined> {
   try {
@@ -270,13 +271,12 @@ async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined>
   }
 }
 
+/** The ensemble of members already exported to `dir/<name>.onnx` by the single-model pass. */
 async function benchEnsemble(members: ModelName[], data: Data, dir: string): Promise<number> {
-  const parts: EnsembleMember[] = [];
-  for (const name of members) {
-    const model = buildModel(name);
-    parts.push({ name, bytes: await Deno.readFile(await exportUntrained(model, data, dir, name)) });
-    model.dispose();
-  }
+  const parts: EnsembleMember[] = await Promise.all(members.map(async (name) => ({
+    name,
+    bytes: await Deno.readFile(join(dir, `${name}.onnx`)),
+  })));
   const onnxPath = join(dir, "ensemble.onnx");
   await Deno.writeFile(onnxPath, onnx.ModelProto.encode(mergeEnsemble(parts)).finish());
   return await timeOnnx(onnxPath, data);
