@@ -60,7 +60,8 @@ async function startRedis(): Promise<{ url: string } & AsyncDisposable> {
  * A `deno task worker` process whose output lines are collected. Its lock
  * outlasts any run here, even on a loaded machine (a worker whose lock
  * expires mid-run sees its run taken over), except where a test wants a
- * killed worker's run taken over quickly.
+ * killed worker's run released quickly (a worker looks for released runs
+ * every half of its own lock).
  */
 function startWorker(url: string, lockSeconds = 60) {
   const child = new Deno.Command(Deno.execPath(), {
@@ -226,7 +227,7 @@ Deno.test({
     const coordinator = seeds(join(out.path, "queued"), redis.url);
     await doomed.until(/^running baseline seed/);
     await doomed.stop("SIGKILL");
-    const rescuer = startWorker(redis.url, 3);
+    const rescuer = startWorker(redis.url, 20);
     try {
       const queued = await coordinator;
       assert.equal(queued.code, 0, queued.stderr);
