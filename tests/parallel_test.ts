@@ -35,6 +35,32 @@ Deno.test("shards cover the batch contiguously, sizes within one", () => {
   assert.deepEqual(shardBounds(1, 2), [[0, 0], [0, 1]]);
 });
 
+Deno.test("moving statistics go to their own variables when tfjs renamed them (a model built twice)", () => {
+  // A resumed --seeds run reads the earlier seeds' models first; the second
+  // residual model's variables are then named "stem_bn/moving_mean_1".
+  const first = buildModel("resnet");
+  const model = buildModel("resnet");
+  const weights = model.getWeights().map((w) => (w.dataSync() as Float32Array).slice());
+  const batchNorms = model.layers.filter((layer) => layer.getClassName() === "BatchNormalization");
+  const layers = batchNorms.map((layer, i) => {
+    const channels = layer.getWeights()[0].size;
+    return {
+      mean: new Float32Array(channels).fill(i + 1),
+      variance: new Float32Array(channels).fill(-i - 1),
+    };
+  });
+  const replaced = withStatistics(model, weights, layers);
+  model.weights.forEach((weight, i) => {
+    const owner = batchNorms.findIndex((layer) => layer.nonTrainableWeights.includes(weight));
+    if (owner < 0) return assert.equal(replaced[i], weights[i], weight.name);
+    const expected = weight.name.includes("moving_mean") ? owner + 1 : -owner - 1;
+    assert.ok(replaced[i].every((v) => v === expected), weight.name);
+  });
+  assert.ok(model.weights.some((weight) => weight.name.endsWith("moving_mean_1")));
+  first.dispose();
+  model.dispose();
+});
+
 Deno.test("exact BatchNorm statistics over two workers equal this thread's; moments combine exactly", async () => {
   // Without dropout the pass is deterministic, so shares of the images must add up to the whole.
   const architecture = { batchNorm: true, convDropout: 0, denseDropout: 0 };

@@ -290,18 +290,20 @@ export function withStatistics(
   weights: Float32Array[],
   layers: LayerStatistics[],
 ): Float32Array[] {
-  let means = 0, variances = 0;
-  const replaced = model.weights.map((weight, i) =>
-    weight.name.endsWith("/moving_mean")
-      ? layers[means++].mean
-      : weight.name.endsWith("/moving_variance")
-      ? layers[variances++].variance
-      : weights[i]
-  );
-  if (means !== layers.length || variances !== layers.length) {
-    throw new Error(`The model has ${means} BatchNorm layers, not ${layers.length}.`);
+  const batchNorms = batchNormLayers(model);
+  if (batchNorms.length !== layers.length) {
+    throw new Error(`The model has ${batchNorms.length} BatchNorm layers, not ${layers.length}.`);
   }
-  return replaced;
+  // By the variables themselves, not their names: tfjs renames a variable
+  // ("moving_mean_1") when a model of the same layers was built before in
+  // this process, as a resumed run does.
+  const replacements = new Map<number, Float32Array>();
+  batchNorms.forEach((layer, i) => {
+    const [mean, variance] = layer.nonTrainableWeights;
+    replacements.set(mean.id, layers[i].mean);
+    replacements.set(variance.id, layers[i].variance);
+  });
+  return model.weights.map((weight, i) => replacements.get(weight.id) ?? weights[i]);
 }
 
 /** Sets the model's BatchNorm moving statistics to `layers` (in layer order). */
