@@ -339,7 +339,11 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   const engine = await useEngine(choice);
   sayFallback(engine);
   console.log(
-    `engine: ${engine.engine}${engine.blas ? ` (${engine.blas}, ${engine.blasCore} kernels)` : ""}`,
+    `engine: ${engine.engine}${
+      engine.blas
+        ? ` (${engine.blas}, ${engine.blasCore} kernels; convolutions on ${engine.convolutions})`
+        : ""
+    }`,
   );
   const train: Record<string, number> = {};
   const trainOneThread: Record<string, number> = {};
@@ -450,7 +454,9 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   await writeJsonAtomic(path, {
     ...(await existing(path)),
     engine: engine.engine,
-    ...(engine.blas ? { blas: engine.blas, blas_core: engine.blasCore } : {}),
+    ...(engine.blas
+      ? { blas: engine.blas, blas_core: engine.blasCore, convolutions: engine.convolutions }
+      : {}),
     train,
     train_workers: workers,
     train_one_worker: trainOneThread,

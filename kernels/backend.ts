@@ -11,6 +11,7 @@ import { fusedMatMul } from "./fused_matmul.ts";
 import { batchMatMul } from "./matmul.ts";
 import { maxPoolGrad } from "./max_pool_grad.ts";
 import { mean, sum } from "./reduce.ts";
+import { installReluGradient, RELU_GRAD } from "./relu_grad.ts";
 import { tile } from "./tile.ts";
 import { installTrainingLayers } from "./training_layers.ts";
 import type { WasmKernelFunc, WasmKernels } from "./wasm_heap.ts";
@@ -85,6 +86,10 @@ export function registerTrainingKernels(): void {
     depthwiseBackpropInput(original("DepthwiseConv2dNative")),
   );
   register("DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter);
+  // Only the native engine has a one-pass ReLU gradient; in wasm a loop over
+  // the heap was slower than tfjs's three kernels, which Relu's gradient
+  // then uses.
+  if (tf.getKernel(RELU_GRAD, "wasm") !== undefined) tf.unregisterKernel(RELU_GRAD, "wasm");
 }
 
 /**
@@ -121,6 +126,7 @@ export function useWasmBackend(): Promise<void> {
     await tf.ready();
     registerTrainingKernels();
     installTrainingLayers();
+    installReluGradient();
   })();
   return ready;
 }

@@ -24,7 +24,9 @@ import {
   nativeConv2dBackpropInput,
   nativeMaxPoolGrad,
   nativeReduceLeading,
+  nativeReluGrad,
 } from "./native/kernels.ts";
+import { RELU_GRAD } from "./relu_grad.ts";
 import {
   BATCH_NORM_TRAIN,
   BATCH_NORM_TRAIN_GRAD,
@@ -47,6 +49,7 @@ export const NATIVE_KERNELS = [
   "MaxPoolGrad",
   "Sum",
   "Mean",
+  RELU_GRAD,
   BATCH_NORM_TRAIN,
   BATCH_NORM_TRAIN_GRAD,
 ] as const;
@@ -59,12 +62,15 @@ export interface EngineInfo {
   /** The native engine's BLAS library and the CPU kernel set it chose. */
   blas?: string;
   blasCore?: string;
+  /** What the native engine's convolutions run on: "oneDNN 2.6" or "im2col + BLIS". */
+  convolutions?: string;
   /** Why the native engine was not used, when "auto" fell back to wasm. */
   fallback?: string;
 }
 
 let active: EngineInfo | undefined;
 let activeAdam: AdamUpdate = adamUpdateJs;
+let activeNative: NativeLibrary | undefined;
 
 function registerNativeKernels(native: NativeLibrary): void {
   const wasm = (name: string) =>
@@ -82,6 +88,7 @@ function registerNativeKernels(native: NativeLibrary): void {
     fusedMatMul(nativeMatMul as unknown as WasmKernelFunc, wasm("_FusedMatMul")),
   );
   register("MaxPoolGrad", nativeMaxPoolGrad(native));
+  register(RELU_GRAD, nativeReluGrad(native));
   register("Sum", nativeReduceLeading(native, false, wasmSum));
   register("Mean", nativeReduceLeading(native, true, wasmMean));
   register(BATCH_NORM_TRAIN, nativeBatchNormTrain(native));
@@ -100,12 +107,19 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
   register(BATCH_NORM_TRAIN, batchNormTrain);
   register(BATCH_NORM_TRAIN_GRAD, batchNormTrainGrad);
   activeAdam = adamUpdateJs;
+  activeNative = undefined;
   if (choice === "wasm") return active = { engine: "wasm" };
   try {
     const native = await loadNativeEngine();
     registerNativeKernels(native.symbols);
     activeAdam = nativeAdamUpdate(native.symbols);
-    return active = { engine: "native", blas: native.blas, blasCore: native.blasCore };
+    activeNative = native.symbols;
+    return active = {
+      engine: "native",
+      blas: native.blas,
+      blasCore: native.blasCore,
+      convolutions: native.convolutions,
+    };
   } catch (error) {
     if (!(error instanceof NativeUnavailable)) throw error;
     if (choice === "native") {
@@ -119,6 +133,22 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
         `The native engine is not available (${error.message}), so training runs on the wasm engine; for the native one: ${NATIVE_INSTALL_COMMAND}.`,
     };
   }
+}
+
+export type ConvolutionLibrary = "onednn" | "im2col";
+
+/**
+ * Runs the native engine's convolutions on oneDNN (where the library was
+ * built with it) or on im2col and the BLAS, for the whole process; returns
+ * what they run on now. The tests check both paths; MNIST_CONVOLUTIONS
+ * chooses at start.
+ */
+export function useConvolutions(library: ConvolutionLibrary): string {
+  if (!activeNative) throw new EngineError("The native engine is not running.");
+  const text = activeNative.engine_set_convolutions(library === "onednn" ? 1 : 0);
+  const convolutions = text ? new Deno.UnsafePointerView(text).getCString() : "unknown";
+  if (active) active.convolutions = convolutions;
+  return convolutions;
 }
 
 /** The optimizer's update loop on the engine started last. */
@@ -140,6 +170,11 @@ function nativeAdamUpdate(native: NativeLibrary): AdamUpdate {
       c.secondCorrection,
       c.epsilon,
     );
+}
+
+/** The engine started last, with its libraries (wasm if none was started through useEngine). */
+export function activeEngineInfo(): EngineInfo {
+  return active ?? { engine: "wasm" };
 }
 
 /** The engine started last (wasm if none was started through useEngine). */

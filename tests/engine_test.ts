@@ -1,8 +1,9 @@
 /**
- * The two training engines: the native one (BLIS or OpenBLAS through FFI) where it
- * can be built, else wasm with one line saying why; a forced engine that
- * cannot run is one sentence. Both train, and a native run resumes bit for
- * bit. With MNIST_REQUIRE_NATIVE set (CI's first run) the native engine must be there.
+ * The two training engines: the native one (BLIS or OpenBLAS through FFI,
+ * convolutions on oneDNN where it is installed) where it can be built, else
+ * wasm with one line saying why; a forced engine that cannot run is one
+ * sentence. Both train, and a native run resumes bit for bit. With
+ * MNIST_REQUIRE_NATIVE set (CI's first run) the native engine must be there.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -43,6 +44,7 @@ for (const engine of ENGINES) {
     const losses = metrics.history.map((record) => record.loss);
     assert.ok(losses[2] < losses[0], `losses ${losses}`);
     assert.equal(metrics.engine, engine);
+    if (engine === "native") assert.match(metrics.convolutions!, /^(oneDNN \d|im2col \+ )/);
     assert.ok(metrics.wall_seconds >= metrics.train_seconds);
   });
 }
@@ -58,6 +60,38 @@ Deno.test({
       );
       assert.equal(metrics.engine, "native");
     });
+  },
+});
+
+const DNNL_HEADER = "/usr/include/oneapi/dnnl/dnnl.h";
+const dnnlInstalled = await Deno.stat(DNNL_HEADER).then(() => true, () => false);
+
+Deno.test({
+  name: "with oneDNN installed the convolutions run on it; MNIST_CONVOLUTIONS=im2col turns it off",
+  ignore: !native || !dnnlInstalled,
+  async fn() {
+    const convolutions = async (value?: string) => {
+      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `import { useEngine } from "./kernels/engine.ts";
+           const info = await useEngine("auto");
+           console.log(info.convolutions ?? info.fallback);`,
+        ],
+        cwd: ROOT,
+        env: value === undefined ? {} : { MNIST_CONVOLUTIONS: value },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      return new TextDecoder().decode(stdout).trim();
+    };
+    assert.match(await convolutions(), /^oneDNN \d+\.\d+$/);
+    assert.match(await convolutions("im2col"), /^im2col \+ (BLIS|OpenBLAS)$/);
+    assert.match(
+      await convolutions("cudnn"),
+      /^The native engine is not available \(MNIST_CONVOLUTIONS must be onednn or im2col, not "cudnn"\), so training runs on the wasm engine;/,
+    );
   },
 });
 
@@ -82,7 +116,7 @@ Deno.test("without the native library: auto falls back in one line, --engine nat
   assert.equal(notes.length, 1, fallback.stderr);
   assert.match(
     notes[0],
-    /^note: The native engine is not available \(its library \/nonexistent\/libmnist-engine\.so cannot be opened .*\), so training runs on the wasm engine; for the native one: apt-get install libblis-dev gcc\.$/,
+    /^note: The native engine is not available \(its library \/nonexistent\/libmnist-engine\.so cannot be opened .*\), so training runs on the wasm engine; for the native one: apt-get install libblis-dev libdnnl-dev gcc\.$/,
   );
   const metrics: Metrics = JSON.parse(
     await Deno.readTextFile(join(out.path, "metrics", "baseline_metrics.json")),
@@ -92,7 +126,7 @@ Deno.test("without the native library: auto falls back in one line, --engine nat
   assert.equal(forced.code, 1);
   assert.match(
     forced.stderr,
-    /^error: The native engine cannot run here: its library \/nonexistent\/libmnist-engine\.so cannot be opened .*; install it with: apt-get install libblis-dev gcc\.$/,
+    /^error: The native engine cannot run here: its library \/nonexistent\/libmnist-engine\.so cannot be opened .*; install it with: apt-get install libblis-dev libdnnl-dev gcc\.$/,
   );
   assert.equal(forced.stderr.split("\n").length, 1);
   const bogus = await train(["--engine", "gpu"]);

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { type EngineName, useEngine } from "../kernels/engine.ts";
+import { type EngineName, useConvolutions, useEngine } from "../kernels/engine.ts";
 import { Random, seedMathRandom, withMathRandom } from "../util/random.ts";
 import { sizeOf } from "../kernels/wasm_heap.ts";
 
@@ -30,6 +30,24 @@ function engineTest(name: string, fn: () => void | Promise<void>): void {
       await fn();
     });
   }
+}
+
+/**
+ * The convolutions' tests: each engine, and the native one's convolutions
+ * on both oneDNN (where it was built with it) and im2col.
+ */
+function convolutionTest(name: string, fn: () => void): void {
+  engineTest(name, fn);
+  if (!native) return;
+  Deno.test(`${name} (native engine, im2col convolutions)`, async () => {
+    await useEngine("native");
+    useConvolutions("im2col");
+    try {
+      fn();
+    } finally {
+      useConvolutions("onednn");
+    }
+  });
 }
 
 function randomArray(random: Random, size: number): Float32Array {
@@ -91,7 +109,7 @@ function convOutput(c: typeof convCases[number]): number[] {
   }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 }).shape;
 }
 
-engineTest("Conv2D matches the cpu backend", () => {
+convolutionTest("Conv2D matches the cpu backend", () => {
   const random = new Random(10);
   for (const c of convCases) {
     assertMatchesCpu("Conv2D", {
@@ -101,7 +119,7 @@ engineTest("Conv2D matches the cpu backend", () => {
   }
 });
 
-engineTest("Conv2DBackpropFilter matches the cpu backend", () => {
+convolutionTest("Conv2DBackpropFilter matches the cpu backend", () => {
   const random = new Random(1);
   for (const c of convCases) {
     const dyShape = convOutput(c);
@@ -118,7 +136,7 @@ engineTest("Conv2DBackpropFilter matches the cpu backend", () => {
   }
 });
 
-engineTest("Conv2DBackpropInput matches the cpu backend", () => {
+convolutionTest("Conv2DBackpropInput matches the cpu backend", () => {
   const random = new Random(2);
   for (const c of convCases) {
     const dyShape = convOutput(c);
@@ -273,6 +291,27 @@ Deno.test("Tile matches the cpu backend", () => {
     }, { reps });
   }
 });
+
+engineTest(
+  "ReLU's gradient is tfjs's mul(dy, step(x)), zeros included, and leaks no tensor",
+  () => {
+    const random = new Random(12);
+    for (const shape of [[4, 9, 7, 5], [33]]) {
+      // A third of the inputs exactly zero: step(0) is 0, so is the gradient there.
+      const values = randomArray(random, sizeOf(shape)).map((v, i) => (i % 3 === 0 ? 0 : v));
+      const x = tf.tensor(values, shape);
+      const weights = tf.tensor(randomArray(random, sizeOf(shape)), shape);
+      const before = tf.memory().numTensors;
+      const gradient = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(tf.relu(input), weights)))(x);
+      assert.equal(tf.memory().numTensors, before + 1);
+      const expected = tf.tidy(() => tf.mul(weights, tf.cast(tf.step(x), "float32")));
+      // Equal values (tfjs's product gives -0 where a negative weight meets a zero step).
+      const [ours, reference] = [gradient.dataSync(), expected.dataSync()];
+      assert.ok(ours.every((v, i) => v === reference[i]), `${shape}`);
+      tf.dispose([x, weights, gradient, expected]);
+    }
+  },
+);
 
 engineTest("Sum and Mean over leading axes match the cpu backend", () => {
   const random = new Random(6);

@@ -3,7 +3,7 @@
  * checkpoint after each, evaluate, and write the model and its metrics.
  * Printing is left to the caller through `TrainHooks`.
  */
-import { activeEngine, type EngineName } from "../kernels/engine.ts";
+import { activeEngine, activeEngineInfo, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
@@ -130,6 +130,8 @@ export interface Metrics {
   wall_seconds: number;
   /** The training engine of the run's last command (kernels/engine.ts). */
   engine: EngineName;
+  /** What the native engine's convolutions ran on ("oneDNN 2.6", "im2col + BLIS"). */
+  convolutions?: string;
 }
 
 export class TrainingError extends Error {}
@@ -589,6 +591,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       train_seconds: state.history.reduce((sum, record) => sum + record.seconds, 0),
       wall_seconds: state.history.reduce((sum, r) => sum + (r.wall_seconds ?? r.seconds), 0),
       engine: activeEngine(),
+      ...(activeEngineInfo().convolutions ? { convolutions: activeEngineInfo().convolutions } : {}),
     };
     await saveLayersModel(model, paths.modelDir);
     await writeJsonAtomic(paths.metrics, metrics);

@@ -124,8 +124,8 @@ static void col2im(const float *cols, float *dx, const geometry *c, int b0, int 
 }
 
 /* y = conv(x, filter): returns 0, or -1 if scratch memory ran out. */
-int conv2d_forward(const float *x, const float *filter, float *y, const int *g) {
-  const geometry c = read_geometry(g);
+static int im2col_forward(const float *x, const float *filter, float *y, const geometry *gc) {
+  const geometry c = *gc;
   const int k = c.fh * c.fw * c.cin;
   const int step = chunk_images(&c);
   const int positions = c.oh * c.ow;
@@ -141,8 +141,9 @@ int conv2d_forward(const float *x, const float *filter, float *y, const int *g) 
 }
 
 /* dfilter = im2col(x)ᵀ · dy. */
-int conv2d_backprop_filter(const float *x, const float *dy, float *dfilter, const int *g) {
-  const geometry c = read_geometry(g);
+static int im2col_backprop_filter(const float *x, const float *dy, float *dfilter,
+                                  const geometry *gc) {
+  const geometry c = *gc;
   const int k = c.fh * c.fw * c.cin;
   const int step = chunk_images(&c);
   const int positions = c.oh * c.ow;
@@ -159,8 +160,9 @@ int conv2d_backprop_filter(const float *x, const float *dy, float *dfilter, cons
 }
 
 /* dx = col2im(dy · filterᵀ). */
-int conv2d_backprop_input(const float *dy, const float *filter, float *dx, const int *g) {
-  const geometry c = read_geometry(g);
+static int im2col_backprop_input(const float *dy, const float *filter, float *dx,
+                                 const geometry *gc) {
+  const geometry c = *gc;
   const int k = c.fh * c.fw * c.cin;
   const int step = chunk_images(&c);
   const int positions = c.oh * c.ow;
@@ -174,6 +176,71 @@ int conv2d_backprop_input(const float *dy, const float *filter, float *dx, const
     col2im(cols, dx, &c, b0, count);
   }
   return 0;
+}
+
+#ifdef ENGINE_DNNL
+/* The same three convolutions on oneDNN, where it is installed. */
+#include "convolution_dnnl.c"
+#define CONVOLUTIONS "oneDNN " DNNL_STR(DNNL_VERSION_MAJOR) "." DNNL_STR(DNNL_VERSION_MINOR)
+#define DNNL_STR(x) DNNL_STR2(x)
+#define DNNL_STR2(x) #x
+#else
+#define CONVOLUTIONS "im2col + " BLAS_NAME
+#endif
+
+/* Whether convolutions run on oneDNN (when built with it) or im2col: the
+   bench compares the two in one process, the tests check both. */
+static int convolutions_on_dnnl = 1;
+
+/* Asks for oneDNN (1) or im2col (0); returns the library the convolutions now run on. */
+const char *engine_set_convolutions(int dnnl) {
+  convolutions_on_dnnl = dnnl;
+#ifdef ENGINE_DNNL
+  if (dnnl) return CONVOLUTIONS;
+#endif
+  return "im2col + " BLAS_NAME;
+}
+
+/* The kernel a convolution runs on: oneDNN's name for its implementation, or "im2col". */
+const char *conv2d_implementation(int kind, const int *g) {
+#ifdef ENGINE_DNNL
+  if (convolutions_on_dnnl) {
+    const geometry c = read_geometry(g);
+    return dnnl_implementation(kind, &c);
+  }
+#endif
+  (void)kind;
+  (void)g;
+  return "im2col";
+}
+
+/* Runs `kind` on oneDNN when it is on and takes the shape; `done` says whether it did. */
+#ifdef ENGINE_DNNL
+#define TRY_DNNL(kind, c, in, other, out)                               \
+  if (convolutions_on_dnnl) {                                           \
+    const int status = dnnl_convolve(kind, &c, in, other, out);      \
+    if (status != 1) return status;                                     \
+  }
+#else
+#define TRY_DNNL(kind, c, in, other, out)
+#endif
+
+int conv2d_forward(const float *x, const float *filter, float *y, const int *g) {
+  const geometry c = read_geometry(g);
+  TRY_DNNL(0, c, x, filter, y)
+  return im2col_forward(x, filter, y, &c);
+}
+
+int conv2d_backprop_filter(const float *x, const float *dy, float *dfilter, const int *g) {
+  const geometry c = read_geometry(g);
+  TRY_DNNL(2, c, x, dy, dfilter)
+  return im2col_backprop_filter(x, dy, dfilter, &c);
+}
+
+int conv2d_backprop_input(const float *dy, const float *filter, float *dx, const int *g) {
+  const geometry c = read_geometry(g);
+  TRY_DNNL(1, c, dy, filter, dx)
+  return im2col_backprop_input(dy, filter, dx, &c);
 }
 
 /*
@@ -256,6 +323,11 @@ void max_pool_grad(const float *x, const float *dy, float *dx, const int *g) {
       }
     }
   }
+}
+
+/* ReLU's gradient from its output: dx = dy where y > 0, else 0. */
+void relu_grad(const float *restrict dy, const float *restrict y, float *restrict dx, int n) {
+  for (int i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
 /* out[j] = scale · Σ_i x[i·width + j]: Sum and Mean over leading axes, in double. */

@@ -1,8 +1,8 @@
 /**
  * tfjs kernels for the wasm backend that run in the native library: the
  * convolution (forward and both gradients), batched matrix products, the
- * max-pool gradient, Sum and Mean over leading axes, and training-mode
- * BatchNorm both ways.
+ * max-pool gradient, ReLU's gradient, Sum and Mean over leading axes, and
+ * training-mode BatchNorm both ways.
  * Tensors stay in the wasm backend's memory; the native code reads and
  * writes them there through views, so nothing is copied.
  */
@@ -14,6 +14,7 @@ import type { MaxPoolGradArgs } from "../max_pool_grad.ts";
 import type { BatchNormTrainArgs, BatchNormTrainGradArgs } from "../batch_norm.ts";
 import type { MatMulArgs } from "../matmul.ts";
 import { leadingAxesCount, type ReduceArgs } from "../reduce.ts";
+import type { ReluGradArgs } from "../relu_grad.ts";
 
 /** The geometry the C side reads: n h w cin fh fw cout oh ow sh sw dh dw padTop padLeft. */
 function geometry(
@@ -176,6 +177,15 @@ export function nativeMaxPoolGrad(native: NativeLibrary) {
     ]);
     const dx = backend.makeOutput(input.shape, "float32");
     native.max_pool_grad(view(backend, input), view(backend, dy), view(backend, dx), packed);
+    return dx;
+  };
+}
+
+export function nativeReluGrad(native: NativeLibrary) {
+  return (args: ReluGradArgs): TensorInfo => {
+    const { inputs: { dy, y }, backend } = args;
+    const dx = backend.makeOutput(dy.shape, "float32");
+    native.relu_grad(view(backend, dy), view(backend, y), view(backend, dx), sizeOf(dy.shape));
     return dx;
   };
 }
