@@ -2,7 +2,7 @@
  * `deno task export --ensemble ...`: the ensemble of named models, or of
  * the members chosen on validation digits, written as DIR/models/ensemble.onnx.
  */
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type Mnist, pixelsOf, splitTrainValidation, VALIDATION_SIZE } from "../data/mnist.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { UsageError } from "../util/cli.ts";
@@ -23,6 +23,22 @@ function resolveMember(resultsDir: string, given: string): Candidate {
   return given.endsWith(".onnx")
     ? { name: basename(given, ".onnx"), path: given }
     : { name: given, path: join(resultsDir, "models", `${given}.onnx`) };
+}
+
+/**
+ * Members given as files of the same name (robust.onnx of seeds 42 and 43)
+ * are named by their run's folder too ("seed-43/robust"): names prefix
+ * each member's tensors in the merged graph.
+ */
+export function distinctNames(candidates: Candidate[]): Candidate[] {
+  const count = new Map<string, number>();
+  for (const { name } of candidates) count.set(name, (count.get(name) ?? 0) + 1);
+  return candidates.map((candidate) => {
+    if (count.get(candidate.name) === 1) return candidate;
+    const folder = dirname(candidate.path);
+    const run = basename(folder) === "models" ? basename(dirname(folder)) : basename(folder);
+    return { ...candidate, name: `${run}/${candidate.name}` };
+  });
 }
 
 async function readMembers(candidates: Candidate[]): Promise<EnsembleMember[]> {
@@ -137,7 +153,9 @@ export async function runEnsembleExport(options: {
       );
     }
   }
-  const members = await readMembers(names.map((name) => resolveMember(resultsDir, name)));
+  const members = await readMembers(
+    distinctNames(names.map((name) => resolveMember(resultsDir, name))),
+  );
   const onnxPath = join(resultsDir, "models", `${ENSEMBLE_NAME}.onnx`);
   const started = performance.now();
   const result = await exportEnsemble({

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ort } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { chooseMembers, scoreMean } from "../export/ensemble_choice.ts";
+import { distinctNames } from "../export/ensemble_run.ts";
 import { type EnsembleMember, exportEnsemble, mergeEnsemble } from "../export/ensemble.ts";
 import { exportModel } from "../export/export_model.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
@@ -147,6 +148,16 @@ Deno.test("members are chosen greedily by validation log loss: the best single m
   const expected = -(4 * Math.log((0.99 + 0.3 + 0.6) / 3) + 4 * Math.log((0.3 + 0.99 + 0.6) / 3)) /
     8;
   assert.ok(Math.abs(choice.steps[2].logLoss - expected) < 1e-6);
+});
+
+Deno.test("members given as files of one name are named by their run's folder", () => {
+  const named = distinctNames([
+    { name: "robust", path: "results/models/robust.onnx" },
+    { name: "robust", path: "results/seeds/seed-43/models/robust.onnx" },
+    { name: "resnet", path: "results/seeds/seed-43/models/resnet.onnx" },
+    { name: "robust", path: "elsewhere/robust.onnx" },
+  ]).map((member) => member.name);
+  assert.deepEqual(named, ["results/robust", "seed-43/robust", "resnet", "elsewhere/robust"]);
 });
 
 Deno.test("export --ensemble: auto writes the choice and the file; a missing member or a lone one is one sentence, nothing written", async () => {
