@@ -71,6 +71,16 @@ async function trainingSplit(resultsDir: string, name: string) {
   return { seed: metrics.seed ?? 42, validation: metrics.config?.validation ?? VALIDATION_SIZE };
 }
 
+/** The exported models in DIR/models/ with a training run's metrics (ensembles have none). */
+async function trainedModels(resultsDir: string): Promise<Candidate[]> {
+  const models = (await listModels(resultsDir, "onnx"))
+    .map((path) => ({ name: basename(path, ".onnx"), path }));
+  const trained = await Promise.all(
+    models.map(({ name }) => exists(join(resultsDir, "metrics", `${name}_metrics.json`))),
+  );
+  return models.filter((_, i) => trained[i]);
+}
+
 /**
  * Chooses members among `names` (default: every model in DIR/models but an
  * ensemble) on the validation digits none of them trained on: candidates of
@@ -84,9 +94,7 @@ export async function chooseOnValidation(
 ): Promise<Choice & { seed: number; validationImages: number }> {
   const candidates = names
     ? names.map((name) => resolveMember(resultsDir, name))
-    : (await listModels(resultsDir, "onnx"))
-      .map((path) => ({ name: basename(path, ".onnx"), path }))
-      .filter(({ name }) => name !== ENSEMBLE_NAME);
+    : await trainedModels(resultsDir);
   const splits = await Promise.all(candidates.map(({ name }) => trainingSplit(resultsDir, name)));
   const seeds = new Set(splits.map((split) => split.seed));
   if (seeds.size > 1) {
@@ -116,6 +124,8 @@ export async function runEnsembleExport(options: {
   resultsDir: string;
   ensemble: string;
   candidates?: string[];
+  /** The file's name in DIR/models/ (default ENSEMBLE_NAME). */
+  name?: string;
   data: Mnist;
   verificationPixels: Float32Array;
   command: string;
@@ -156,7 +166,13 @@ export async function runEnsembleExport(options: {
   const members = await readMembers(
     distinctNames(names.map((name) => resolveMember(resultsDir, name))),
   );
-  const onnxPath = join(resultsDir, "models", `${ENSEMBLE_NAME}.onnx`);
+  const fileName = options.name ?? ENSEMBLE_NAME;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(fileName)) {
+    throw new UsageError(
+      `--name must be letters, digits, "-" or "_" (a file name in ${resultsDir}/models/), got "${fileName}".`,
+    );
+  }
+  const onnxPath = join(resultsDir, "models", `${fileName}.onnx`);
   const started = performance.now();
   const result = await exportEnsemble({
     members,

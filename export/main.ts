@@ -1,6 +1,6 @@
 /**
  * deno task export [--model DIR --out FILE.onnx] [--out DIR] [--layout nhwc|nchw]
- * deno task export --ensemble a,b,c|auto [--candidates a,b,c] [--out DIR]
+ * deno task export --ensemble a,b,c|auto [--candidates a,b,c] [--name NAME] [--out DIR]
  *
  * Converts trained tfjs models to ONNX with our own exporter and keeps a file
  * only if ONNX Runtime reproduces the tfjs model on 1,000 test images; or
@@ -36,6 +36,8 @@ Flags:
                     chooses them greedily by log loss on the validation digits that every
                     candidate held out (same seed), and writes DIR/metrics/ensemble_choice.json
   --candidates LIST with --ensemble auto: the models to choose from (default: all in DIR/models/)
+  --name NAME       with --ensemble: writes DIR/models/NAME.onnx (default ensemble), for
+                    example a committee of several seeds' models beside a seed's own ensemble
   --help            show this help
 
 The ONNX model's input is "input" (float32 pixels / 255, ink bright on dark),
@@ -50,6 +52,7 @@ export async function main(args: string[]): Promise<void> {
     layout: { type: "string", default: "nhwc" },
     ensemble: { type: "string" },
     candidates: { type: "string" },
+    name: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -68,6 +71,7 @@ export async function main(args: string[]): Promise<void> {
       resultsDir: values.out ?? "results",
       ensemble: values.ensemble,
       candidates: values.candidates?.split(",").map((name) => name.trim()),
+      name: values.name,
       data,
       verificationPixels: pixelsOf(data.test, indices),
       command: commandLine("deno task export", args),
@@ -75,6 +79,7 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.candidates) throw new UsageError("--candidates goes with --ensemble auto.");
+  if (values.name) throw new UsageError("--name goes with --ensemble.");
   const jobs: Array<{ modelDir: string; onnxPath: string; metricsPath?: string }> = [];
   if (values.model) {
     const onnxPath = values.out ?? `${values.model.replace(/\/+$/, "")}.onnx`;

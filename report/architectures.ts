@@ -11,7 +11,14 @@ import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
 
 /** The rows, in order: the robust CNN they are all compared with first. */
-export const FAMILY_ROWS = ["robust", "resnet", "separable", "vit", "ensemble"] as const;
+export const FAMILY_ROWS = [
+  "robust",
+  "resnet",
+  "separable",
+  "vit",
+  "ensemble",
+  "committee",
+] as const;
 const REFERENCE = "robust";
 
 const LABELS: Record<string, string> = {
@@ -20,10 +27,22 @@ const LABELS: Record<string, string> = {
   separable: "depthwise-separable CNN",
   vit: "vision transformer",
   ensemble: "ensemble (one ONNX file)",
+  committee: "committee (one ONNX file, several seeds' models)",
 };
+
+/**
+ * A committee's models come from several seeds, so it pairs with no seed's
+ * run: its difference is taken over test images against the robust CNN's
+ * first seed.
+ */
+const NO_SEED = -1;
 
 /** Clean test accuracy of each seed a model was trained (or, for the ensemble, exported) with. */
 export function testAccuracyBySeed(inputs: ReportInputs, model: string): Map<number, number> {
+  if (model === "committee") {
+    const own = inputs.testSets.committee;
+    return own ? new Map([[NO_SEED, own.accuracy]]) : new Map();
+  }
   if (model === "ensemble") {
     const runs = inputs.ensembleRuns.map((run) => [run.seed, run.test.accuracy] as const);
     // Without seeds files, the folder's own ensemble_test.json, of its robust model's seed.
@@ -101,7 +120,9 @@ export function architecturesMarkdown(
       millions(bench?.multiply_adds?.[model]),
       bench?.infer_onnx?.[model]?.toLocaleString("en-US") ?? "–",
       epochSeconds === undefined ? "–" : `${Math.round(epochSeconds)}`,
-      clean.n > 1
+      model === "committee"
+        ? `${pct(clean.mean)} (one file)`
+        : clean.n > 1
         ? `${pct(clean.mean)} ± ${pct(clean.std)} (${clean.n} seeds)`
         : `${pct(clean.mean)} (1 seed)`,
       model === REFERENCE ? "–" : differenceText(inputs, model, testLabels),
@@ -119,7 +140,9 @@ export function architecturesMarkdown(
     "Three more families beside the robust CNN, trained on its recipe and augmentation as they are " +
     "(train/recipes.ts), and an ensemble exported as one ONNX graph whose output is the " +
     "mean of its members' probabilities, its members chosen by log loss on validation digits " +
-    "(metrics/ensemble_choice.json). Clean accuracy is the mean ± standard deviation over seeds; the " +
+    "(metrics/ensemble_choice.json); a committee, where there is one, joins the ensembles chosen " +
+    "on each seed's validation digits into one file (its members are in its ONNX metadata). " +
+    "Clean accuracy is the mean ± standard deviation over seeds; the " +
     "difference from the robust CNN pairs runs of the same seed with a 95% t interval over seeds or, " +
     "with one seed, is paired image by image over the test images (bootstrap, 2,000 resamples, seed " +
     `${BOOTSTRAP_SEED}); "within noise": the interval holds zero. Robustness, handwriting and speed ` +

@@ -35,8 +35,8 @@ export function verdict(
   return holdsZero({ low, high }) ? "within noise" : difference > 0 ? `${a} better` : `${b} better`;
 }
 
-/** The other families and the ensemble are compared with the robust CNN only (every other pair is compared). */
-const FAMILIES = ["resnet", "separable", "vit", "ensemble"];
+/** The other families, the ensemble and the committee are compared with the robust CNN only (every other pair is compared). */
+const FAMILIES = ["resnet", "separable", "vit", "ensemble", "committee"];
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
   const pairs: Array<[[string, T], [string, T]]> = [];

@@ -188,6 +188,33 @@ Deno.test("export --ensemble: auto writes the choice and the file; a missing mem
   const lone = await runScript("export/main.ts", ["--ensemble", "a", "--out", dir.path]);
   assert.equal(lone.code, 2);
   assert.match(lone.stderr, /needs two or more members/);
+  const badName = await runScript("export/main.ts", [
+    "--ensemble",
+    "a,b",
+    "--name",
+    "../x",
+    "--out",
+    dir.path,
+  ]);
+  assert.equal(badName.code, 2);
+  assert.match(
+    badName.stderr,
+    /^error: --name must be letters, digits, "-" or "_" .*, got "\.\.\/x"\.$/,
+  );
   const files = [...Deno.readDirSync(join(dir.path, "models"))].map((entry) => entry.name).sort();
   assert.deepEqual(files, ["a.onnx", "b.onnx"]);
+  // A named ensemble beside them; auto still chooses among trained models only.
+  const named = await runScript("export/main.ts", [
+    "--ensemble",
+    "a,b",
+    "--name",
+    "committee",
+    "--out",
+    dir.path,
+  ]);
+  assert.equal(named.code, 0, named.stderr);
+  assert.ok(await Deno.stat(join(dir.path, "models", "committee.onnx")));
+  const again = await runScript("export/main.ts", ["--ensemble", "auto", "--out", dir.path]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /committee:/);
 });

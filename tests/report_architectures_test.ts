@@ -72,17 +72,24 @@ Deno.test("with one seed, the difference from the robust CNN is paired over the 
   const given = {
     ...inputs(),
     // The ensemble errs on 10 digits, the robust CNN on 40 others: 3 points better.
+    // The committee (several seeds' models in one file) errs on the robust CNN's 40 and 5 more.
     testSets: {
       ensemble: { ...testSet(0.99), predictions: predict(range(0, 10)) },
       robust: { ...testSet(0.96), predictions: predict(range(500, 40)) },
+      committee: { ...testSet(0.955), predictions: predict(range(500, 45)) },
     },
   } as unknown as ReportInputs;
-  const row = architecturesMarkdown(given, labels)!.split("\n").find((line) =>
-    line.startsWith("| ensemble")
-  )!;
+  const markdown = architecturesMarkdown(given, labels)!;
+  const row = (label: string) =>
+    markdown.split("\n").find((line) => line.startsWith(`| ${label}`))!;
   assert.match(
-    row,
+    row("ensemble"),
     /\| \+3\.00 \(\+[0-9.]+ to \+[0-9.]+\), one seed, over test images: ensemble better \|/,
+  );
+  // Paired with no seed's run, but over the test images with the robust CNN's first seed.
+  assert.match(
+    row("committee"),
+    /\| 95\.50% \(one file\) \| −0\.50 \(−[0-9.]+ to −[0-9.]+\), one seed, over test images: robust better \|/,
   );
 });
 
