@@ -7,6 +7,7 @@
  * shape's primitives are created once per calling thread and kept.
  */
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdio.h>
 
 extern void omp_set_num_threads(int);
@@ -57,8 +58,29 @@ static int filter_md(dnnl_memory_desc_t *md, const geometry *c, dnnl_format_tag_
   return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
 }
 
+/* A training worker's thread ends with its pool: its plans, stream and engine go with it. */
+static pthread_key_t thread_end;
+static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
+
+static void release_thread(void *unused) {
+  (void)unused;
+  for (int i = 0; i < PLAN_SLOTS; i++) {
+    plan_destroy(plans[i]);
+    plans[i] = NULL;
+  }
+  if (dnnl_cpu_stream) dnnl_stream_destroy(dnnl_cpu_stream);
+  if (dnnl_cpu_engine) dnnl_engine_destroy(dnnl_cpu_engine);
+  dnnl_cpu_stream = NULL;
+  dnnl_cpu_engine = NULL;
+}
+
+static void create_thread_end(void) { pthread_key_create(&thread_end, release_thread); }
+
 static int ensure_engine(void) {
   if (dnnl_cpu_engine) return 0;
+  pthread_once(&thread_end_once, create_thread_end);
+  /* Any non-NULL value: the destructor runs only for threads that set one. */
+  pthread_setspecific(thread_end, &thread_end);
   /* One thread per caller, as for the BLAS: parallelism is the workers'. */
   omp_set_num_threads(1);
   if (dnnl_engine_create(&dnnl_cpu_engine, dnnl_cpu, 0) != dnnl_success) return -1;
