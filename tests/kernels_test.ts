@@ -249,6 +249,10 @@ engineTest("MaxPoolGrad matches the cpu backend, ties included", () => {
   const cases = [
     { x: [2, 8, 8, 3], filterSize: 2, strides: 2, pad: "valid" },
     { x: [1, 9, 7, 2], filterSize: 2, strides: 2, pad: "valid" },
+    // An odd last row and column no window covers (the robust model's 7×7 → 3×3), and one of each.
+    { x: [3, 7, 7, 16], filterSize: 2, strides: 2, pad: "valid" },
+    { x: [2, 6, 7, 5], filterSize: 2, strides: 2, pad: "valid" },
+    { x: [2, 7, 6, 5], filterSize: 2, strides: 2, pad: "valid" },
     { x: [2, 7, 9, 4], filterSize: 3, strides: 2, pad: "same" },
     { x: [1, 6, 6, 1], filterSize: [3, 2], strides: 1, pad: "valid" },
   ] as const;

@@ -263,14 +263,31 @@ void batch_matmul(const float *a, const float *b, float *c, int batch, int batch
  * of its window (as tfjs's cpu backend does). g: n h w c oh ow fh fw sh sw
  * padTop padLeft.
  */
+/* Zeros an odd last row and column of each image (kept out of line: inlined,
+   it stops gcc vectorising the pooling loop, 6× slower). */
+__attribute__((noinline)) static void zero_uncovered(float *dx, int n, int h, int w, int c,
+                                                     int last_row, int last_column) {
+  const size_t row = (size_t)w * c;
+  for (int b = 0; b < n; b++) {
+    float *image = dx + (size_t)b * h * row;
+    if (last_row) memset(image + (size_t)(h - 1) * row, 0, row * sizeof(float));
+    if (last_column) {
+      for (int y = 0; y < h; y++) memset(image + y * row + (size_t)(w - 1) * c, 0, c * sizeof(float));
+    }
+  }
+}
+
 void max_pool_grad(const float *x, const float *dy, float *dx, const int *g) {
   const int n = g[0], h = g[1], w = g[2], c = g[3], oh = g[4], ow = g[5], fh = g[6], fw = g[7];
   const int sh = g[8], sw = g[9], pt = g[10], pl = g[11];
   const size_t row = (size_t)w * c;
-  if (fh == 2 && fw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * oh == h && 2 * ow == w) {
-    /* The models' pooling: windows tile the image, so each input pixel is written
-       exactly once (no zeroing pass), and the first-maximum choice is made with
-       selects that vectorise. */
+  if (fh == 2 && fw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * oh + 1 >= h &&
+      2 * ow + 1 >= w && 2 * oh <= h && 2 * ow <= w) {
+    /* The models' pooling: windows tile the image (but for a last odd row or
+       column, which no window covers: a 7×7 map pools to 3×3), so each other
+       input pixel is written exactly once, and the first-maximum choice is
+       made with selects that vectorise. */
+    if (2 * oh < h || 2 * ow < w) zero_uncovered(dx, n, h, w, c, 2 * oh < h, 2 * ow < w);
     for (int b = 0; b < n; b++) {
       for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++, dy += c) {
@@ -342,6 +359,39 @@ void sum_rows(const float *x, float *out, int rows, int width, double scale) {
 }
 
 /*
+ * Per column c of a rows × channels matrix: sums[c] = Σ (a − sa[c]) and
+ * products[c] = Σ (a − sa[c])·(b − sb[c]). Blocks of rows are summed in
+ * float (vectorised), the blocks in double; the shifts keep the float sums
+ * small (no cancellation when a mean is taken out afterwards).
+ */
+#define SUM_BLOCK 64
+static int column_sums(const float *a, const float *sa, const float *b, const float *sb, int rows,
+                       int channels, double *sums, double *products) {
+  float *restrict partial = malloc(2 * (size_t)channels * sizeof(float));
+  if (!partial) return -1;
+  float *restrict partial_products = partial + channels;
+  for (int c = 0; c < channels; c++) sums[c] = products[c] = 0;
+  for (int r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
+    const int r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
+    memset(partial, 0, 2 * (size_t)channels * sizeof(float));
+    for (int r = r0; r < r1; r++) {
+      const float *restrict ar = a + (size_t)r * channels, *restrict br = b + (size_t)r * channels;
+      for (int c = 0; c < channels; c++) {
+        const float da = ar[c] - sa[c];
+        partial[c] += da;
+        partial_products[c] += da * (br[c] - sb[c]);
+      }
+    }
+    for (int c = 0; c < channels; c++) {
+      sums[c] += partial[c];
+      products[c] += partial_products[c];
+    }
+  }
+  free(partial);
+  return 0;
+}
+
+/*
  * Training-mode BatchNorm over the last axis, as kernels/batch_norm.ts
  * defines it: batch statistics (biased variance), y = a·x + (β − a·mean)
  * with a = γ/√(variance + ε).
@@ -357,16 +407,17 @@ int batch_norm_train(const float *x, const float *gamma, const float *beta, floa
   }
   double *squares = sums + channels;
   float *scale = ab, *shift = ab + channels;
-  const float *row = x;
-  for (int r = 0; r < rows; r++, row += channels) {
-    for (int c = 0; c < channels; c++) {
-      sums[c] += row[c];
-      squares[c] += (double)row[c] * row[c];
-    }
+  /* Sums of x − x[0] (its first row): the variance without cancellation. */
+  if (rows < 1 || column_sums(x, x, x, x, rows, channels, sums, squares)) {
+    free(sums);
+    free(ab);
+    return -1;
   }
+  const float *row;
   for (int c = 0; c < channels; c++) {
-    const double m = sums[c] / rows;
-    double v = squares[c] / rows - m * m;
+    const double offset = sums[c] / rows;
+    const double m = x[c] + offset;
+    double v = squares[c] / rows - offset * offset;
     if (v < 0) v = 0;
     mean[c] = (float)m;
     variance[c] = (float)v;
@@ -395,17 +446,18 @@ int batch_norm_train_grad(const float *dy, const float *x, const float *gamma, c
   }
   double *sum_dy_x = sums + channels;
   float *a = coefficients, *p = coefficients + channels, *q = coefficients + 2 * channels;
-  const float *g = dy, *row = x;
-  for (int r = 0; r < rows; r++, g += channels, row += channels) {
-    for (int c = 0; c < channels; c++) {
-      sums[c] += g[c];
-      sum_dy_x[c] += (double)g[c] * row[c];
-    }
+  const float *g, *row;
+  /* Σ dy and Σ dy·(x − mean): dγ without cancellation. */
+  for (int c = 0; c < channels; c++) a[c] = 0;
+  if (column_sums(dy, a, x, mean, rows, channels, sums, sum_dy_x)) {
+    free(sums);
+    free(coefficients);
+    return -1;
   }
   for (int c = 0; c < channels; c++) {
     const double m = mean[c];
     const double inverse_std = 1.0 / sqrt((double)variance[c] + epsilon);
-    const double dg = (sum_dy_x[c] - m * sums[c]) * inverse_std;
+    const double dg = sum_dy_x[c] * inverse_std;
     dgamma[c] = (float)dg;
     dbeta[c] = (float)sums[c];
     a[c] = (float)(gamma[c] * inverse_std);
