@@ -23,6 +23,8 @@ export const ADDED_KERNELS = [
 ] as const;
 
 export const REPLACED_KERNELS = [
+  "Identity",
+  "Cast",
   "Conv2DBackpropFilter",
   "Conv2DBackpropInput",
   "BatchMatMul",
@@ -40,7 +42,10 @@ function original(name: string): WasmKernelFunc {
 
 let originals:
   | WasmKernels
-    & Record<"conv2dBackpropInput" | "sum" | "mean" | "fusedMatMul" | "identity", WasmKernelFunc>
+    & Record<
+      "conv2dBackpropInput" | "sum" | "mean" | "fusedMatMul" | "identity" | "cast",
+      WasmKernelFunc
+    >
   | undefined;
 
 /** Registers a kernel for the wasm backend, replacing any registered under that name. */
@@ -64,6 +69,7 @@ export function registerTrainingKernels(): void {
     mean: original("Mean"),
     fusedMatMul: original("_FusedMatMul"),
     identity: original("Identity"),
+    cast: original("Cast"),
   };
   register("Conv2DBackpropFilter", conv2dBackpropFilter(originals));
   register(
@@ -78,6 +84,7 @@ export function registerTrainingKernels(): void {
   );
   register("MaxPoolGrad", maxPoolGrad);
   register("Identity", sharedIdentity(originals.identity));
+  register("Cast", sharedCast(originals.cast));
   register("Tile", tile);
   register("Sum", sum(originals.sum));
   register("Mean", mean(originals.mean));
@@ -103,6 +110,22 @@ function sharedIdentity(copy: WasmKernelFunc) {
   return (args: { inputs: { x: tf.TensorInfo }; backend: BackendWasm }): tf.TensorInfo => {
     const { inputs: { x }, backend } = args;
     if (x.dtype === "string") return copy(args);
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/**
+ * Cast to the tensor's own dtype without a copy, as Identity: tfjs's
+ * gradients cast their operands to float32 whatever they are (a multiply's
+ * gradient does, 16 full-size copies in a robust-model step).
+ */
+function sharedCast(cast: WasmKernelFunc) {
+  return (
+    args: { inputs: { x: tf.TensorInfo }; backend: BackendWasm; attrs: { dtype: string } },
+  ): tf.TensorInfo => {
+    const { inputs: { x }, backend, attrs } = args;
+    if (x.dtype !== attrs.dtype || x.dtype === "string") return cast(args);
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };

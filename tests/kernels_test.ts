@@ -317,6 +317,25 @@ engineTest(
   },
 );
 
+engineTest(
+  "Cast to a tensor's own dtype shares its data, which outlives the input; other casts convert",
+  () => {
+    tf.setBackend("wasm");
+    const before = tf.memory().numTensors;
+    const x = tf.tensor([1.5, -2.25, 3], [3]);
+    const buffers = tf.memory().numDataBuffers;
+    const same = tf.cast(x, "float32");
+    assert.equal(tf.memory().numDataBuffers, buffers, "no second copy of the data");
+    x.dispose();
+    assert.deepEqual(Array.from(same.dataSync()), [1.5, -2.25, 3]);
+    const converted = tf.cast(same, "int32");
+    assert.equal(converted.dtype, "int32");
+    assert.deepEqual(Array.from(converted.dataSync()), [1, -2, 3]);
+    tf.dispose([same, converted]);
+    assert.equal(tf.memory().numTensors, before);
+  },
+);
+
 engineTest("Sum and Mean over leading axes match the cpu backend", () => {
   const random = new Random(6);
   const cases = [
