@@ -43,7 +43,13 @@ function original(name: string): WasmKernelFunc {
 let originals:
   | WasmKernels
     & Record<
-      "conv2dBackpropInput" | "sum" | "mean" | "fusedMatMul" | "identity" | "cast",
+      | "conv2dBackpropInput"
+      | "sum"
+      | "mean"
+      | "fusedMatMul"
+      | "identity"
+      | "cast"
+      | "depthwise",
       WasmKernelFunc
     >
   | undefined;
@@ -70,7 +76,12 @@ export function registerTrainingKernels(): void {
     fusedMatMul: original("_FusedMatMul"),
     identity: original("Identity"),
     cast: original("Cast"),
+    depthwise: original("DepthwiseConv2dNative"),
   };
+  // The forward kernels too: the native engine registers over them, and a
+  // switch back to wasm must find the backend's own.
+  register("Conv2D", originals.conv2d);
+  register("DepthwiseConv2dNative", originals.depthwise);
   register("Conv2DBackpropFilter", conv2dBackpropFilter(originals));
   register(
     "Conv2DBackpropInput",
@@ -90,7 +101,7 @@ export function registerTrainingKernels(): void {
   register("Mean", mean(originals.mean));
   register(
     "DepthwiseConv2dNativeBackpropInput",
-    depthwiseBackpropInput(original("DepthwiseConv2dNative")),
+    depthwiseBackpropInput(originals.depthwise),
   );
   register("DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter);
   // Only the native engine has a one-pass ReLU gradient; in wasm a loop over

@@ -10,7 +10,7 @@
 import { type BackendWasm, tf } from "../deps_tfjs.ts";
 import { heap, heapIndex, sizeOf, type TensorInfo, type WasmKernelFunc } from "./wasm_heap.ts";
 
-interface DepthwiseAttrs {
+export interface DepthwiseAttrs {
   strides: number | [number, number];
   dilations: number | [number, number];
   pad: "valid" | "same" | number;
@@ -19,7 +19,8 @@ interface DepthwiseAttrs {
 
 type Shape4 = [number, number, number, number];
 
-function convInfo(xShape: Shape4, filterShape: Shape4, attrs: DepthwiseAttrs) {
+/** The depthwise convolution's geometry as tfjs computes it (NHWC). */
+export function depthwiseInfo(xShape: Shape4, filterShape: Shape4, attrs: DepthwiseAttrs) {
   return tf.backend_util.computeConv2DInfo(
     xShape,
     filterShape,
@@ -37,7 +38,7 @@ function convInfo(xShape: Shape4, filterShape: Shape4, attrs: DepthwiseAttrs) {
  * input pixel's first channel and the tap's first filter value.
  */
 function forEachTap(
-  info: ReturnType<typeof convInfo>,
+  info: ReturnType<typeof depthwiseInfo>,
   visit: (dyAt: number, xAt: number, wAt: number) => void,
 ): void {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
@@ -76,7 +77,7 @@ type BackpropInputArgs = {
 export function depthwiseBackpropInput(forward: WasmKernelFunc) {
   return (args: BackpropInputArgs): TensorInfo => {
     const { inputs: { filter }, attrs } = args;
-    const info = convInfo(attrs.inputShape, filter.shape as Shape4, attrs);
+    const info = depthwiseInfo(attrs.inputShape, filter.shape as Shape4, attrs);
     const plain = info.strideHeight === 1 && info.strideWidth === 1 &&
       info.dilationHeight === 1 && info.dilationWidth === 1 &&
       info.outChannels === info.inChannels;
@@ -88,7 +89,7 @@ export function depthwiseBackpropInput(forward: WasmKernelFunc) {
 function byFlippedFilter(
   forward: WasmKernelFunc,
   { inputs: { dy, filter }, backend, attrs }: BackpropInputArgs,
-  info: ReturnType<typeof convInfo>,
+  info: ReturnType<typeof depthwiseInfo>,
 ): TensorInfo {
   const { filterHeight: fh, filterWidth: fw, inChannels: channels } = info;
   const flipped = backend.makeOutput(filter.shape, "float32");
@@ -122,7 +123,7 @@ function byFlippedFilter(
 
 function byLoops(
   { inputs: { dy, filter }, backend, attrs }: BackpropInputArgs,
-  info: ReturnType<typeof convInfo>,
+  info: ReturnType<typeof depthwiseInfo>,
 ): TensorInfo {
   const channels = info.inChannels;
   const multiplier = info.outChannels / channels;
@@ -153,7 +154,7 @@ export function depthwiseBackpropFilter(args: {
   attrs: DepthwiseAttrs & { filterShape: Shape4 };
 }): TensorInfo {
   const { inputs: { x, dy }, backend, attrs } = args;
-  const info = convInfo(x.shape as Shape4, attrs.filterShape, attrs);
+  const info = depthwiseInfo(x.shape as Shape4, attrs.filterShape, attrs);
   const channels = info.inChannels;
   const multiplier = info.outChannels / channels;
   const dw = backend.makeOutput(attrs.filterShape, "float32");

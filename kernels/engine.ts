@@ -22,6 +22,7 @@ import {
   nativeConv2d,
   nativeConv2dBackpropFilter,
   nativeConv2dBackpropInput,
+  nativeDepthwise,
   nativeMaxPoolGrad,
   nativeReduceLeading,
   nativeReluGrad,
@@ -44,6 +45,9 @@ export const NATIVE_KERNELS = [
   "Conv2D",
   "Conv2DBackpropFilter",
   "Conv2DBackpropInput",
+  "DepthwiseConv2dNative",
+  "DepthwiseConv2dNativeBackpropInput",
+  "DepthwiseConv2dNativeBackpropFilter",
   "BatchMatMul",
   "_FusedMatMul",
   "MaxPoolGrad",
@@ -80,6 +84,15 @@ function registerNativeKernels(native: NativeLibrary): void {
   register("Conv2D", nativeConv2d(native));
   register("Conv2DBackpropFilter", nativeConv2dBackpropFilter(native));
   register("Conv2DBackpropInput", nativeConv2dBackpropInput(native));
+  for (
+    const [name, kind] of [
+      ["DepthwiseConv2dNative", "forward"],
+      ["DepthwiseConv2dNativeBackpropInput", "input"],
+      ["DepthwiseConv2dNativeBackpropFilter", "filter"],
+    ] as const
+  ) {
+    register(name, nativeDepthwise(native, kind, wasm(name)));
+  }
   const nativeMatMul = nativeBatchMatMul(native, wasmMatMul);
   register("BatchMatMul", nativeMatMul);
   // The wasm engine's fused product (registered first) takes the cases this one leaves.

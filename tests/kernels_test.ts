@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../deps_tfjs.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { type EngineName, useConvolutions, useEngine } from "../kernels/engine.ts";
+import { type EngineName, NATIVE_KERNELS, useConvolutions, useEngine } from "../kernels/engine.ts";
 import { Random, seedMathRandom, withMathRandom } from "../util/random.ts";
 import { sizeOf } from "../kernels/wasm_heap.ts";
 
@@ -49,6 +49,23 @@ function convolutionTest(name: string, fn: () => void): void {
     }
   });
 }
+
+Deno.test({
+  name: "switching engines replaces every native kernel, and back",
+  ignore: !native,
+  async fn() {
+    const registered = () => NATIVE_KERNELS.map((name) => tf.getKernel(name, "wasm")?.kernelFunc);
+    await useEngine("wasm");
+    const wasm = registered();
+    await useEngine("native");
+    const nativeKernels = registered();
+    NATIVE_KERNELS.forEach((name, i) => assert.notEqual(nativeKernels[i], wasm[i], name));
+    // Back on wasm, none of the native kernels is left registered.
+    await useEngine("wasm");
+    const back = registered();
+    NATIVE_KERNELS.forEach((name, i) => assert.notEqual(back[i], nativeKernels[i], name));
+  },
+});
 
 function randomArray(random: Random, size: number): Float32Array {
   return Float32Array.from({ length: size }, () => random.uniform(-1, 1));
@@ -170,7 +187,17 @@ function depthwiseOutput(c: typeof depthwiseCases[number]): number[] {
   }, { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dilations: 1 }).shape;
 }
 
-engineTest(
+convolutionTest("DepthwiseConv2dNative matches the cpu backend", () => {
+  const random = new Random(20);
+  for (const c of depthwiseCases) {
+    assertMatchesCpu("DepthwiseConv2dNative", {
+      x: { values: randomArray(random, sizeOf(c.x)), shape: [...c.x] },
+      filter: { values: randomArray(random, sizeOf(c.filter)), shape: [...c.filter] },
+    }, { strides: c.strides, pad: c.pad, dilations: 1, dataFormat: "NHWC" });
+  }
+});
+
+convolutionTest(
   "DepthwiseConv2dNativeBackpropFilter (added: wasm has none) matches the cpu backend",
   () => {
     const random = new Random(21);
@@ -184,7 +211,7 @@ engineTest(
   },
 );
 
-engineTest(
+convolutionTest(
   "DepthwiseConv2dNativeBackpropInput (added: wasm has none) matches the cpu backend",
   () => {
     const random = new Random(22);

@@ -53,9 +53,20 @@ static int activations_md(dnnl_memory_desc_t *md, int n, int c, int h, int w) {
   return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc);
 }
 
-static int filter_md(dnnl_memory_desc_t *md, const geometry *c, dnnl_format_tag_t tag) {
-  const dnnl_dims_t dims = {c->cout, c->cin, c->fh, c->fw};
-  return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
+/* The filter as oneDNN sees it: `any` (its choice) or tfjs's layout. */
+static int filter_md(dnnl_memory_desc_t *md, const geometry *c, int tfjs_layout) {
+  if (c->groups == 1) {
+    const dnnl_dims_t dims = {c->cout, c->cin, c->fh, c->fw};
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32,
+                                        tfjs_layout ? dnnl_hwio : dnnl_format_tag_any);
+  }
+  /* Grouped: [groups, cout/groups, cin/groups, fh, fw]; tfjs's depthwise
+     filter is [fh, fw, cin, multiplier] with one input channel a group. */
+  const int multiplier = c->cout / c->groups;
+  const dnnl_dims_t dims = {c->groups, multiplier, c->cin / c->groups, c->fh, c->fw};
+  if (!tfjs_layout) return dnnl_memory_desc_init_by_tag(md, 5, dims, dnnl_f32, dnnl_format_tag_any);
+  const dnnl_dims_t strides = {multiplier, 1, 1, (dnnl_dim_t)c->fw * c->cout, c->cout};
+  return dnnl_memory_desc_init_by_strides(md, 5, dims, dnnl_f32, strides);
 }
 
 /* A training worker's thread ends with its pool: its plans, stream and engine go with it. */
@@ -95,9 +106,9 @@ static int ensure_engine(void) {
 
 /* Creates the primitives of one convolution; NULL where oneDNN cannot. */
 static plan *plan_create(int kind, const geometry *c) {
-  dnnl_memory_desc_t src, dst, filter_any, filter_hwio;
+  dnnl_memory_desc_t src, dst, filter_any, filter_tfjs;
   if (activations_md(&src, c->n, c->cin, c->h, c->w) || activations_md(&dst, c->n, c->cout, c->oh, c->ow) ||
-      filter_md(&filter_any, c, dnnl_format_tag_any) || filter_md(&filter_hwio, c, dnnl_hwio)) {
+      filter_md(&filter_any, c, 0) || filter_md(&filter_tfjs, c, 1)) {
     return NULL;
   }
   const dnnl_dims_t strides = {c->sh, c->sw};
@@ -150,15 +161,15 @@ static plan *plan_create(int kind, const geometry *c) {
   const dnnl_memory_desc_t *out_md = kind == CONV_FORWARD ? &dst : &src;
   if (status == dnnl_success) status = dnnl_memory_create(&p->activations_in, in_md, dnnl_cpu_engine, DNNL_MEMORY_NONE);
   if (status == dnnl_success) status = dnnl_memory_create(&p->activations_out, out_md, dnnl_cpu_engine, DNNL_MEMORY_NONE);
-  if (status == dnnl_success) status = dnnl_memory_create(&p->filter_user, &filter_hwio, dnnl_cpu_engine, DNNL_MEMORY_NONE);
-  if (status == dnnl_success && !dnnl_memory_desc_equal(chosen, &filter_hwio)) {
+  if (status == dnnl_success) status = dnnl_memory_create(&p->filter_user, &filter_tfjs, dnnl_cpu_engine, DNNL_MEMORY_NONE);
+  if (status == dnnl_success && !dnnl_memory_desc_equal(chosen, &filter_tfjs)) {
     status = dnnl_memory_create(&p->filter_blocked, chosen, dnnl_cpu_engine, DNNL_MEMORY_ALLOCATE);
     dnnl_primitive_desc_t reorder_pd = NULL;
     if (status == dnnl_success) {
       status = kind == CONV_BACKWARD_WEIGHTS
                    ? dnnl_reorder_primitive_desc_create(&reorder_pd, chosen, dnnl_cpu_engine,
-                                                        &filter_hwio, dnnl_cpu_engine, NULL)
-                   : dnnl_reorder_primitive_desc_create(&reorder_pd, &filter_hwio, dnnl_cpu_engine,
+                                                        &filter_tfjs, dnnl_cpu_engine, NULL)
+                   : dnnl_reorder_primitive_desc_create(&reorder_pd, &filter_tfjs, dnnl_cpu_engine,
                                                         chosen, dnnl_cpu_engine, NULL);
     }
     if (status == dnnl_success) status = dnnl_primitive_create(&p->filter_reorder, reorder_pd);

@@ -57,13 +57,14 @@ const char *engine_corename(void) { return blas_core(); }
 
 const char *engine_blas(void) { return BLAS_NAME; }
 
+/* groups: 1 for a convolution, cin for a depthwise one (cout = cin · multiplier). */
 typedef struct {
-  int n, h, w, cin, fh, fw, cout, oh, ow, sh, sw, dh, dw, pt, pl;
+  int n, h, w, cin, fh, fw, cout, oh, ow, sh, sw, dh, dw, pt, pl, groups;
 } geometry;
 
 static geometry read_geometry(const int *g) {
-  geometry c = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
-                g[8], g[9], g[10], g[11], g[12], g[13], g[14]};
+  geometry c = {g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
+                g[8], g[9], g[10], g[11], g[12], g[13], g[14], 1};
   return c;
 }
 
@@ -241,6 +242,36 @@ int conv2d_backprop_input(const float *dy, const float *filter, float *dx, const
   const geometry c = read_geometry(g);
   TRY_DNNL(1, c, dy, filter, dx)
   return im2col_backprop_input(dy, filter, dx, &c);
+}
+
+/*
+ * Depthwise convolutions (tfjs's filter [fh, fw, cin, multiplier]) run on
+ * oneDNN only, as grouped convolutions with one group per input channel:
+ * each returns 1 where oneDNN is not built in, is turned off or refuses the
+ * shape, and the caller then runs the wasm engine's kernels.
+ */
+static int depthwise(int kind, const int *g, const float *in, const float *other, float *out) {
+#ifdef ENGINE_DNNL
+  if (convolutions_on_dnnl) {
+    geometry c = read_geometry(g);
+    c.groups = c.cin;
+    return dnnl_convolve(kind, &c, in, other, out);
+  }
+#endif
+  (void)kind, (void)g, (void)in, (void)other, (void)out;
+  return 1;
+}
+
+int depthwise_forward(const float *x, const float *filter, float *y, const int *g) {
+  return depthwise(0, g, x, filter, y);
+}
+
+int depthwise_backprop_input(const float *dy, const float *filter, float *dx, const int *g) {
+  return depthwise(1, g, dy, filter, dx);
+}
+
+int depthwise_backprop_filter(const float *x, const float *dy, float *dfilter, const int *g) {
+  return depthwise(2, g, x, dy, dfilter);
 }
 
 /*

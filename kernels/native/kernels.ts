@@ -1,6 +1,7 @@
 /**
  * tfjs kernels for the wasm backend that run in the native library: the
- * convolution (forward and both gradients), batched matrix products, the
+ * convolution and the depthwise one (forward and both gradients; depthwise
+ * on oneDNN only), batched matrix products, the
  * max-pool gradient, ReLU's gradient, Sum and Mean over leading axes, and
  * training-mode BatchNorm both ways.
  * Tensors stay in the wasm backend's memory; the native code reads and
@@ -15,6 +16,7 @@ import type { BatchNormTrainArgs, BatchNormTrainGradArgs } from "../batch_norm.t
 import type { MatMulArgs } from "../matmul.ts";
 import { leadingAxesCount, type ReduceArgs } from "../reduce.ts";
 import type { ReluGradArgs } from "../relu_grad.ts";
+import { type DepthwiseAttrs, depthwiseInfo } from "../depthwise_grads.ts";
 
 /** The geometry the C side reads: n h w cin fh fw cout oh ow sh sw dh dw padTop padLeft. */
 function geometry(
@@ -24,7 +26,11 @@ function geometry(
   attrs: ConvAttrs,
 ): { info: tf.backend_util.Conv2DInfo; packed: Int32Array<ArrayBuffer> } {
   const info = convInfo(kernel, inputShape, filterShape, attrs);
-  const packed = Int32Array.from([
+  return { info, packed: packGeometry(info) };
+}
+
+function packGeometry(info: tf.backend_util.Conv2DInfo): Int32Array<ArrayBuffer> {
+  return Int32Array.from([
     info.batchSize,
     info.inHeight,
     info.inWidth,
@@ -41,7 +47,6 @@ function geometry(
     info.padInfo.top,
     info.padInfo.left,
   ]);
-  return { info, packed };
 }
 
 /** A tensor's elements as a view of wasm memory (take views after the last allocation). */
@@ -117,6 +122,59 @@ export function nativeConv2dBackpropInput(native: NativeLibrary) {
       "input gradient",
     );
     return dx;
+  };
+}
+
+/**
+ * The depthwise convolution (forward, input or filter gradient) on oneDNN;
+ * where the library cannot take it (built without oneDNN, convolutions on
+ * im2col, or a shape oneDNN refuses) the wasm engine's kernel, `fallback`.
+ */
+export function nativeDepthwise(
+  native: NativeLibrary,
+  kind: "forward" | "input" | "filter",
+  fallback: WasmKernelFunc,
+) {
+  return (args: {
+    inputs: Record<string, TensorInfo>;
+    backend: BackendWasm;
+    attrs: DepthwiseAttrs & { inputShape?: Shape4; filterShape?: Shape4 };
+  }): TensorInfo => {
+    const { inputs, backend, attrs } = args;
+    const xShape = kind === "input" ? attrs.inputShape! : inputs.x.shape as Shape4;
+    const filterShape = kind === "filter" ? attrs.filterShape! : inputs.filter.shape as Shape4;
+    const info = depthwiseInfo(xShape, filterShape, attrs);
+    const packed = packGeometry(info);
+    const out = backend.makeOutput(
+      kind === "forward" ? info.outShape : kind === "input" ? [...xShape] : [...filterShape],
+      "float32",
+    );
+    const status = kind === "forward"
+      ? native.depthwise_forward(
+        view(backend, inputs.x),
+        view(backend, inputs.filter),
+        view(backend, out),
+        packed,
+      )
+      : kind === "input"
+      ? native.depthwise_backprop_input(
+        view(backend, inputs.dy),
+        view(backend, inputs.filter),
+        view(backend, out),
+        packed,
+      )
+      : native.depthwise_backprop_filter(
+        view(backend, inputs.x),
+        view(backend, inputs.dy),
+        view(backend, out),
+        packed,
+      );
+    if (status === 1) {
+      backend.disposeData(out.dataId);
+      return fallback(args as unknown as Parameters<WasmKernelFunc>[0]);
+    }
+    check(status, "depthwise convolution");
+    return out;
   };
 }
 

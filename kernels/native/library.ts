@@ -25,6 +25,12 @@ const SYMBOLS = {
   conv2d_forward: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_filter: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_input: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  depthwise_forward: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  depthwise_backprop_input: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  depthwise_backprop_filter: {
+    parameters: ["buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   relu_grad: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   sum_rows: { parameters: ["buffer", "buffer", "i32", "i32", "f64"], result: "void" },
   batch_norm_train: {
