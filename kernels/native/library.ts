@@ -103,6 +103,10 @@ const COMPILE_FLAGS = [
   "-fPIC",
   "-shared",
   "-Wl,--no-undefined",
+  // Never unloaded: Deno closes a worker's library handle when the worker
+  // ends, and a thread that ends after the last one would call the released
+  // thread-exit cleanup (convolution_dnnl.c) in unmapped code.
+  "-Wl,-z,nodelete",
 ];
 
 /**
