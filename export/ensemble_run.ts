@@ -179,6 +179,8 @@ export async function runEnsembleExport(options: {
     onnxPath,
     verificationPixels: options.verificationPixels,
     metadata: {
+      // Its own name, as a single model's metadata carries (the API lists it so).
+      model_name: fileName,
       command: options.command,
       ...(choice
         ? { chosen_on: `${choice.validationImages} validation digits of seed ${choice.seed}` }

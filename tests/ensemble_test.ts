@@ -213,7 +213,11 @@ Deno.test("export --ensemble: auto writes the choice and the file; a missing mem
     dir.path,
   ]);
   assert.equal(named.code, 0, named.stderr);
-  assert.ok(await Deno.stat(join(dir.path, "models", "committee.onnx")));
+  const committee = onnx.ModelProto.decode(
+    await Deno.readFile(join(dir.path, "models", "committee.onnx")),
+  );
+  const modelName = committee.metadataProps?.find((entry) => entry.key === "model_name");
+  assert.equal(modelName?.value, "committee");
   const again = await runScript("export/main.ts", ["--ensemble", "auto", "--out", dir.path]);
   assert.equal(again.code, 0, again.stderr);
   assert.doesNotMatch(again.stdout, /committee:/);
