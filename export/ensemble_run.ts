@@ -82,8 +82,8 @@ async function trainedModels(resultsDir: string): Promise<Candidate[]> {
 }
 
 /**
- * Chooses members among `names` (default: every model in DIR/models but an
- * ensemble) on the validation digits none of them trained on: candidates of
+ * Chooses members among `names` (default: every model in DIR/models with
+ * a training run's metrics) on the validation digits none of them trained on: candidates of
  * one seed hold out the last digits of the same order, so the smallest
  * held-out set is among all of theirs.
  */
@@ -131,6 +131,12 @@ export async function runEnsembleExport(options: {
   command: string;
 }): Promise<void> {
   const { resultsDir, data } = options;
+  const fileName = options.name ?? ENSEMBLE_NAME;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(fileName)) {
+    throw new UsageError(
+      `--name must be letters, digits, "-" or "_" (a file name in ${resultsDir}/models/), got "${fileName}".`,
+    );
+  }
   let names: string[];
   let choice: Awaited<ReturnType<typeof chooseOnValidation>> | undefined;
   if (options.ensemble === "auto") {
@@ -166,12 +172,6 @@ export async function runEnsembleExport(options: {
   const members = await readMembers(
     distinctNames(names.map((name) => resolveMember(resultsDir, name))),
   );
-  const fileName = options.name ?? ENSEMBLE_NAME;
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(fileName)) {
-    throw new UsageError(
-      `--name must be letters, digits, "-" or "_" (a file name in ${resultsDir}/models/), got "${fileName}".`,
-    );
-  }
   const onnxPath = join(resultsDir, "models", `${fileName}.onnx`);
   const started = performance.now();
   const result = await exportEnsemble({

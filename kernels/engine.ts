@@ -10,6 +10,7 @@ import { register, registerTrainingKernels, useWasmBackend } from "./backend.ts"
 import { fusedMatMul } from "./fused_matmul.ts";
 import { type AdamUpdate, adamUpdateJs } from "./adam_update.ts";
 import {
+  cString,
   loadNativeEngine,
   NATIVE_INSTALL_COMMAND,
   type NativeLibrary,
@@ -158,8 +159,9 @@ export type ConvolutionLibrary = "onednn" | "im2col";
  */
 export function useConvolutions(library: ConvolutionLibrary): string {
   if (!activeNative) throw new EngineError("The native engine is not running.");
-  const text = activeNative.engine_set_convolutions(library === "onednn" ? 1 : 0);
-  const convolutions = text ? new Deno.UnsafePointerView(text).getCString() : "unknown";
+  const convolutions = cString(
+    activeNative.engine_set_convolutions(library === "onednn" ? 1 : 0),
+  );
   if (active) active.convolutions = convolutions;
   return convolutions;
 }
@@ -192,7 +194,7 @@ export function activeEngineInfo(): EngineInfo {
 
 /** The engine started last (wasm if none was started through useEngine). */
 export function activeEngine(): EngineName {
-  return active?.engine ?? "wasm";
+  return activeEngineInfo().engine;
 }
 
 /** The value of an --engine flag (default "auto"). */

@@ -571,6 +571,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     const testResult = evaluate(model, test);
     const augmentRandom = new Random(AUGMENTED_TEST_SEED);
     const augmented = evaluate(model, test, 256, (pixels) => augmentBatch(pixels, augmentRandom));
+    const { convolutions } = activeEngineInfo();
     const metrics: Metrics = {
       model: config.model,
       command: state.command === options.command
@@ -591,7 +592,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       train_seconds: state.history.reduce((sum, record) => sum + record.seconds, 0),
       wall_seconds: state.history.reduce((sum, r) => sum + (r.wall_seconds ?? r.seconds), 0),
       engine: activeEngine(),
-      ...(activeEngineInfo().convolutions ? { convolutions: activeEngineInfo().convolutions } : {}),
+      ...(convolutions ? { convolutions } : {}),
     };
     await saveLayersModel(model, paths.modelDir);
     await writeJsonAtomic(paths.metrics, metrics);

@@ -12,8 +12,6 @@
 
 extern void omp_set_num_threads(int);
 
-enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS };
-
 /* A convolution of one kind and geometry, ready to run. */
 typedef struct {
   int kind;
@@ -23,7 +21,6 @@ typedef struct {
   dnnl_primitive_t filter_reorder;
   /* Memories whose data handles are set per call; `blocked` owns its buffer. */
   dnnl_memory_t activations_in, activations_out, filter_user, filter_blocked;
-  char implementation[64];
 } plan;
 
 /* Plans kept per thread: a model has a few convolutions, three kinds each, and
@@ -151,9 +148,6 @@ static plan *plan_create(int kind, const geometry *c) {
   }
   p->kind = kind;
   p->g = *c;
-  const char *name = NULL;
-  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
-  snprintf(p->implementation, sizeof p->implementation, "%s", name ? name : "unknown");
   const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(
       pd, kind == CONV_BACKWARD_WEIGHTS ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
   status = dnnl_primitive_create(&p->convolution, pd);
@@ -248,11 +242,4 @@ static int dnnl_convolve(int kind, const geometry *c, const float *in, const flo
   }
   if (status == 0 && dnnl_stream_wait(dnnl_cpu_stream) != dnnl_success) status = -1;
   return status;
-}
-
-/* The oneDNN kernel chosen for a convolution, as its verbose mode names it. */
-static const char *dnnl_implementation(int kind, const geometry *c) {
-  if (ensure_engine()) return "none";
-  plan *p = plan_for(kind, c);
-  return p ? p->implementation : "none";
 }

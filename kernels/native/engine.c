@@ -179,14 +179,18 @@ static int im2col_backprop_input(const float *dy, const float *filter, float *dx
   return 0;
 }
 
+/* The three convolutions, as the oneDNN code and the depthwise kernels name them. */
+enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS };
+
+#define IM2COL "im2col + " BLAS_NAME
 #ifdef ENGINE_DNNL
 /* The same three convolutions on oneDNN, where it is installed. */
 #include "convolution_dnnl.c"
-#define CONVOLUTIONS "oneDNN " DNNL_STR(DNNL_VERSION_MAJOR) "." DNNL_STR(DNNL_VERSION_MINOR)
 #define DNNL_STR(x) DNNL_STR2(x)
 #define DNNL_STR2(x) #x
+#define CONVOLUTIONS "oneDNN " DNNL_STR(DNNL_VERSION_MAJOR) "." DNNL_STR(DNNL_VERSION_MINOR)
 #else
-#define CONVOLUTIONS "im2col + " BLAS_NAME
+#define CONVOLUTIONS IM2COL
 #endif
 
 /* Whether convolutions run on oneDNN (when built with it) or im2col: the
@@ -196,31 +200,15 @@ static int convolutions_on_dnnl = 1;
 /* Asks for oneDNN (1) or im2col (0); returns the library the convolutions now run on. */
 const char *engine_set_convolutions(int dnnl) {
   convolutions_on_dnnl = dnnl;
-#ifdef ENGINE_DNNL
-  if (dnnl) return CONVOLUTIONS;
-#endif
-  return "im2col + " BLAS_NAME;
+  return dnnl ? CONVOLUTIONS : IM2COL;
 }
 
-/* The kernel a convolution runs on: oneDNN's name for its implementation, or "im2col". */
-const char *conv2d_implementation(int kind, const int *g) {
+/* Returns from the caller with oneDNN's status when oneDNN is on and took the shape (not 1). */
 #ifdef ENGINE_DNNL
-  if (convolutions_on_dnnl) {
-    const geometry c = read_geometry(g);
-    return dnnl_implementation(kind, &c);
-  }
-#endif
-  (void)kind;
-  (void)g;
-  return "im2col";
-}
-
-/* Runs `kind` on oneDNN when it is on and takes the shape; `done` says whether it did. */
-#ifdef ENGINE_DNNL
-#define TRY_DNNL(kind, c, in, other, out)                               \
-  if (convolutions_on_dnnl) {                                           \
-    const int status = dnnl_convolve(kind, &c, in, other, out);      \
-    if (status != 1) return status;                                     \
+#define TRY_DNNL(kind, c, in, other, out)                      \
+  if (convolutions_on_dnnl) {                                  \
+    const int status = dnnl_convolve(kind, &c, in, other, out); \
+    if (status != 1) return status;                            \
   }
 #else
 #define TRY_DNNL(kind, c, in, other, out)
@@ -228,19 +216,19 @@ const char *conv2d_implementation(int kind, const int *g) {
 
 int conv2d_forward(const float *x, const float *filter, float *y, const int *g) {
   const geometry c = read_geometry(g);
-  TRY_DNNL(0, c, x, filter, y)
+  TRY_DNNL(CONV_FORWARD, c, x, filter, y)
   return im2col_forward(x, filter, y, &c);
 }
 
 int conv2d_backprop_filter(const float *x, const float *dy, float *dfilter, const int *g) {
   const geometry c = read_geometry(g);
-  TRY_DNNL(2, c, x, dy, dfilter)
+  TRY_DNNL(CONV_BACKWARD_WEIGHTS, c, x, dy, dfilter)
   return im2col_backprop_filter(x, dy, dfilter, &c);
 }
 
 int conv2d_backprop_input(const float *dy, const float *filter, float *dx, const int *g) {
   const geometry c = read_geometry(g);
-  TRY_DNNL(1, c, dy, filter, dx)
+  TRY_DNNL(CONV_BACKWARD_DATA, c, dy, filter, dx)
   return im2col_backprop_input(dy, filter, dx, &c);
 }
 
@@ -263,15 +251,15 @@ static int depthwise(int kind, const int *g, const float *in, const float *other
 }
 
 int depthwise_forward(const float *x, const float *filter, float *y, const int *g) {
-  return depthwise(0, g, x, filter, y);
+  return depthwise(CONV_FORWARD, g, x, filter, y);
 }
 
 int depthwise_backprop_input(const float *dy, const float *filter, float *dx, const int *g) {
-  return depthwise(1, g, dy, filter, dx);
+  return depthwise(CONV_BACKWARD_DATA, g, dy, filter, dx);
 }
 
 int depthwise_backprop_filter(const float *x, const float *dy, float *dfilter, const int *g) {
-  return depthwise(2, g, x, dy, dfilter);
+  return depthwise(CONV_BACKWARD_WEIGHTS, g, x, dy, dfilter);
 }
 
 /*
@@ -289,11 +277,6 @@ void batch_matmul(const float *a, const float *b, float *c, int batch, int batch
   }
 }
 
-/*
- * Max-pool gradient: each output cell's gradient goes to the first maximum
- * of its window (as tfjs's cpu backend does). g: n h w c oh ow fh fw sh sw
- * padTop padLeft.
- */
 /* Zeros an odd last row and column of each image (kept out of line: inlined,
    it stops gcc vectorising the pooling loop, 6× slower). */
 __attribute__((noinline)) static void zero_uncovered(float *dx, int n, int h, int w, int c,
@@ -308,6 +291,11 @@ __attribute__((noinline)) static void zero_uncovered(float *dx, int n, int h, in
   }
 }
 
+/*
+ * Max-pool gradient: each output cell's gradient goes to the first maximum
+ * of its window (as tfjs's cpu backend does). g: n h w c oh ow fh fw sh sw
+ * padTop padLeft.
+ */
 void max_pool_grad(const float *x, const float *dy, float *dx, const int *g) {
   const int n = g[0], h = g[1], w = g[2], c = g[3], oh = g[4], ow = g[5], fh = g[6], fw = g[7];
   const int sh = g[8], sw = g[9], pt = g[10], pl = g[11];
@@ -469,7 +457,8 @@ int batch_norm_train_grad(const float *dy, const float *x, const float *gamma, c
                           const float *variance, float *dx, float *dgamma, float *dbeta, int rows,
                           int channels, double epsilon) {
   double *sums = calloc(2 * (size_t)channels, sizeof(double));
-  float *coefficients = malloc(3 * (size_t)channels * sizeof(float));
+  /* Zeroed: `a` is dy's (zero) shift in the sums before it holds its coefficient. */
+  float *coefficients = calloc(3 * (size_t)channels, sizeof(float));
   if (!sums || !coefficients) {
     free(sums);
     free(coefficients);
@@ -479,7 +468,6 @@ int batch_norm_train_grad(const float *dy, const float *x, const float *gamma, c
   float *a = coefficients, *p = coefficients + channels, *q = coefficients + 2 * channels;
   const float *g, *row;
   /* Σ dy and Σ dy·(x − mean): dγ without cancellation. */
-  for (int c = 0; c < channels; c++) a[c] = 0;
   if (column_sums(dy, a, x, mean, rows, channels, sums, sum_dy_x)) {
     free(sums);
     free(coefficients);

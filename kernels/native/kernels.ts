@@ -149,26 +149,18 @@ export function nativeDepthwise(
       kind === "forward" ? info.outShape : kind === "input" ? [...xShape] : [...filterShape],
       "float32",
     );
-    const status = kind === "forward"
-      ? native.depthwise_forward(
-        view(backend, inputs.x),
-        view(backend, inputs.filter),
-        view(backend, out),
-        packed,
-      )
+    // The C side's operands: (x, filter), (dy, filter) or (x, dy).
+    const [first, second] = kind === "forward"
+      ? [inputs.x, inputs.filter]
       : kind === "input"
-      ? native.depthwise_backprop_input(
-        view(backend, inputs.dy),
-        view(backend, inputs.filter),
-        view(backend, out),
-        packed,
-      )
-      : native.depthwise_backprop_filter(
-        view(backend, inputs.x),
-        view(backend, inputs.dy),
-        view(backend, out),
-        packed,
-      );
+      ? [inputs.dy, inputs.filter]
+      : [inputs.x, inputs.dy];
+    const run = {
+      forward: native.depthwise_forward,
+      input: native.depthwise_backprop_input,
+      filter: native.depthwise_backprop_filter,
+    }[kind];
+    const status = run(view(backend, first), view(backend, second), view(backend, out), packed);
     if (status === 1) {
       backend.disposeData(out.dataId);
       return fallback(args as unknown as Parameters<WasmKernelFunc>[0]);

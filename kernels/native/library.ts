@@ -21,7 +21,6 @@ const SYMBOLS = {
   engine_corename: { parameters: [], result: "pointer" },
   engine_blas: { parameters: [], result: "pointer" },
   engine_set_convolutions: { parameters: ["i32"], result: "pointer" },
-  conv2d_implementation: { parameters: ["i32", "buffer"], result: "pointer" },
   conv2d_forward: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_filter: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   conv2d_backprop_input: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
@@ -220,6 +219,11 @@ async function compile(output: string, choices: Array<{ name: string; flags: str
   );
 }
 
+/** A C string the library returns ("unknown" for NULL). */
+export function cString(pointer: Deno.PointerValue): string {
+  return pointer ? new Deno.UnsafePointerView(pointer).getCString() : "unknown";
+}
+
 let loaded: Promise<NativeEngine> | undefined;
 
 /**
@@ -256,8 +260,6 @@ export function loadNativeEngine(): Promise<NativeEngine> {
     }
     // One BLAS thread per caller: the engine's parallelism is its workers.
     library.symbols.engine_init(1);
-    const text = (pointer: Deno.PointerValue) =>
-      pointer ? new Deno.UnsafePointerView(pointer).getCString() : "unknown";
     const convolutions = Deno.env.get(CONVOLUTIONS_VARIABLE) || "onednn";
     if (convolutions !== "onednn" && convolutions !== "im2col") {
       throw new NativeUnavailable(
@@ -267,9 +269,9 @@ export function loadNativeEngine(): Promise<NativeEngine> {
     return {
       symbols: library.symbols,
       path,
-      blas: text(library.symbols.engine_blas()),
-      blasCore: text(library.symbols.engine_corename()),
-      convolutions: text(
+      blas: cString(library.symbols.engine_blas()),
+      blasCore: cString(library.symbols.engine_corename()),
+      convolutions: cString(
         library.symbols.engine_set_convolutions(convolutions === "onednn" ? 1 : 0),
       ),
     };
