@@ -152,10 +152,10 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
 export type ConvolutionLibrary = "onednn" | "im2col";
 
 /**
- * Runs the native engine's convolutions on oneDNN (where the library was
- * built with it) or on im2col and the BLAS, for the whole process; returns
- * what they run on now. The tests check both paths; MNIST_CONVOLUTIONS
- * chooses at start.
+ * Runs the native engine's convolutions in this thread on oneDNN (where the
+ * library was built with it) or on im2col and the BLAS; returns what they
+ * run on now. The tests check both paths; MNIST_CONVOLUTIONS chooses for
+ * every thread when it loads the engine.
  */
 export function useConvolutions(library: ConvolutionLibrary): string {
   if (!activeNative) throw new EngineError("The native engine is not running.");

@@ -193,9 +193,11 @@ enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS };
 #define CONVOLUTIONS IM2COL
 #endif
 
-/* Whether convolutions run on oneDNN (when built with it) or im2col: the
-   bench compares the two in one process, the tests check both. */
-static int convolutions_on_dnnl = 1;
+/* Whether this thread's convolutions run on oneDNN (when built with it) or
+   im2col: each thread (a training worker opens the library in its own) sets
+   it when it loads the engine, and the kernel tests switch it in theirs
+   without touching a training run in another test's thread. */
+static _Thread_local int convolutions_on_dnnl = 1;
 
 /* Asks for oneDNN (1) or im2col (0); returns the library the convolutions now run on. */
 const char *engine_set_convolutions(int dnnl) {
