@@ -14,6 +14,7 @@ import {
   loadNativeEngine,
   NATIVE_INSTALL_COMMAND,
   type NativeLibrary,
+  NativeSettingError,
   NativeUnavailable,
 } from "./native/library.ts";
 import {
@@ -112,7 +113,8 @@ function registerNativeKernels(native: NativeLibrary): void {
 /**
  * Starts the engine asked for: "auto" takes the native one when it can be
  * built here and falls back to wasm otherwise (saying why in `fallback`);
- * "native" throws EngineError when it cannot. May be called again to switch.
+ * "native" throws EngineError when it cannot. A meaningless setting
+ * (MNIST_CONVOLUTIONS) throws EngineError either way. May be called again to switch.
  */
 export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineInfo> {
   await useWasmBackend();
@@ -135,6 +137,7 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
       convolutions: native.convolutions,
     };
   } catch (error) {
+    if (error instanceof NativeSettingError) throw new EngineError(error.message);
     if (!(error instanceof NativeUnavailable)) throw error;
     if (choice === "native") {
       throw new EngineError(

@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 /** Why the native engine cannot run here, in one sentence for the user. */
 export class NativeUnavailable extends Error {}
 
+/** A setting of the engine's that has no meaning: the user's to fix, not a reason to fall back. */
+export class NativeSettingError extends Error {}
+
 export const NATIVE_INSTALL_COMMAND = "apt-get install libblis-dev libdnnl-dev gcc";
 
 const SOURCE = new URL("./engine.c", import.meta.url);
@@ -234,6 +237,12 @@ let loaded: Promise<NativeEngine> | undefined;
  */
 export function loadNativeEngine(): Promise<NativeEngine> {
   loaded ??= (async () => {
+    const convolutions = Deno.env.get(CONVOLUTIONS_VARIABLE) || "onednn";
+    if (convolutions !== "onednn" && convolutions !== "im2col") {
+      throw new NativeSettingError(
+        `${CONVOLUTIONS_VARIABLE} must be onednn or im2col, not "${convolutions}".`,
+      );
+    }
     let path = Deno.env.get("MNIST_NATIVE_LIBRARY");
     if (!path) {
       const source = new Uint8Array([
@@ -260,12 +269,6 @@ export function loadNativeEngine(): Promise<NativeEngine> {
     }
     // One BLAS thread per caller: the engine's parallelism is its workers.
     library.symbols.engine_init(1);
-    const convolutions = Deno.env.get(CONVOLUTIONS_VARIABLE) || "onednn";
-    if (convolutions !== "onednn" && convolutions !== "im2col") {
-      throw new NativeUnavailable(
-        `${CONVOLUTIONS_VARIABLE} must be onednn or im2col, not "${convolutions}"`,
-      );
-    }
     return {
       symbols: library.symbols,
       path,
