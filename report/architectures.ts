@@ -16,6 +16,7 @@ export const FAMILY_ROWS = [
   "resnet",
   "separable",
   "vit",
+  "vgg",
   "ensemble",
   "committee",
 ] as const;
@@ -26,6 +27,7 @@ const LABELS: Record<string, string> = {
   resnet: "residual CNN",
   separable: "depthwise-separable CNN",
   vit: "vision transformer",
+  vgg: "VGG-style CNN (pairs of convs, 2× wider)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };

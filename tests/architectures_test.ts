@@ -1,5 +1,5 @@
 /**
- * The residual, separable and transformer families: the layers each builds,
+ * The residual, separable, transformer and VGG-style families: the layers each builds,
  * the attention layer against a plain reference and through save and load,
  * LayerNorm's training path against tfjs's own, exports that verify, and
  * each family through the project's commands (train one short epoch,
@@ -89,6 +89,26 @@ Deno.test("vit: 4x4 patches as 49 tokens of 64, position embedding, four pre-nor
   const block = 2 * 2 * width + 4 * (width * width + width) + (width * 128 + 128) +
     (128 * width + width);
   const expected = 16 * width + width + 49 * width + 4 * block + 2 * width + width * 10 + 10;
+  assert.equal(model.countParams(), expected);
+  model.dispose();
+});
+
+Deno.test("vgg: pairs of 3x3 BatchNorm convs 32, 32 | 64, 64 | 128, each block pooled, then the robust CNN's head", () => {
+  const model = buildModel("vgg");
+  const convs = model.layers.filter((l) => l.getClassName() === "Conv2D");
+  assert.deepEqual(convs.map((l) => l.getWeights()[0].shape), [
+    [3, 3, 1, 32],
+    [3, 3, 32, 32],
+    [3, 3, 32, 64],
+    [3, 3, 64, 64],
+    [3, 3, 64, 128],
+  ]);
+  assert.equal(count(model, "MaxPooling2D"), 3);
+  assert.equal(count(model, "BatchNormalization"), 5 + 1);
+  // 28 → 14 → 7 → 3: the dense layer reads 3 × 3 × 128 features.
+  const expected = conv(3, 1, 32) + conv(3, 32, 32) + 2 * bn(32) +
+    conv(3, 32, 64) + conv(3, 64, 64) + 2 * bn(64) + conv(3, 64, 128) + bn(128) +
+    3 * 3 * 128 * 128 + bn(128) + 128 * 10 + 10;
   assert.equal(model.countParams(), expected);
   model.dispose();
 });

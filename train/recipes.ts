@@ -125,6 +125,7 @@ export const RECIPES: Record<ModelName, Recipe> = {
   resnet: ROBUST_RECIPE,
   separable: ROBUST_RECIPE,
   vit: ROBUST_RECIPE,
+  vgg: ROBUST_RECIPE,
 };
 
 /** What each model trains on (null: the training images as they are). */
@@ -135,6 +136,7 @@ export const MODEL_AUGMENTATION: Record<ModelName, AugmentRanges | null> = {
   resnet: ROBUST_AUGMENTATION,
   separable: ROBUST_AUGMENTATION,
   vit: ROBUST_AUGMENTATION,
+  vgg: ROBUST_AUGMENTATION,
 };
 
 /** Whether `epoch` (counted from 0) belongs to the recipe's finishing stage. */
