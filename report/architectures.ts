@@ -6,7 +6,7 @@
  * people's handwriting (handwriting.json).
  */
 import { pct, signedPoints, table } from "./format.ts";
-import type { ReportInputs } from "./inputs.ts";
+import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
 
@@ -99,6 +99,19 @@ function differenceText(
   return overSeeds ? `${signedPoints(overSeeds.mean)} (one seed)` : "–";
 }
 
+/**
+ * What a run's convolutions trained on, for its seconds an epoch: runs of
+ * the native engine from before oneDNN record no `convolutions`, and ran on
+ * im2col.
+ */
+export function trainedOn(metrics: TrainingMetrics): string | undefined {
+  if (metrics.engine === "wasm") return "wasm";
+  if (metrics.convolutions) return metrics.convolutions.split(" ")[0];
+  return metrics.engine === "native" ? "im2col" : undefined;
+}
+
+const COUNT_WORDS = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight"];
+
 export function architecturesMarkdown(
   inputs: ReportInputs,
   testLabels?: ArrayLike<number>,
@@ -110,10 +123,12 @@ export function architecturesMarkdown(
   const handwriting = inputs.handwriting?.models;
   const rows = present.map((model) => {
     const clean = summarize([...testAccuracyBySeed(inputs, model).values()]);
-    const history = inputs.training[model]?.history;
+    const training = inputs.training[model];
+    const history = training?.history;
     const epochSeconds = history
       ? history.reduce((sum, r) => sum + (r.seconds ?? 0), 0) / history.length
       : undefined;
+    const engine = training && trainedOn(training);
     const summary = robustness?.[model]?.summary;
     const worst = summary?.worst;
     return [
@@ -121,7 +136,9 @@ export function architecturesMarkdown(
       thousands(bench?.parameters?.[model] ?? inputs.training[model]?.parameters?.total),
       millions(bench?.multiply_adds?.[model]),
       bench?.infer_onnx?.[model]?.toLocaleString("en-US") ?? "–",
-      epochSeconds === undefined ? "–" : `${Math.round(epochSeconds)}`,
+      epochSeconds === undefined
+        ? "–"
+        : `${Math.round(epochSeconds)}${engine ? ` (${engine})` : ""}`,
       model === "committee"
         ? `${pct(clean.mean)} (one file)`
         : clean.n > 1
@@ -136,10 +153,15 @@ export function architecturesMarkdown(
       pct(handwriting?.[model]?.saturated.accuracy, 1),
     ];
   });
+  const families =
+    present.filter((model) => model !== REFERENCE && model !== "ensemble" && model !== "committee")
+      .length;
   const out = [
     "## How close a small network gets to the state of the art",
     "",
-    "Three more families beside the robust CNN, trained on its recipe and augmentation as they are " +
+    `${COUNT_WORDS[families] ?? families} more ${
+      families === 1 ? "family" : "families"
+    } beside the robust CNN, trained on its recipe and augmentation as they are ` +
     "(train/recipes.ts), and an ensemble exported as one ONNX graph whose output is the " +
     "mean of its members' probabilities, its members chosen by log loss on validation digits " +
     "(metrics/ensemble_choice.json); a committee, where there is one, joins the ensembles chosen " +
@@ -149,7 +171,9 @@ export function architecturesMarkdown(
     "with one seed, is paired image by image over the test images (bootstrap, 2,000 resamples, seed " +
     `${BOOTSTRAP_SEED}); "within noise": the interval holds zero. Robustness, handwriting and speed ` +
     "are the first seed's models. Images/s: ONNX Runtime, 2 threads, batch 256 (`deno task bench`); " +
-    "seconds an epoch: the first seed's training, on 2 workers.",
+    "seconds an epoch: the first seed's training, on 2 workers, with what its convolutions ran on " +
+    "(im2col and the BLAS before oneDNN, or oneDNN, which made a robust CNN step twice as fast: " +
+    "epochs on the two do not compare).",
     "",
     table(
       [

@@ -20,6 +20,9 @@ export interface TrainingMetrics {
   date: string;
   data: { train: number; validation: number; test: number };
   parameters?: { total: number };
+  /** The training engine ("native" or "wasm"), and what the native one's convolutions ran on. */
+  engine?: string;
+  convolutions?: string;
   /** The training augmentation (null: none), for the report's list of counterparts. */
   config?: { augmentation?: Record<string, unknown> | null };
 }

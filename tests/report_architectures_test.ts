@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { architecturesMarkdown, differenceOverSeeds } from "../report/architectures.ts";
+import { architecturesMarkdown, differenceOverSeeds, trainedOn } from "../report/architectures.ts";
 import { readMetrics, type ReportInputs } from "../report/inputs.ts";
 import { tempDir } from "./temp_dir.ts";
 
@@ -62,6 +62,24 @@ Deno.test("the families' table: differences from the robust CNN pair seeds, with
     architecturesMarkdown({ ...given, seeds: { robust: given.seeds.robust }, ensembleRuns: [] }),
     undefined,
   );
+});
+
+Deno.test("seconds an epoch name what the convolutions ran on, im2col for native runs before oneDNN", () => {
+  const history = [{ epoch: 1, seconds: 60 }, { epoch: 2, seconds: 80 }];
+  const given = inputs();
+  given.training = {
+    robust: { history, engine: "native" },
+    resnet: { history, engine: "native", convolutions: "oneDNN 2.6" },
+    vit: { history, engine: "wasm" },
+  } as unknown as ReportInputs["training"];
+  const markdown = architecturesMarkdown(given)!;
+  const cells = (label: string) =>
+    markdown.split("\n").find((line) => line.startsWith(`| ${label}`))!.split(" | ");
+  assert.equal(cells("robust CNN")[4], "70 (im2col)");
+  assert.equal(cells("residual CNN")[4], "70 (oneDNN)");
+  assert.equal(cells("vision transformer")[4], "70 (wasm)");
+  assert.match(markdown, /^Two more families beside the robust CNN/m);
+  assert.equal(trainedOn({ convolutions: "im2col + BLIS", engine: "native" } as never), "im2col");
 });
 
 Deno.test("with one seed, the difference from the robust CNN is paired over the test images", () => {
