@@ -81,9 +81,10 @@ export const ARCHITECTURES = {
   vit: { kind: "transformer", patch: 4, width: 64, depth: 4, heads: 4, mlp: 128 },
   // VGG-style: the robust CNN's layers, twice as wide and in pairs of 3×3
   // convs before each pool, Conv(32) → Conv(32) | Conv(64) → Conv(64) |
-  // Conv(128): 21.9 M multiply-adds, 2.4× the robust CNN's, spent where the
-  // oneDNN convolutions made training about three times faster (a seed
-  // still trains in well under an hour).
+  // Conv(128): 22.1 M multiply-adds, 2.4× the robust CNN's, spent where
+  // oneDNN's convolutions made a training step about twice as fast (a seed
+  // trains in about 20 minutes on two cores). Over seeds 42-44 it is level
+  // with the robust CNN on clean digits (docs/architectures.md).
   vgg: {
     convBlocks: [[32, 32], [64, 64], [128]],
     batchNorm: true,
