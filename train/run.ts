@@ -3,7 +3,7 @@
  * checkpoint after each, evaluate, and write the model and its metrics.
  * Printing is left to the caller through `TrainHooks`.
  */
-import { activeEngine, activeEngineInfo, type EngineName } from "../kernels/engine.ts";
+import { activeEngineInfo, type EngineName } from "../kernels/engine.ts";
 import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
@@ -571,7 +571,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     const testResult = evaluate(model, test);
     const augmentRandom = new Random(AUGMENTED_TEST_SEED);
     const augmented = evaluate(model, test, 256, (pixels) => augmentBatch(pixels, augmentRandom));
-    const { convolutions } = activeEngineInfo();
+    const { engine, convolutions } = activeEngineInfo();
     const metrics: Metrics = {
       model: config.model,
       command: state.command === options.command
@@ -591,7 +591,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       augmented_test_seed: AUGMENTED_TEST_SEED,
       train_seconds: state.history.reduce((sum, record) => sum + record.seconds, 0),
       wall_seconds: state.history.reduce((sum, r) => sum + (r.wall_seconds ?? r.seconds), 0),
-      engine: activeEngine(),
+      engine,
       ...(convolutions ? { convolutions } : {}),
     };
     await saveLayersModel(model, paths.modelDir);
