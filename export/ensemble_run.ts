@@ -26,6 +26,16 @@ function resolveMember(resultsDir: string, given: string): Candidate {
 }
 
 /**
+ * Where a candidate's training metrics are: beside its run's models/ folder
+ * (RUN/metrics/<name>_metrics.json for RUN/models/<name>.onnx), so that a
+ * candidate may come from another run's folder.
+ */
+function metricsOf(candidate: Candidate): string {
+  const name = basename(candidate.path, ".onnx");
+  return join(dirname(dirname(candidate.path)), "metrics", `${name}_metrics.json`);
+}
+
+/**
  * Members given as files of the same name (robust.onnx of seeds 42 and 43)
  * are named by their run's folder too ("seed-43/robust"): names prefix
  * each member's tensors in the merged graph.
@@ -53,8 +63,9 @@ async function readMembers(candidates: Candidate[]): Promise<EnsembleMember[]> {
 }
 
 /** The seed and held-out digits a candidate's training run recorded. */
-async function trainingSplit(resultsDir: string, name: string) {
-  const path = join(resultsDir, "metrics", `${name}_metrics.json`);
+async function trainingSplit(candidate: Candidate) {
+  const { name } = candidate;
+  const path = metricsOf(candidate);
   let metrics: { seed?: number; config?: { validation?: number; limit?: number } };
   try {
     metrics = JSON.parse(await Deno.readTextFile(path));
@@ -91,11 +102,11 @@ export async function chooseOnValidation(
   resultsDir: string,
   data: Mnist,
   names?: string[],
-): Promise<Choice & { seed: number; validationImages: number }> {
+): Promise<Choice & { seed: number; validationImages: number; chosen: Candidate[] }> {
   const candidates = names
-    ? names.map((name) => resolveMember(resultsDir, name))
+    ? distinctNames(names.map((name) => resolveMember(resultsDir, name)))
     : await trainedModels(resultsDir);
-  const splits = await Promise.all(candidates.map(({ name }) => trainingSplit(resultsDir, name)));
+  const splits = await Promise.all(candidates.map(trainingSplit));
   const seeds = new Set(splits.map((split) => split.seed));
   if (seeds.size > 1) {
     throw new UsageError(
@@ -117,7 +128,9 @@ export async function chooseOnValidation(
       await classifier.release();
     }
   }
-  return { ...chooseMembers(probabilities, validation.labels), seed, validationImages };
+  const choice = chooseMembers(probabilities, validation.labels);
+  const chosen = choice.members.map((name) => candidates.find((c) => c.name === name)!);
+  return { ...choice, seed, validationImages, chosen };
 }
 
 export async function runEnsembleExport(options: {
@@ -137,7 +150,7 @@ export async function runEnsembleExport(options: {
       `--name must be letters, digits, "-" or "_" (a file name in ${resultsDir}/models/), got "${fileName}".`,
     );
   }
-  let names: string[];
+  let chosen: Candidate[];
   let choice: Awaited<ReturnType<typeof chooseOnValidation>> | undefined;
   if (options.ensemble === "auto") {
     choice = await chooseOnValidation(resultsDir, data, options.candidates);
@@ -159,19 +172,20 @@ export async function runEnsembleExport(options: {
         }`,
       );
     }
-    names = choice.members;
+    chosen = choice.chosen;
   } else {
     if (options.candidates) throw new UsageError("--candidates goes with --ensemble auto.");
-    names = options.ensemble.split(",").map((name) => name.trim()).filter((name) => name !== "");
+    const names = options.ensemble.split(",").map((name) => name.trim())
+      .filter((name) => name !== "");
     if (names.length < 2) {
       throw new UsageError(
         `--ensemble needs two or more members (names in ${resultsDir}/models/ or .onnx files) or "auto", got "${options.ensemble}".`,
       );
     }
+    chosen = distinctNames(names.map((name) => resolveMember(resultsDir, name)));
   }
-  const members = await readMembers(
-    distinctNames(names.map((name) => resolveMember(resultsDir, name))),
-  );
+  const members = await readMembers(chosen);
+  const names = chosen.map(({ name }) => name);
   const onnxPath = join(resultsDir, "models", `${fileName}.onnx`);
   const started = performance.now();
   const result = await exportEnsemble({
@@ -194,6 +208,16 @@ export async function runEnsembleExport(options: {
       result.maxAbsDifference.toExponential(2)
     }`,
   );
+  // Which files went in: a committee's members are otherwise in its ONNX metadata only.
+  await writeJsonAtomic(join(resultsDir, "metrics", `${fileName}_members.json`), {
+    command: options.command,
+    date: new Date().toISOString(),
+    members: chosen.map(({ name, path }) => ({ name, file: path })),
+    verification: {
+      images: result.images,
+      max_abs_difference: result.maxAbsDifference,
+    },
+  });
   if (choice) {
     await writeJsonAtomic(join(resultsDir, "metrics", "ensemble_choice.json"), {
       command: options.command,

@@ -35,7 +35,8 @@ Flags:
                     model names in DIR/models/ (or .onnx paths), comma-separated; "auto"
                     chooses them greedily by log loss on the validation digits that every
                     candidate held out (same seed), and writes DIR/metrics/ensemble_choice.json
-  --candidates LIST with --ensemble auto: the models to choose from (default: all in DIR/models/)
+  --candidates LIST with --ensemble auto: the models to choose from (default: all in DIR/models/);
+                    an .onnx path RUN/models/M.onnx brings its run's RUN/metrics/M_metrics.json
   --name NAME       with --ensemble: writes DIR/models/NAME.onnx (default ensemble), for
                     example a committee of several seeds' models beside a seed's own ensemble
   --help            show this help

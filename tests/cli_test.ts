@@ -45,6 +45,11 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   );
   await assertRefused(
     "train/main.ts",
+    ["--model", "vgg", "--recipe", "robust"],
+    /^error: --recipe must be one of clean, got "robust"\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
     ["--model", "improved", "--resume", "--out", out],
     /^error: Nothing to resume: there is no checkpoint at .*checkpoints\/improved\/checkpoint\.bin\.$/,
     1,

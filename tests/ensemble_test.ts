@@ -222,3 +222,40 @@ Deno.test("export --ensemble: auto writes the choice and the file; a missing mem
   assert.equal(again.code, 0, again.stderr);
   assert.doesNotMatch(again.stdout, /committee:/);
 });
+
+Deno.test("export --ensemble auto: a candidate from another run's folder brings that run's metrics", async () => {
+  await using dir = await tempDir();
+  const other = join(dir.path, "other");
+  await exportedMembers(dir.path, [{ name: "a", filters: 3 }]);
+  await exportedMembers(other, [{ name: "a", filters: 5 }]);
+  const writeMetrics = async (runDir: string, validation: number) => {
+    await Deno.mkdir(join(runDir, "metrics"), { recursive: true });
+    await Deno.writeTextFile(
+      join(runDir, "metrics", "a_metrics.json"),
+      JSON.stringify({ seed: 42, config: { validation } }),
+    );
+  };
+  await writeMetrics(dir.path, 300);
+  const otherModel = join(other, "models", "a.onnx");
+  const args = ["--ensemble", "auto", "--candidates", `a,${otherModel}`, "--out", dir.path];
+  const unmeasured = await runScript("export/main.ts", args);
+  assert.equal(unmeasured.code, 2);
+  assert.match(unmeasured.stderr, /other\/metrics\/a_metrics\.json cannot be read/);
+  // The other run held out fewer digits: the choice reads the 200 both held out.
+  await writeMetrics(other, 200);
+  const chosen = await runScript("export/main.ts", args);
+  assert.equal(chosen.code, 0, chosen.stderr);
+  assert.match(chosen.stdout, /held out by every candidate \(seed 42\): 200/);
+  assert.match(chosen.stdout, /^ {2}other\/a: log loss/m);
+  const choice = JSON.parse(
+    await Deno.readTextFile(join(dir.path, "metrics", "ensemble_choice.json")),
+  );
+  assert.ok(choice.members.includes("other/a"), JSON.stringify(choice.members));
+  const record = JSON.parse(
+    await Deno.readTextFile(join(dir.path, "metrics", "ensemble_members.json")),
+  );
+  assert.deepEqual(
+    record.members.find((member: { name: string }) => member.name === "other/a").file,
+    otherModel,
+  );
+});

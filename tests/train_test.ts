@@ -5,7 +5,7 @@ import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { buildModel } from "../models/architectures.ts";
 import { loadLayersModel } from "../models/layers_io.ts";
-import { RECIPES } from "../train/recipes.ts";
+import { NAMED_RECIPES, RECIPES } from "../train/recipes.ts";
 import {
   beginsFinishingRecipe,
   defaultConfig,
@@ -20,7 +20,7 @@ import { FlatAdam } from "../train/adam.ts";
 import { Random } from "../util/random.ts";
 import { tempDir } from "./temp_dir.ts";
 import { resumeMatchesStraight } from "./resume.ts";
-import { beginsRecipe } from "../train/seeds.ts";
+import { beginsRecipe, sameRecipe } from "../train/seeds.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -150,6 +150,22 @@ Deno.test("a run trained before its recipe gained a finishing stage goes on into
   const { continued } = await resumeMatchesStraight(data, config, 3, 1);
   assert.deepEqual(continued.metrics.config.finish, finish);
   assert.deepEqual(continued.metrics.history.map((r) => r.learning_rate), [1e-3, 5e-4, 2.5e-4]);
+});
+
+Deno.test("a named recipe replaces the model's schedule and augmentation, and its runs are not the model's own", () => {
+  const own = defaultConfig("robust", RECIPES.robust, 3);
+  const clean = defaultConfig("robust", RECIPES.robust, 3, {
+    name: "clean",
+    recipe: NAMED_RECIPES.clean,
+  });
+  assert.equal(clean.recipeName, "clean");
+  assert.equal(clean.finish, undefined);
+  assert.equal(clean.augmentation?.appearance, undefined, "geometry only");
+  assert.ok(clean.augmentation!.rotation < own.augmentation!.rotation);
+  assert.equal(clean.epochs, own.epochs);
+  // A clean run is neither read as the robust recipe nor continued into its finishing stage.
+  assert.ok(!sameRecipe(clean, own));
+  assert.ok(!beginsRecipe(clean, 2, own));
 });
 
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {

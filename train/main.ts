@@ -15,7 +15,7 @@ import { MODEL_NAMES, type ModelName } from "../models/architectures.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { readCheckpointSummary } from "./checkpoint.ts";
 import { progressHooks } from "./progress.ts";
-import { RECIPES } from "./recipes.ts";
+import { NAMED_RECIPES, type NamedRecipe, RECIPES } from "./recipes.ts";
 import {
   beginsFinishingRecipe,
   DEFAULT_WORKERS,
@@ -52,6 +52,7 @@ Usage: deno task train:baseline [flags]
 Flags:
   --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs},
                    robust, resnet, separable, vit ${RECIPES.robust.epochs})
+  --recipe NAME    train on a named recipe instead of the model's own: ${recipeList()}
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
   --seeds N        train N runs, seeds N, N+1, ...: the first in DIR, the others in
@@ -82,6 +83,11 @@ Flags:
 Outputs: DIR/models/<model>/{model.json,weights.bin}, DIR/metrics/<model>_metrics.json,
 DIR/checkpoints/<model>/checkpoint.bin (after every epoch).`;
 
+function recipeList(): string {
+  return Object.entries(NAMED_RECIPES).map(([name, { summary }]) => `${name} (${summary})`)
+    .join("; ");
+}
+
 /** The task names the model; the metrics record the command as typed. */
 function withoutModelFlag(args: string[]): string[] {
   const at = args.indexOf("--model");
@@ -95,6 +101,7 @@ export async function main(args: string[]): Promise<void> {
     "batch-size": { type: "string" },
     seed: { type: "string" },
     seeds: { type: "string" },
+    recipe: { type: "string" },
     limit: { type: "string" },
     validation: { type: "string" },
     workers: { type: "string" },
@@ -115,7 +122,8 @@ export async function main(args: string[]): Promise<void> {
       `--model must be one of ${MODEL_NAMES.join(", ")}, got "${values.model}".`,
     );
   }
-  const recipe = RECIPES[model];
+  const named = values.recipe === undefined ? undefined : namedRecipe(values.recipe);
+  const recipe = named?.recipe.recipe ?? RECIPES[model];
   const engine = engineFlag(values.engine);
   const limit = values.limit === undefined
     ? undefined
@@ -128,7 +136,7 @@ export async function main(args: string[]): Promise<void> {
     MAX_VALIDATION_SIZE,
   );
   const config = {
-    ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1)),
+    ...defaultConfig(model, recipe, intFlag(values.seed, "seed", 42, 0, 2 ** 31 - 1), named),
     epochs: intFlag(values.epochs, "epochs", recipe.epochs, 1, 1000),
     batchSize: intFlag(values["batch-size"], "batch-size", recipe.batchSize, 1, 4096),
     // A resumed run keeps its own count unless told otherwise.
@@ -221,6 +229,16 @@ export async function main(args: string[]): Promise<void> {
     runs.push(seedRun(result.metrics, outDir));
   }
   await summarise(model, command, runs, values.out!);
+}
+
+function namedRecipe(name: string): { name: string; recipe: NamedRecipe } {
+  const recipe = Object.hasOwn(NAMED_RECIPES, name) ? NAMED_RECIPES[name] : undefined;
+  if (!recipe) {
+    throw new UsageError(
+      `--recipe must be one of ${Object.keys(NAMED_RECIPES).join(", ")}, got "${name}".`,
+    );
+  }
+  return { name, recipe };
 }
 
 /** Writes the seeds summary and says its mean and interval. */

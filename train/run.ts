@@ -38,7 +38,13 @@ import {
 } from "./checkpoint.ts";
 import { WorkerFailure, WorkerPool } from "./parallel.ts";
 import { FlatAdam } from "./adam.ts";
-import { inFinishStage, learningRateAt, MODEL_AUGMENTATION, type Recipe } from "./recipes.ts";
+import {
+  inFinishStage,
+  learningRateAt,
+  MODEL_AUGMENTATION,
+  type NamedRecipe,
+  type Recipe,
+} from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
 import { evaluate, type Evaluation, evaluationBatches, trainStep } from "./steps.ts";
 import {
@@ -60,6 +66,8 @@ export interface TrainConfig extends Recipe {
   model: string;
   /** Its layers (default: those of the model of that name). */
   architecture?: Architecture;
+  /** The named recipe it trains on instead of its model's own (see NAMED_RECIPES). */
+  recipeName?: string;
   /** The augmentation when `augment` is on (default: the improved model's). */
   augmentation?: AugmentRanges;
   seed: number;
@@ -616,11 +624,22 @@ function weightsOf(model: tf.LayersModel): Float32Array[] {
   return model.getWeights().map((weight) => (weight.dataSync() as Float32Array).slice());
 }
 
-export function defaultConfig(model: ModelName, recipe: Recipe, seed = 42): TrainConfig {
-  const augmentation = MODEL_AUGMENTATION[model];
+/**
+ * A model's configuration on `recipe` and, by default, its own augmentation;
+ * `named` trains it on one of NAMED_RECIPES instead.
+ */
+export function defaultConfig(
+  model: ModelName,
+  recipe: Recipe,
+  seed = 42,
+  named?: { name: string; recipe: NamedRecipe },
+): TrainConfig {
+  if (named) recipe = named.recipe.recipe;
+  const augmentation = named ? named.recipe.augmentation : MODEL_AUGMENTATION[model];
   return {
     ...recipe,
     model,
+    ...(named ? { recipeName: named.name } : {}),
     seed,
     augment: augmentation !== null,
     ...(augmentation ? { augmentation } : {}),

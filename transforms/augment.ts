@@ -87,6 +87,19 @@ export const STROKE_KEEPING_AUGMENTATION: AugmentRanges = {
   },
 };
 
+/**
+ * Small rotations (±10°), shifts and zoom (±10%) only, as in the published
+ * committees of small CNNs that read 99.7% and more of MNIST's test digits
+ * (Keras's ImageDataGenerator with rotation_range=10, zoom_range=0.1,
+ * width/height_shift_range=0.1): networks that learn clean digits rather
+ * than corrupted ones, to sit beside the robust ones in an ensemble.
+ */
+export const CLEAN_AUGMENTATION: AugmentRanges = {
+  rotation: 10 / 360,
+  translation: 0.1,
+  zoom: 0.1,
+};
+
 /** Seed of the fixed augmented test set behind `test_accuracy_augmented`. */
 export const AUGMENTED_TEST_SEED = 20191;
 
