@@ -6,7 +6,7 @@
  * people's handwriting (handwriting.json).
  */
 import { pct, signedPoints, table } from "./format.ts";
-import type { ReportInputs, TrainingMetrics } from "./inputs.ts";
+import { architectureOfKey, type ReportInputs, type TrainingMetrics } from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
 
@@ -17,6 +17,7 @@ export const FAMILY_ROWS = [
   "separable",
   "vit",
   "vgg",
+  "vgg:clean",
   "ensemble",
   "committee",
 ] as const;
@@ -28,6 +29,7 @@ const LABELS: Record<string, string> = {
   separable: "depthwise-separable CNN",
   vit: "vision transformer",
   vgg: "VGG-style CNN (pairs of convs, 2× wider)",
+  "vgg:clean": "VGG-style CNN, clean recipe (geometry only)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };
@@ -129,13 +131,15 @@ export function architecturesMarkdown(
       ? history.reduce((sum, r) => sum + (r.seconds ?? 0), 0) / history.length
       : undefined;
     const engine = training && trainedOn(training);
+    // A recipe's row has its architecture's size and speed.
+    const architecture = architectureOfKey(model);
     const summary = robustness?.[model]?.summary;
     const worst = summary?.worst;
     return [
       LABELS[model],
-      thousands(bench?.parameters?.[model] ?? inputs.training[model]?.parameters?.total),
-      millions(bench?.multiply_adds?.[model]),
-      bench?.infer_onnx?.[model]?.toLocaleString("en-US") ?? "–",
+      thousands(bench?.parameters?.[architecture] ?? inputs.training[model]?.parameters?.total),
+      millions(bench?.multiply_adds?.[architecture]),
+      bench?.infer_onnx?.[architecture]?.toLocaleString("en-US") ?? "–",
       epochSeconds === undefined
         ? "–"
         : `${Math.round(epochSeconds)}${engine ? ` (${engine})` : ""}`,
@@ -154,18 +158,27 @@ export function architecturesMarkdown(
     ];
   });
   const families =
-    present.filter((model) => model !== REFERENCE && model !== "ensemble" && model !== "committee")
-      .length;
+    present.filter((model) =>
+      model !== REFERENCE && model !== "ensemble" && model !== "committee" && !model.includes(":")
+    ).length;
+  const recipes = present.filter((model) => model.includes(":"));
   const out = [
     "## How close a small network gets to the state of the art",
     "",
     `${COUNT_WORDS[families] ?? families} more ${
       families === 1 ? "family" : "families"
     } beside the robust CNN, trained on its recipe and augmentation as they are ` +
-    "(train/recipes.ts), and an ensemble exported as one ONNX graph whose output is the " +
+    "(train/recipes.ts)" +
+    (recipes.length
+      ? `; ${
+        recipes.map((key) => `"${LABELS[key]}"`).join(", ")
+      } trained on a named recipe instead (\`train --recipe\`, train/recipes.ts's NAMED_RECIPES)`
+      : "") +
+    ", and an ensemble exported as one ONNX graph whose output is the " +
     "mean of its members' probabilities, its members chosen by log loss on validation digits " +
-    "(metrics/ensemble_choice.json); a committee, where there is one, joins the ensembles chosen " +
-    "on each seed's validation digits into one file (its members are in its ONNX metadata). " +
+    "(metrics/ensemble_choice.json); a committee, where there is one, joins several seeds' models " +
+    "into one file by a rule fixed before it read the test set (its members: " +
+    "metrics/committee_members.json, or its ONNX metadata). " +
     "Clean accuracy is the mean ± standard deviation over seeds; the " +
     "difference from the robust CNN pairs runs of the same seed with a 95% t interval over seeds or, " +
     "with one seed, is paired image by image over the test images (bootstrap, 2,000 resamples, seed " +

@@ -24,7 +24,7 @@ export interface TrainingMetrics {
   engine?: string;
   convolutions?: string;
   /** The training augmentation (null: none), for the report's list of counterparts. */
-  config?: { augmentation?: Record<string, unknown> | null };
+  config?: { augmentation?: Record<string, unknown> | null; recipeName?: string };
 }
 
 export interface TestSetMetrics {
@@ -313,6 +313,68 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
   }
   if (Object.keys(inputs.training).length === 0) {
     throw new MetricsError(`${dir} holds no <model>_metrics.json files: train a model first.`);
+  }
+  return inputs;
+}
+
+/** The row key of a model trained on a named recipe: "vgg:clean". */
+export function recipeKey(model: string, recipe: string): string {
+  return `${model}:${recipe}`;
+}
+
+/** The architecture behind a row key ("vgg" for "vgg:clean"). */
+export function architectureOfKey(key: string): string {
+  return key.split(":")[0];
+}
+
+/**
+ * Runs on a named recipe (`train --recipe NAME --out DIR/SUB`) live in a
+ * results folder of their own, one level below DIR. Their models join
+ * `inputs` under recipe keys ("vgg:clean"), with their seeds, test-set,
+ * robustness and handwriting metrics, in a copy of `inputs` (row keys are
+ * not file names, so the plots keep to `inputs`); a folder's models trained
+ * on their own recipe are left out.
+ */
+export async function withRecipeRuns(
+  given: ReportInputs,
+  resultsDir: string,
+): Promise<ReportInputs> {
+  const inputs: ReportInputs = {
+    ...given,
+    training: { ...given.training },
+    testSets: { ...given.testSets },
+    seeds: { ...given.seeds },
+    seedRuns: { ...given.seedRuns },
+    ...(given.robustness
+      ? { robustness: { ...given.robustness, models: { ...given.robustness.models } } }
+      : {}),
+    ...(given.handwriting
+      ? { handwriting: { ...given.handwriting, models: { ...given.handwriting.models } } }
+      : {}),
+  };
+  for await (const entry of Deno.readDir(resultsDir)) {
+    const metricsDir = join(resultsDir, entry.name, "metrics");
+    if (!entry.isDirectory || !(await exists(metricsDir))) continue;
+    let runs: ReportInputs;
+    try {
+      runs = await readMetrics(metricsDir);
+    } catch (error) {
+      if (error instanceof MetricsError && !/holds no/.test(error.message)) throw error;
+      continue;
+    }
+    for (const [model, training] of Object.entries(runs.training)) {
+      const recipe = training.config?.recipeName;
+      if (!recipe) continue;
+      const key = recipeKey(model, recipe);
+      inputs.training[key] = training;
+      if (runs.seeds[model]) inputs.seeds[key] = runs.seeds[model];
+      if (runs.seedRuns[model]) inputs.seedRuns[key] = runs.seedRuns[model];
+      if (runs.testSets[model]) inputs.testSets[key] = runs.testSets[model];
+      const robustness = runs.robustness?.models[model];
+      if (robustness && inputs.robustness) inputs.robustness.models[key] = robustness;
+      const handwriting = runs.handwriting?.models[model];
+      if (handwriting && inputs.handwriting) inputs.handwriting.models[key] = handwriting;
+    }
   }
   return inputs;
 }

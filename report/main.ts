@@ -15,7 +15,7 @@ import { writePlot } from "./plot.ts";
 import { overSeedsSpec } from "./over_seeds.ts";
 import { writeRobustnessPlots } from "../robustness/plots.ts";
 import { comparisonSpec, confusionSpec, curveSpec } from "./specs.ts";
-import { readMetrics, type ReportInputs } from "./inputs.ts";
+import { readMetrics, type ReportInputs, withRecipeRuns } from "./inputs.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { ablationSpec, hasRotationSweep, rotationSweepSpec } from "./ablation.ts";
 
@@ -77,7 +77,12 @@ export async function writeReport(outDir: string, command: string): Promise<stri
   const robustnessGrid = await exists(join(plots, "robustness_examples.png"));
   await writeFileAtomic(
     reportPath,
-    renderMarkdown(inputs, { command, robustnessGrid, testLabels: test?.labels }),
+    renderMarkdown(inputs, {
+      command,
+      robustnessGrid,
+      testLabels: test?.labels,
+      families: await withRecipeRuns(inputs, outDir),
+    }),
   );
   written.push(reportPath);
   return written;

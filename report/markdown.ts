@@ -32,7 +32,13 @@ export function heldOut(models: Array<[string, TrainingMetrics]>): string {
 
 export function renderMarkdown(
   inputs: ReportInputs,
-  options: { command: string; robustnessGrid: boolean; testLabels?: ArrayLike<number> },
+  options: {
+    command: string;
+    robustnessGrid: boolean;
+    testLabels?: ArrayLike<number>;
+    /** `inputs` with the runs on named recipes, for the families table (withRecipeRuns). */
+    families?: ReportInputs;
+  },
 ): string {
   const out: string[] = [];
   const models = Object.entries(inputs.training);
@@ -161,7 +167,7 @@ export function renderMarkdown(
   if (robust) out.push(robust);
   const handwriting = handwritingMarkdown(inputs);
   if (handwriting) out.push(handwriting);
-  const architectures = architecturesMarkdown(inputs, options.testLabels);
+  const architectures = architecturesMarkdown(options.families ?? inputs, options.testLabels);
   if (architectures) out.push(architectures, "");
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);

@@ -36,7 +36,7 @@ export function verdict(
 }
 
 /** The other families, the ensemble and the committee are compared with the robust CNN only (every other pair is compared). */
-const FAMILIES = ["resnet", "separable", "vit", "vgg", "ensemble", "committee"];
+const FAMILIES = ["resnet", "separable", "vit", "vgg", "vgg:clean", "ensemble", "committee"];
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
   const pairs: Array<[[string, T], [string, T]]> = [];

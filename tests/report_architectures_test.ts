@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { architecturesMarkdown, differenceOverSeeds, trainedOn } from "../report/architectures.ts";
-import { readMetrics, type ReportInputs } from "../report/inputs.ts";
+import { readMetrics, type ReportInputs, withRecipeRuns } from "../report/inputs.ts";
 import { tempDir } from "./temp_dir.ts";
 
 const seedsFile = (model: string, accuracies: number[]) => ({
@@ -139,4 +139,65 @@ Deno.test("readMetrics reads the ensemble's test metrics from every seed's folde
     43,
     0.998,
   ]]);
+});
+
+Deno.test("runs on a named recipe in a folder below the results join the families' table, and only it", async () => {
+  await using dir = await tempDir();
+  const results = join(dir.path, "results");
+  const training = (test_accuracy: number, config: Record<string, unknown>) =>
+    JSON.stringify({
+      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+      test_accuracy,
+      test_loss: 0.1,
+      test_accuracy_augmented: 0.99,
+      config,
+    });
+  const write = async (folder: string, file: string, text: string) => {
+    await Deno.mkdir(join(results, folder), { recursive: true });
+    await Deno.writeTextFile(join(results, folder, file), text);
+  };
+  await write("metrics", "robust_metrics.json", training(0.995, {}));
+  await write("metrics", "robust_seeds.json", JSON.stringify(seedsFile("robust", [0.995, 0.996])));
+  await write(
+    "metrics",
+    "robustness.json",
+    JSON.stringify({ models: {}, families: {}, config: { images: 1 } }),
+  );
+  await write("clean/metrics", "vgg_metrics.json", training(0.997, { recipeName: "clean" }));
+  await write(
+    "clean/metrics",
+    "vgg_seeds.json",
+    JSON.stringify({
+      ...seedsFile("vgg", [0.997, 0.999]),
+      runs: [
+        { seed: 42, dir: "results/clean", test_accuracy: 0.997 },
+        { seed: 43, dir: "results/clean/seeds/seed-43", test_accuracy: 0.999 },
+      ],
+    }),
+  );
+  const cleanRobustness = {
+    clean: 0.99,
+    clean_mean_confidence: 1,
+    families: {},
+    summary: { families: { rotation: 0.9 }, mnist_c_mean: 0.95, worst: null },
+  };
+  await write(
+    "clean/metrics",
+    "robustness.json",
+    JSON.stringify({ models: { vgg: cleanRobustness }, families: {}, config: { images: 1 } }),
+  );
+  // A run on its model's own recipe one level down is another run of a row, not a row.
+  await write("other/metrics", "resnet_metrics.json", training(0.5, {}));
+  await Deno.mkdir(join(results, "empty"));
+  const given = await readMetrics(join(results, "metrics"));
+  const families = await withRecipeRuns(given, results);
+  assert.deepEqual(Object.keys(families.training).sort(), ["robust", "vgg:clean"]);
+  assert.deepEqual(families.robustness?.models["vgg:clean"], cleanRobustness);
+  // The inputs the plots are drawn from keep their own keys.
+  assert.deepEqual(Object.keys(given.training), ["robust"]);
+  assert.deepEqual(Object.keys(given.robustness!.models), []);
+  const row = architecturesMarkdown(families)!.split("\n")
+    .find((line) => line.startsWith("| VGG-style CNN, clean recipe"));
+  assert.match(row!, /\| 99\.80% ± 0\.14% \(2 seeds\) \| \+0\.25 \(.*\), over 2 seeds: /);
+  assert.match(row!, /\| 95\.00% \| – \| 90\.00% \|/, "its MNIST-C mean, worst and rotation");
 });
