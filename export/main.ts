@@ -37,6 +37,10 @@ Flags:
                     candidate held out (same seed), and writes DIR/metrics/ensemble_choice.json
   --candidates LIST with --ensemble auto: the models to choose from (default: all in DIR/models/);
                     an .onnx path RUN/models/M.onnx brings its run's RUN/metrics/M_metrics.json
+  --choose-on S     with --ensemble auto: the digits the log loss is taken on: clean+corrupted
+                    (default: the validation digits as they are and again under the robust
+                    recipe's augmentation, so that a member that only reads clean digits is
+                    not chosen for them) or clean
   --name NAME       with --ensemble: writes DIR/models/NAME.onnx (default ensemble), for
                     example a committee of several seeds' models beside a seed's own ensemble
   --help            show this help
@@ -53,6 +57,7 @@ export async function main(args: string[]): Promise<void> {
     layout: { type: "string", default: "nhwc" },
     ensemble: { type: "string" },
     candidates: { type: "string" },
+    "choose-on": { type: "string" },
     name: { type: "string" },
     help: { type: "boolean", default: false },
   });
@@ -72,6 +77,7 @@ export async function main(args: string[]): Promise<void> {
       resultsDir: values.out ?? "results",
       ensemble: values.ensemble,
       candidates: values.candidates?.split(",").map((name) => name.trim()),
+      chooseOn: values["choose-on"],
       name: values.name,
       data,
       verificationPixels: pixelsOf(data.test, indices),

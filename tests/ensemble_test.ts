@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ort } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { chooseMembers, scoreMean } from "../export/ensemble_choice.ts";
-import { distinctNames } from "../export/ensemble_run.ts";
+import { choiceDigits, distinctNames } from "../export/ensemble_run.ts";
 import { type EnsembleMember, exportEnsemble, mergeEnsemble } from "../export/ensemble.ts";
 import { exportModel } from "../export/export_model.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
@@ -150,6 +150,22 @@ Deno.test("members are chosen greedily by validation log loss: the best single m
   assert.ok(Math.abs(choice.steps[2].logLoss - expected) < 1e-6);
 });
 
+Deno.test("the choice scores the validation digits and, by default, a seeded corrupted copy of each", () => {
+  const labels = Uint8Array.from({ length: 12 }, (_, i) => i % 10);
+  const clean = choiceDigits(pixels, labels, "clean");
+  assert.equal(clean.pixels, pixels);
+  const both = choiceDigits(pixels, labels, "clean+corrupted");
+  assert.equal(both.pixels.length, 2 * pixels.length);
+  assert.deepEqual(both.pixels.subarray(0, pixels.length), pixels);
+  assert.deepEqual([...both.labels], [...labels, ...labels]);
+  const copies = both.pixels.subarray(pixels.length);
+  for (let image = 0; image < 12; image++) {
+    const at = image * 784;
+    assert.notDeepEqual(copies.subarray(at, at + 784), pixels.subarray(at, at + 784));
+  }
+  assert.deepEqual(choiceDigits(pixels, labels, "clean+corrupted").pixels, both.pixels);
+});
+
 Deno.test("members given as files of one name are named by their run's folder", () => {
   const named = distinctNames([
     { name: "robust", path: "results/models/robust.onnx" },
@@ -178,6 +194,20 @@ Deno.test("export --ensemble: auto writes the choice and the file; a missing mem
   );
   assert.equal(choice.members.length, 2);
   assert.equal(choice.validation_images, 300);
+  assert.match(choice.digits, /under the robust recipe's augmentation/);
+  const badSet = await runScript("export/main.ts", [
+    "--ensemble",
+    "auto",
+    "--choose-on",
+    "test",
+    "--out",
+    dir.path,
+  ]);
+  assert.equal(badSet.code, 2);
+  assert.match(
+    badSet.stderr,
+    /^error: --choose-on must be clean\+corrupted or clean, got "test"\.$/,
+  );
   await Deno.remove(join(dir.path, "models", "ensemble.onnx"));
   const missing = await runScript("export/main.ts", ["--ensemble", "a,zzz", "--out", dir.path]);
   assert.equal(missing.code, 2);
