@@ -70,18 +70,29 @@ function metricsOf(candidate: Candidate): string {
 
 /**
  * Members given as files of the same name (robust.onnx of seeds 42 and 43)
- * are named by their run's folder too ("seed-43/robust"): names prefix
- * each member's tensors in the merged graph.
+ * are named by their run's folders too, as few as tell them apart
+ * ("seed-43/robust"; "clean/seeds/seed-43/vgg" beside
+ * "results/seeds/seed-43/vgg"): names prefix each member's tensors in the
+ * merged graph, and key the choice's scores.
  */
 export function distinctNames(candidates: Candidate[]): Candidate[] {
-  const count = new Map<string, number>();
-  for (const { name } of candidates) count.set(name, (count.get(name) ?? 0) + 1);
-  return candidates.map((candidate) => {
-    if (count.get(candidate.name) === 1) return candidate;
-    const folder = dirname(candidate.path);
-    const run = basename(folder) === "models" ? basename(dirname(folder)) : basename(folder);
-    return { ...candidate, name: `${run}/${candidate.name}` };
-  });
+  // The folders above each file, nearest first, without the models/ folders.
+  const folders = candidates.map(({ path }) =>
+    dirname(path).split(/[\\/]/).filter((part) => part !== "" && part !== "." && part !== "models")
+      .reverse()
+  );
+  const depth = candidates.map(() => 0);
+  const nameAt = (i: number) =>
+    [...folders[i].slice(0, depth[i]).reverse(), candidates[i].name].join("/");
+  for (;;) {
+    const byName = new Map<string, number[]>();
+    candidates.forEach((_, i) => byName.set(nameAt(i), [...(byName.get(nameAt(i)) ?? []), i]));
+    const clashes = [...byName.values()].filter((group) => group.length > 1);
+    const deeper = clashes.flat().filter((i) => depth[i] < folders[i].length);
+    if (deeper.length === 0) break;
+    for (const i of deeper) depth[i]++;
+  }
+  return candidates.map((candidate, i) => ({ ...candidate, name: nameAt(i) }));
 }
 
 async function readMembers(candidates: Candidate[]): Promise<EnsembleMember[]> {
@@ -140,6 +151,10 @@ export async function chooseOnValidation(
   const candidates = names
     ? distinctNames(names.map((name) => resolveMember(resultsDir, name)))
     : await trainedModels(resultsDir);
+  const given = candidates.map(({ name }) => name);
+  if (new Set(given).size < given.length) {
+    throw new UsageError(`--candidates names a model twice: ${given.join(", ")}.`);
+  }
   const splits = await Promise.all(candidates.map(trainingSplit));
   const seeds = new Set(splits.map((split) => split.seed));
   if (seeds.size > 1) {

@@ -174,6 +174,13 @@ Deno.test("members given as files of one name are named by their run's folder", 
     { name: "robust", path: "elsewhere/robust.onnx" },
   ]).map((member) => member.name);
   assert.deepEqual(named, ["results/robust", "seed-43/robust", "resnet", "elsewhere/robust"]);
+  // Two seed-43 runs of one model, one in a folder of its own: as many folders as tell them apart.
+  const deeper = distinctNames([
+    { name: "vgg", path: "results/seeds/seed-43/models/vgg.onnx" },
+    { name: "vgg", path: "results/clean/seeds/seed-43/models/vgg.onnx" },
+    { name: "vgg", path: "results/clean/models/vgg.onnx" },
+  ]).map((member) => member.name);
+  assert.deepEqual(deeper, ["results/seeds/seed-43/vgg", "clean/seeds/seed-43/vgg", "clean/vgg"]);
 });
 
 Deno.test("export --ensemble: auto writes the choice and the file; a missing member or a lone one is one sentence, nothing written", async () => {
