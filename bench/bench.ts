@@ -252,8 +252,9 @@ async function timeOnnx(onnxPath: string, data: Data): Promise<number> {
 }
 
 /**
- * The ensemble DIR/models/ensemble.onnx names (its members' architectures),
- * timed from the untrained exports the single models were timed on;
+ * The ensemble DIR/models/ensemble.onnx names (its members' architectures:
+ * a member named by its run's folders, "results/vgg", is a vgg), timed from
+ * the untrained exports the single models were timed on;
  * undefined without one, or when a member is not one of the study's
  * architectures.
  */
@@ -261,7 +262,7 @@ async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined>
   try {
     const metadata = onnxMetadata(await Deno.readFile(join(outDir, "models", "ensemble.onnx")));
     const names = (JSON.parse(metadata.ensemble_members) as Array<{ name: string }>).map((m) =>
-      m.name
+      m.name.split("/").at(-1)!
     );
     return names.every((name) => (MODEL_NAMES as readonly string[]).includes(name))
       ? names as ModelName[]
