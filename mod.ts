@@ -71,6 +71,8 @@ export {
   type FinishStage,
   learningRateAt,
   MODEL_AUGMENTATION,
+  NAMED_RECIPES,
+  type NamedRecipe,
   type Recipe,
   RECIPES,
 } from "./train/recipes.ts";

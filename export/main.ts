@@ -86,6 +86,7 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.candidates) throw new UsageError("--candidates goes with --ensemble auto.");
+  if (values["choose-on"]) throw new UsageError("--choose-on goes with --ensemble auto.");
   if (values.name) throw new UsageError("--name goes with --ensemble.");
   const jobs: Array<{ modelDir: string; onnxPath: string; metricsPath?: string }> = [];
   if (values.model) {

@@ -132,6 +132,11 @@ Deno.test("export, infer, eval:robustness: bad input", async () => {
   );
   await assertRefused(
     "export/main.ts",
+    ["--choose-on", "clean", "--out", dir],
+    /^error: --choose-on goes with --ensemble auto\.$/,
+  );
+  await assertRefused(
+    "export/main.ts",
     ["--model", dir, "--out", join(dir, "m.onnx")],
     /^error: tfjs model file .*model\.json does not exist\.$/,
     1,
