@@ -69,6 +69,9 @@ export function differenceOverSeeds(inputs: ReportInputs, model: string, referen
   return differences.length ? summarize(differences) : undefined;
 }
 
+/** A row key as a verdict names it: "vgg (clean)" for "vgg:clean". */
+const spoken = (model: string) => model.replace(/^(.*):(.*)$/, "$1 ($2)");
+
 const millions = (n: number | undefined) => n === undefined ? "–" : `${(n / 1e6).toFixed(2)} M`;
 const thousands = (n: number | undefined) =>
   n === undefined ? "–" : `${Math.round(n / 1000).toLocaleString("en-US")} k`;
@@ -88,7 +91,7 @@ function differenceText(
     const { mean, n, ci95: { low, high } } = overSeeds;
     return `${signedPoints(mean)} (${signedPoints(low)} to ${
       signedPoints(high)
-    }), over ${n} seeds: ${verdict(mean, low, high, model, REFERENCE)}`;
+    }), over ${n} seeds: ${verdict(mean, low, high, spoken(model), REFERENCE)}`;
   }
   const a = inputs.testSets[model]?.predictions, b = inputs.testSets[REFERENCE]?.predictions;
   if (testLabels && a && b && a.length === b.length) {
@@ -96,7 +99,9 @@ function differenceText(
     const boot = pairedBootstrap(correctness(a, labels), correctness(b, labels), BOOTSTRAP_SEED);
     const { low, high } = boot.ci95;
     return `${signedPoints(boot.difference)} (${signedPoints(low)} to ${signedPoints(high)}), ` +
-      `one seed, over test images: ${verdict(boot.difference, low, high, model, REFERENCE)}`;
+      `one seed, over test images: ${
+        verdict(boot.difference, low, high, spoken(model), REFERENCE)
+      }`;
   }
   return overSeeds ? `${signedPoints(overSeeds.mean)} (one seed)` : "–";
 }
