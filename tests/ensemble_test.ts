@@ -58,6 +58,13 @@ async function exportedMembers(
   return members;
 }
 
+/** Runs `deno task export` with `args` and checks it is refused: exit 2 and `message`. */
+async function assertExportRefused(args: string[], message: RegExp) {
+  const result = await runScript("export/main.ts", args);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, message);
+}
+
 async function run(bytes: Uint8Array, images: Float32Array): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes);
   const count = images.length / 784;
@@ -202,42 +209,28 @@ Deno.test("export --ensemble: auto writes the choice and the file; a missing mem
   assert.equal(choice.members.length, 2);
   assert.equal(choice.validation_images, 300);
   assert.match(choice.digits, /under the robust recipe's augmentation/);
-  const badSet = await runScript("export/main.ts", [
+  await assertExportRefused([
     "--ensemble",
     "auto",
     "--choose-on",
     "test",
     "--out",
     dir.path,
-  ]);
-  assert.equal(badSet.code, 2);
-  assert.match(
-    badSet.stderr,
-    /^error: --choose-on must be clean\+corrupted or clean, got "test"\.$/,
-  );
+  ], /^error: --choose-on must be clean\+corrupted or clean, got "test"\.$/);
   await Deno.remove(join(dir.path, "models", "ensemble.onnx"));
-  const missing = await runScript("export/main.ts", ["--ensemble", "a,zzz", "--out", dir.path]);
-  assert.equal(missing.code, 2);
-  assert.match(
-    missing.stderr,
+  await assertExportRefused(
+    ["--ensemble", "a,zzz", "--out", dir.path],
     /^error: Ensemble member .*zzz\.onnx does not exist: export it first \(deno task export\)\.$/,
   );
-  const lone = await runScript("export/main.ts", ["--ensemble", "a", "--out", dir.path]);
-  assert.equal(lone.code, 2);
-  assert.match(lone.stderr, /needs two or more members/);
-  const badName = await runScript("export/main.ts", [
+  await assertExportRefused(["--ensemble", "a", "--out", dir.path], /needs two or more members/);
+  await assertExportRefused([
     "--ensemble",
     "a,b",
     "--name",
     "../x",
     "--out",
     dir.path,
-  ]);
-  assert.equal(badName.code, 2);
-  assert.match(
-    badName.stderr,
-    /^error: --name must be letters, digits, "-" or "_" .*, got "\.\.\/x"\.$/,
-  );
+  ], /^error: --name must be letters, digits, "-" or "_" .*, got "\.\.\/x"\.$/);
   const files = [...Deno.readDirSync(join(dir.path, "models"))].map((entry) => entry.name).sort();
   assert.deepEqual(files, ["a.onnx", "b.onnx"]);
   // A named ensemble beside them; auto still chooses among trained models only.
@@ -275,9 +268,7 @@ Deno.test("export --ensemble auto: a candidate from another run's folder brings 
   await writeMetrics(dir.path, 300);
   const otherModel = join(other, "models", "a.onnx");
   const args = ["--ensemble", "auto", "--candidates", `a,${otherModel}`, "--out", dir.path];
-  const unmeasured = await runScript("export/main.ts", args);
-  assert.equal(unmeasured.code, 2);
-  assert.match(unmeasured.stderr, /other\/metrics\/a_metrics\.json cannot be read/);
+  await assertExportRefused(args, /other\/metrics\/a_metrics\.json cannot be read/);
   // The other run held out fewer digits: the choice reads the 200 both held out.
   await writeMetrics(other, 200);
   const chosen = await runScript("export/main.ts", args);
