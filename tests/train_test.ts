@@ -168,6 +168,24 @@ Deno.test("a named recipe replaces the model's schedule and augmentation, and it
   assert.ok(!beginsRecipe(clean, 2, own));
 });
 
+Deno.test("the light recipe is the robust one with the appearance families half as often, and is not read as it", () => {
+  const own = defaultConfig("vgg", RECIPES.vgg, 3);
+  const light = defaultConfig("vgg", RECIPES.vgg, 3, {
+    name: "light",
+    recipe: NAMED_RECIPES.light,
+  });
+  const share = (config: typeof own) => 1 - config.augmentation!.appearance!.cleanShare;
+  assert.ok(Math.abs(share(light) - share(own) / 2) < 1e-9, "corrupted share halved");
+  assert.deepEqual(
+    { ...light.augmentation, appearance: { ...light.augmentation!.appearance, cleanShare: 0 } },
+    { ...own.augmentation, appearance: { ...own.augmentation!.appearance, cleanShare: 0 } },
+    "nothing else in the augmentation changes",
+  );
+  assert.deepEqual(light.finish, own.finish);
+  assert.ok(!sameRecipe(light, own));
+  assert.ok(!beginsRecipe(light, 2, own));
+});
+
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };

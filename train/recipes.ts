@@ -6,6 +6,7 @@ import type { ModelName } from "../models/architectures.ts";
 import {
   type AugmentRanges,
   CLEAN_AUGMENTATION,
+  LIGHT_AUGMENTATION,
   ROBUST_AUGMENTATION,
   STROKE_KEEPING_AUGMENTATION,
   TRAINING_AUGMENTATION,
@@ -165,6 +166,13 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     recipe: { ...ROBUST_RECIPE, finish: undefined },
     augmentation: CLEAN_AUGMENTATION,
     summary: "small rotations, shifts and zoom only, on the robust schedule without its finish",
+  },
+  // `light`: the robust recipe, finishing stage included, with the appearance
+  // families on 3 images in 10 instead of 6 (LIGHT_AUGMENTATION).
+  light: {
+    recipe: ROBUST_RECIPE,
+    augmentation: LIGHT_AUGMENTATION,
+    summary: "the robust recipe with its appearance families half as often",
   },
 };
 

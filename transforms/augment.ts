@@ -100,6 +100,21 @@ export const CLEAN_AUGMENTATION: AugmentRanges = {
   zoom: 0.1,
 };
 
+/**
+ * The robust model's augmentation with the appearance families on three
+ * images in ten rather than six: the same geometry (rotations to 36°, wider
+ * shifts, shear) and the same families, half as often. Fixed before any run
+ * (one change, so that what it does can be told): the clean recipe's VGG read
+ * 99.66% of the test digits and 65.9% of MNIST-C, the robust recipe's 99.55%
+ * and within 1.6 points of the robust CNN everywhere, and this asks whether
+ * the digits the families drown are what the robust recipe's clean accuracy
+ * pays for.
+ */
+export const LIGHT_AUGMENTATION: AugmentRanges = {
+  ...ROBUST_AUGMENTATION,
+  appearance: { ...ROBUST_AUGMENTATION.appearance!, cleanShare: 0.7 },
+};
+
 /** Seed of the fixed augmented test set behind `test_accuracy_augmented`. */
 export const AUGMENTED_TEST_SEED = 20191;
 
