@@ -10,14 +10,16 @@ import { architectureOfKey, type ReportInputs, type TrainingMetrics } from "./in
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
 
-/** The rows, in order: the robust CNN they are all compared with first. */
+/**
+ * The rows, in order: the robust CNN they are all compared with first. Runs
+ * on a named recipe ("vgg:clean") follow their architecture's row.
+ */
 export const FAMILY_ROWS = [
   "robust",
   "resnet",
   "separable",
   "vit",
   "vgg",
-  "vgg:clean",
   "ensemble",
   "committee",
 ] as const;
@@ -30,9 +32,25 @@ const LABELS: Record<string, string> = {
   vit: "vision transformer",
   vgg: "VGG-style CNN (pairs of convs, 2× wider)",
   "vgg:clean": "VGG-style CNN, clean recipe (geometry only)",
+  "vgg:light": "VGG-style CNN, light recipe (appearance half as often)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };
+
+/** A row's label; a recipe without words of its own is named after its architecture's. */
+function labelOf(key: string): string {
+  return LABELS[key] ??
+    `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${key.split(":")[1]} recipe`;
+}
+
+/** The rows present in `inputs`, each recipe's after its architecture. */
+export function familyRows(inputs: ReportInputs): string[] {
+  const recipeKeys = Object.keys(inputs.training).filter((key) => key.includes(":")).sort();
+  return FAMILY_ROWS.flatMap((model) => [
+    model,
+    ...recipeKeys.filter((key) => architectureOfKey(key) === model),
+  ]).filter((model) => testAccuracyBySeed(inputs, model).size > 0);
+}
 
 /**
  * A committee's models come from several seeds, so it pairs with no seed's
@@ -123,7 +141,7 @@ export function architecturesMarkdown(
   inputs: ReportInputs,
   testLabels?: ArrayLike<number>,
 ): string | undefined {
-  const present = FAMILY_ROWS.filter((model) => testAccuracyBySeed(inputs, model).size > 0);
+  const present = familyRows(inputs);
   if (!present.some((model) => model !== REFERENCE)) return undefined;
   const bench = inputs.bench;
   const robustness = inputs.robustness?.models;
@@ -141,7 +159,7 @@ export function architecturesMarkdown(
     const summary = robustness?.[model]?.summary;
     const worst = summary?.worst;
     return [
-      LABELS[model],
+      labelOf(model),
       thousands(bench?.parameters?.[architecture] ?? inputs.training[model]?.parameters?.total),
       millions(bench?.multiply_adds?.[architecture]),
       bench?.infer_onnx?.[architecture]?.toLocaleString("en-US") ?? "–",
@@ -176,7 +194,7 @@ export function architecturesMarkdown(
     "(train/recipes.ts)" +
     (recipes.length
       ? `; ${
-        recipes.map((key) => `"${LABELS[key]}"`).join(", ")
+        recipes.map((key) => `"${labelOf(key)}"`).join(", ")
       } trained on a named recipe instead (\`train --recipe\`, train/recipes.ts's NAMED_RECIPES)`
       : "") +
     ", and an ensemble exported as one ONNX graph whose output is the " +

@@ -35,15 +35,20 @@ export function verdict(
   return holdsZero({ low, high }) ? "within noise" : difference > 0 ? `${a} better` : `${b} better`;
 }
 
-/** The other families, the ensemble and the committee are compared with the robust CNN only (every other pair is compared). */
-const FAMILIES = ["resnet", "separable", "vit", "vgg", "vgg:clean", "ensemble", "committee"];
+/**
+ * The other families, runs on named recipes ("vgg:clean"), the ensemble and
+ * the committee are compared with the robust CNN only (every other pair is
+ * compared).
+ */
+const FAMILIES = ["resnet", "separable", "vit", "vgg", "ensemble", "committee"];
+const comparedWithRobustOnly = (model: string) => FAMILIES.includes(model) || model.includes(":");
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
   const pairs: Array<[[string, T], [string, T]]> = [];
   for (let i = 0; i < models.length; i++) {
     for (let j = i + 1; j < models.length; j++) {
       const [a, b] = [models[i], models[j]];
-      if (!FAMILIES.includes(a[0]) && !FAMILIES.includes(b[0])) pairs.push([a, b]);
+      if (!comparedWithRobustOnly(a[0]) && !comparedWithRobustOnly(b[0])) pairs.push([a, b]);
       else if (b[0] === "robust") pairs.push([a, b]);
       else if (a[0] === "robust") pairs.push([b, a]);
     }

@@ -203,4 +203,20 @@ Deno.test("runs on a named recipe in a folder below the results join the familie
     /\| 99\.80% ± 0\.07% \(2 seeds\) \| \+0\.25 \(.*\), over 2 seeds: vgg \(clean\) better \|/,
   );
   assert.match(row!, /\| 95\.00% \| – \| 90\.00% \|/, "its MNIST-C mean, worst and rotation");
+
+  // A second recipe of the same architecture gets a row of its own, after its architecture's,
+  // named after it where the report has no words for it.
+  await write("other-recipe/metrics", "vgg_metrics.json", training(0.99, { recipeName: "other" }));
+  await write("metrics", "vgg_metrics.json", training(0.996, {}));
+  const both = await withRecipeRuns(await readMetrics(join(results, "metrics")), results);
+  const labels = architecturesMarkdown(both)!.split("\n").filter((line) =>
+    /^\| [A-Za-z]/.test(line)
+  )
+    .map((line) => line.split(" | ")[0].slice(2));
+  assert.deepEqual(labels.slice(1), [
+    "robust CNN (plain, 6 convs)",
+    "VGG-style CNN (pairs of convs, 2× wider)",
+    "VGG-style CNN, clean recipe (geometry only)",
+    "VGG-style CNN (pairs of convs, 2× wider), other recipe",
+  ]);
 });
