@@ -186,6 +186,19 @@ Deno.test("the light recipe is the robust one with the appearance families half 
   assert.ok(!beginsRecipe(light, 2, own));
 });
 
+Deno.test("the mild recipe is the clean one with the robust recipe's appearance families", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mild, clean, own] = [named("mild"), named("clean"), defaultConfig("vgg", RECIPES.vgg, 3)];
+  assert.deepEqual({ ...mild.augmentation, appearance: undefined }, {
+    ...clean.augmentation,
+    appearance: undefined,
+  });
+  assert.deepEqual(mild.augmentation!.appearance, own.augmentation!.appearance);
+  assert.equal(mild.finish, undefined);
+  assert.ok(!sameRecipe(mild, clean) && !sameRecipe(mild, own));
+});
+
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };

@@ -7,6 +7,7 @@ import {
   type AugmentRanges,
   CLEAN_AUGMENTATION,
   LIGHT_AUGMENTATION,
+  MILD_AUGMENTATION,
   ROBUST_AUGMENTATION,
   STROKE_KEEPING_AUGMENTATION,
   TRAINING_AUGMENTATION,
@@ -173,6 +174,13 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     recipe: ROBUST_RECIPE,
     augmentation: LIGHT_AUGMENTATION,
     summary: "the robust recipe with its appearance families half as often",
+  },
+  // `mild`: the clean recipe (no finishing stage) with the robust recipe's
+  // appearance families (MILD_AUGMENTATION).
+  mild: {
+    recipe: { ...ROBUST_RECIPE, finish: undefined },
+    augmentation: MILD_AUGMENTATION,
+    summary: "the clean recipe's small rotations, shifts and zoom with every appearance family",
   },
 };
 

@@ -115,6 +115,19 @@ export const LIGHT_AUGMENTATION: AugmentRanges = {
   appearance: { ...ROBUST_AUGMENTATION.appearance!, cleanShare: 0.7 },
 };
 
+/**
+ * The clean recipe's mild geometry with every appearance family of the robust
+ * model's, as often (three images in five). Fixed before any run, after the
+ * light recipe's first seed read 99.53% (the robust recipe's VGG 99.55%): if
+ * drowning fewer digits buys nothing, the clean recipe's 99.66% came from its
+ * geometry, and this keeps that geometry while learning grey backgrounds,
+ * noise, blur and pen changes, for committees that need both.
+ */
+export const MILD_AUGMENTATION: AugmentRanges = {
+  ...CLEAN_AUGMENTATION,
+  appearance: ROBUST_AUGMENTATION.appearance,
+};
+
 /** Seed of the fixed augmented test set behind `test_accuracy_augmented`. */
 export const AUGMENTED_TEST_SEED = 20191;
 
