@@ -33,6 +33,7 @@ const LABELS: Record<string, string> = {
   vgg: "VGG-style CNN (pairs of convs, 2× wider)",
   "vgg:clean": "VGG-style CNN, clean recipe (geometry only)",
   "vgg:light": "VGG-style CNN, light recipe (appearance half as often)",
+  "vgg:mild": "VGG-style CNN, mild recipe (clean geometry, every appearance family)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };
