@@ -162,9 +162,11 @@ export interface NamedRecipe {
  * nine-network committee of one recipe made 10 of its 40 mistakes with every
  * member wrong).
  */
+const ROBUST_SCHEDULE_WITHOUT_FINISH: Recipe = { ...ROBUST_RECIPE, finish: undefined };
+
 export const NAMED_RECIPES: Record<string, NamedRecipe> = {
   clean: {
-    recipe: { ...ROBUST_RECIPE, finish: undefined },
+    recipe: ROBUST_SCHEDULE_WITHOUT_FINISH,
     augmentation: CLEAN_AUGMENTATION,
     summary: "small rotations, shifts and zoom only, on the robust schedule without its finish",
   },
@@ -178,7 +180,7 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
   // `mild`: the clean recipe (no finishing stage) with the robust recipe's
   // appearance families (MILD_AUGMENTATION).
   mild: {
-    recipe: { ...ROBUST_RECIPE, finish: undefined },
+    recipe: ROBUST_SCHEDULE_WITHOUT_FINISH,
     augmentation: MILD_AUGMENTATION,
     summary: "the clean recipe's small rotations, shifts and zoom with every appearance family",
   },
