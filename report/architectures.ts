@@ -6,7 +6,13 @@
  * people's handwriting (handwriting.json).
  */
 import { pct, signedPoints, table } from "./format.ts";
-import { architectureOfKey, type ReportInputs, type TrainingMetrics } from "./inputs.ts";
+import {
+  architectureOfKey,
+  isRecipeKey,
+  recipeOfKey,
+  type ReportInputs,
+  type TrainingMetrics,
+} from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
 
@@ -41,12 +47,12 @@ const LABELS: Record<string, string> = {
 /** A row's label; a recipe without words of its own is named after its architecture's. */
 function labelOf(key: string): string {
   return LABELS[key] ??
-    `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${key.split(":")[1]} recipe`;
+    `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${recipeOfKey(key)} recipe`;
 }
 
 /** The rows present in `inputs`, each recipe's after its architecture. */
 export function familyRows(inputs: ReportInputs): string[] {
-  const recipeKeys = Object.keys(inputs.training).filter((key) => key.includes(":")).sort();
+  const recipeKeys = Object.keys(inputs.training).filter(isRecipeKey).sort();
   return FAMILY_ROWS.flatMap((model) => [
     model,
     ...recipeKeys.filter((key) => architectureOfKey(key) === model),
@@ -183,9 +189,9 @@ export function architecturesMarkdown(
   });
   const families =
     present.filter((model) =>
-      model !== REFERENCE && model !== "ensemble" && model !== "committee" && !model.includes(":")
+      model !== REFERENCE && model !== "ensemble" && model !== "committee" && !isRecipeKey(model)
     ).length;
-  const recipes = present.filter((model) => model.includes(":"));
+  const recipes = present.filter(isRecipeKey);
   const out = [
     "## How close a small network gets to the state of the art",
     "",

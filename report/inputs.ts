@@ -327,6 +327,16 @@ export function architectureOfKey(key: string): string {
   return key.split(":")[0];
 }
 
+/** Whether a row key names a run on a named recipe ("vgg:clean", not "vgg"). */
+export function isRecipeKey(key: string): boolean {
+  return key.includes(":");
+}
+
+/** The named recipe behind a row key ("clean" for "vgg:clean"). */
+export function recipeOfKey(key: string): string {
+  return key.split(":")[1];
+}
+
 /**
  * Runs on a named recipe (`train --recipe NAME --out DIR/SUB`) live in a
  * results folder of their own, one level below DIR. Their models join

@@ -5,7 +5,7 @@
  * accuracy difference. Over seeds, the interval of the mean difference.
  */
 import { pct, signedPoints, table } from "./format.ts";
-import type { ReportInputs, RobustnessSummary as Summary } from "./inputs.ts";
+import { isRecipeKey, type ReportInputs, type RobustnessSummary as Summary } from "./inputs.ts";
 import { robustnessBySeed } from "./robust.ts";
 import {
   discordant,
@@ -41,7 +41,7 @@ export function verdict(
  * compared).
  */
 const FAMILIES = ["resnet", "separable", "vit", "vgg", "ensemble", "committee"];
-const comparedWithRobustOnly = (model: string) => FAMILIES.includes(model) || model.includes(":");
+const comparedWithRobustOnly = (model: string) => FAMILIES.includes(model) || isRecipeKey(model);
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {
   const pairs: Array<[[string, T], [string, T]]> = [];
