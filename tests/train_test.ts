@@ -145,10 +145,15 @@ Deno.test("a run trained before its recipe gained a finishing stage goes on into
   const config = (epochs: number) => ({
     ...quick(epochs),
     workers: 2,
-    ...(epochs === 1 ? {} : { finish }),
+    ...(epochs === 1 ? { recipeName: "start" } : { finish, recipeName: "with-stage" }),
   });
   const { continued } = await resumeMatchesStraight(data, config, 3, 1);
   assert.deepEqual(continued.metrics.config.finish, finish);
+  assert.equal(
+    continued.metrics.config.recipeName,
+    "with-stage",
+    "it becomes the recipe it went on into",
+  );
   assert.deepEqual(continued.metrics.history.map((r) => r.learning_rate), [1e-3, 5e-4, 2.5e-4]);
 });
 
@@ -197,6 +202,33 @@ Deno.test("the mild recipe is the clean one with the robust recipe's appearance 
   assert.deepEqual(mild.augmentation!.appearance, own.augmentation!.appearance);
   assert.equal(mild.finish, undefined);
   assert.ok(!sameRecipe(mild, clean) && !sameRecipe(mild, own));
+});
+
+Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage on wide rotations that a finished mild run goes on into", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mild, own] = [named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
+  for (const name of ["mild-turn", "mild-robust"]) {
+    const turned = named(name);
+    assert.equal(turned.epochs, mild.epochs + 5);
+    assert.equal(turned.finish!.fromEpoch, mild.epochs + 1);
+    assert.deepEqual({ ...turned.finish, augmentation: undefined, fromEpoch: undefined }, {
+      ...own.finish,
+      augmentation: undefined,
+      fromEpoch: undefined,
+    }, `${name}: the robust recipe's stage settings`);
+    assert.ok(sameRecipe({ ...turned, finish: undefined }, mild), `${name}: mild before the stage`);
+    assert.ok(beginsRecipe(mild, mild.epochs, turned), `${name}: a finished mild run is its start`);
+    assert.ok(!sameRecipe(turned, mild) && !beginsRecipe(own, 2, turned));
+    assert.equal(turned.finish!.augmentation!.rotation, own.augmentation!.rotation, "36°");
+  }
+  const turn = named("mild-turn").finish!.augmentation!;
+  assert.deepEqual(
+    { ...turn, rotation: 0 },
+    { ...mild.augmentation, rotation: 0 },
+    "only rotation",
+  );
+  assert.deepEqual(named("mild-robust").finish!.augmentation, own.augmentation);
 });
 
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {

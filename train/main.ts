@@ -52,7 +52,7 @@ Usage: deno task train:baseline [flags]
 Flags:
   --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs},
                    robust, resnet, separable, vit ${RECIPES.robust.epochs})
-  --recipe NAME    train on a named recipe instead of the model's own: ${recipeList()}
+  --recipe NAME    train on a named recipe instead of the model's own:${recipeList()}
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
   --seeds N        train N runs, seeds N, N+1, ...: the first in DIR, the others in
@@ -83,9 +83,11 @@ Flags:
 Outputs: DIR/models/<model>/{model.json,weights.bin}, DIR/metrics/<model>_metrics.json,
 DIR/checkpoints/<model>/checkpoint.bin (after every epoch).`;
 
+/** One named recipe a line, under the flag's description. */
 function recipeList(): string {
-  return Object.entries(NAMED_RECIPES).map(([name, { summary }]) => `${name} (${summary})`)
-    .join("; ");
+  return Object.entries(NAMED_RECIPES).map(([name, { summary }]) =>
+    `\n                     ${name}: ${summary}`
+  ).join("");
 }
 
 /** The task names the model; the metrics record the command as typed. */

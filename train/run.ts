@@ -310,7 +310,8 @@ async function resumeRun(
     ...state.config,
     epochs: asked.epochs,
     ...(asked.workers ? { workers: asked.workers } : {}),
-    ...(adopted ? { finish: asked.finish } : {}),
+    // The recipe it goes on into is the one it becomes (its name too).
+    ...(adopted ? { finish: asked.finish, recipeName: asked.recipeName } : {}),
   };
   try {
     for (
