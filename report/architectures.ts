@@ -97,7 +97,8 @@ export function differenceOverSeeds(inputs: ReportInputs, model: string, referen
 }
 
 /** A row key as a verdict names it: "vgg (clean)" for "vgg:clean". */
-const spoken = (model: string) => model.replace(/^(.*):(.*)$/, "$1 ($2)");
+const spoken = (model: string) =>
+  isRecipeKey(model) ? `${architectureOfKey(model)} (${recipeOfKey(model)})` : model;
 
 const millions = (n: number | undefined) => n === undefined ? "–" : `${(n / 1e6).toFixed(2)} M`;
 const thousands = (n: number | undefined) =>
