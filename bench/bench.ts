@@ -251,16 +251,18 @@ async function timeOnnx(onnxPath: string, data: Data): Promise<number> {
   return best;
 }
 
+/** The one-file ensembles of record that bench times: a seed's ensemble and the committee. */
+const ENSEMBLE_FILES = ["ensemble", "committee"] as const;
+
 /**
- * The ensemble DIR/models/ensemble.onnx names (its members' architectures:
- * a member named by its run's folders, "results/vgg", is a vgg), timed from
- * the untrained exports the single models were timed on;
- * undefined without one, or when a member is not one of the study's
- * architectures.
+ * The members DIR/models/<file>.onnx names (their architectures: a member
+ * named by its run's folders, "results/vgg", is a vgg), timed from the
+ * untrained exports the single models were timed on; undefined without
+ * one, or when a member is not one of the study's architectures.
  */
-async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined> {
+async function ensembleMembers(outDir: string, file: string): Promise<ModelName[] | undefined> {
   try {
-    const metadata = onnxMetadata(await Deno.readFile(join(outDir, "models", "ensemble.onnx")));
+    const metadata = onnxMetadata(await Deno.readFile(join(outDir, "models", `${file}.onnx`)));
     const names = (JSON.parse(metadata.ensemble_members) as Array<{ name: string }>).map((m) =>
       m.name.split("/").at(-1)!
     );
@@ -273,12 +275,18 @@ async function ensembleMembers(outDir: string): Promise<ModelName[] | undefined>
 }
 
 /** The ensemble of members already exported to `dir/<name>.onnx` by the single-model pass. */
-async function benchEnsemble(members: ModelName[], data: Data, dir: string): Promise<number> {
-  const parts: EnsembleMember[] = await Promise.all(members.map(async (name) => ({
-    name,
+async function benchEnsemble(
+  members: ModelName[],
+  data: Data,
+  dir: string,
+  file: string,
+): Promise<number> {
+  // A committee has several members of one architecture; the merged graph needs distinct names.
+  const parts: EnsembleMember[] = await Promise.all(members.map(async (name, i) => ({
+    name: `${i + 1}-${name}`,
     bytes: await Deno.readFile(join(dir, `${name}.onnx`)),
   })));
-  const onnxPath = join(dir, "ensemble.onnx");
+  const onnxPath = join(dir, `${file}.onnx`);
   await Deno.writeFile(onnxPath, onnx.ModelProto.encode(mergeEnsemble(parts)).finish());
   return await timeOnnx(onnxPath, data);
 }
@@ -402,13 +410,14 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
       (inferOnnx.robust / inferOnnx.improved).toFixed(2)
     }x the improved model's images/s`,
   );
-  const members = await ensembleMembers(values.out!);
-  if (members) {
-    multiplyAddsOf.ensemble = members.reduce((sum, name) => sum + multiplyAddsOf[name], 0);
-    parametersOf.ensemble = members.reduce((sum, name) => sum + parametersOf[name], 0);
-    inferOnnx.ensemble = Math.round(await benchEnsemble(members, data, onnxDir));
+  for (const file of ENSEMBLE_FILES) {
+    const members = await ensembleMembers(values.out!, file);
+    if (!members) continue;
+    multiplyAddsOf[file] = members.reduce((sum, name) => sum + multiplyAddsOf[name], 0);
+    parametersOf[file] = members.reduce((sum, name) => sum + parametersOf[name], 0);
+    inferOnnx[file] = Math.round(await benchEnsemble(members, data, onnxDir, file));
     console.log(
-      `infer onnx ensemble (${members.join(" + ")}, one graph): ${inferOnnx.ensemble} images/s`,
+      `infer onnx ${file} (${members.join(" + ")}, one graph): ${inferOnnx[file]} images/s`,
     );
   }
   await Deno.remove(onnxDir, { recursive: true });
