@@ -51,7 +51,7 @@ Usage: deno task train:baseline [flags]
 
 Flags:
   --epochs N       epochs to train (default: baseline ${RECIPES.baseline.epochs}, improved ${RECIPES.improved.epochs},
-                   robust, resnet, separable, vit ${RECIPES.robust.epochs})
+                   robust, resnet, separable, vit, vgg ${RECIPES.robust.epochs}; a named recipe its own)
   --recipe NAME    train on a named recipe instead of the model's own:${recipeList()}
   --batch-size N   images per step (default 64)
   --seed N         seed for the split, initialisation, shuffling, dropout, augmentation (default 42)
