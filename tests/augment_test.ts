@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { inverseAffine, warpAffine, warpBatch } from "../transforms/affine.ts";
-import { augmentBatch, TRAINING_AUGMENTATION } from "../transforms/augment.ts";
+import {
+  augmentBatch,
+  MILD_AUGMENTATION,
+  MILD_MIXED_AUGMENTATION,
+  randomAffine,
+  TRAINING_AUGMENTATION,
+} from "../transforms/augment.ts";
 import { Random } from "../util/random.ts";
 
 const SIZE = 28;
@@ -71,4 +77,25 @@ Deno.test("augmentation is random per image, seeded, and leaves its input alone"
   assert.ok(maxDifference(images[0], images[1]) > 0.01);
   assert.ok(maxDifference(images[0], one) > 0.01);
   for (const value of first) assert.ok(value >= 0 && value <= 1);
+});
+
+Deno.test("a wide share rotates that share of the images over the wider range, and leaves other ranges' draws alone", () => {
+  const degrees = (ranges: typeof MILD_AUGMENTATION, seed: number, n: number) => {
+    const random = new Random(seed);
+    return Array.from({ length: n }, () => randomAffine(random, ranges).rotation! * 180 / Math.PI);
+  };
+  const mixed = degrees(MILD_MIXED_AUGMENTATION, 7, 4000);
+  const wide = MILD_MIXED_AUGMENTATION.wide!;
+  const [narrowLimit, wideLimit] = [MILD_AUGMENTATION.rotation * 360, wide.rotation * 360];
+  assert.ok(mixed.every((d) => Math.abs(d) <= wideLimit));
+  // Beyond the narrow range: the wide share times the wide range's part outside it.
+  const expected = wide.share * (1 - narrowLimit / wideLimit);
+  const beyond = mixed.filter((d) => Math.abs(d) > narrowLimit).length / mixed.length;
+  assert.ok(Math.abs(beyond - expected) < 0.03, `${beyond} of rotations beyond ${narrowLimit}°`);
+  // A range without a wide share draws nothing more: its rotations stay within the narrow limit
+  // and follow the seed's stream as a range of the same limit always did.
+  const mild = degrees(MILD_AUGMENTATION, 7, 200);
+  assert.ok(mild.every((d) => Math.abs(d) <= narrowLimit));
+  assert.deepEqual(mild, degrees({ ...MILD_MIXED_AUGMENTATION, wide: undefined }, 7, 200));
+  assert.ok(mild.some((d, i) => d !== degrees(MILD_MIXED_AUGMENTATION, 7, 200)[i]));
 });

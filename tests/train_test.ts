@@ -231,6 +231,19 @@ Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage 
   assert.deepEqual(named("mild-robust").finish!.augmentation, own.augmentation);
 });
 
+Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mix, mild] = [named("mild-mix"), named("mild")];
+  assert.deepEqual({ ...mix.augmentation, wide: undefined }, {
+    ...mild.augmentation,
+    wide: undefined,
+  });
+  assert.ok(mix.augmentation!.wide && !mild.augmentation!.wide);
+  assert.equal(mix.finish, undefined);
+  assert.ok(!sameRecipe(mix, mild) && !beginsRecipe(mild, 2, mix));
+});
+
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };

@@ -8,6 +8,7 @@ import {
   CLEAN_AUGMENTATION,
   LIGHT_AUGMENTATION,
   MILD_AUGMENTATION,
+  MILD_MIXED_AUGMENTATION,
   MILD_TURNING_AUGMENTATION,
   ROBUST_AUGMENTATION,
   STROKE_KEEPING_AUGMENTATION,
@@ -214,6 +215,13 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     recipe: mildThenFinishOn(ROBUST_AUGMENTATION),
     augmentation: MILD_AUGMENTATION,
     summary: "the mild recipe, then 5 epochs on the robust model's augmentation",
+  },
+  // `mild-mix`: the mild recipe with half the images rotated up to 36°
+  // (MILD_MIXED_AUGMENTATION), fixed after the two above lost 0.3 points.
+  "mild-mix": {
+    recipe: ROBUST_SCHEDULE_WITHOUT_FINISH,
+    augmentation: MILD_MIXED_AUGMENTATION,
+    summary: "the mild recipe with half the images rotated up to 36°",
   },
 };
 
