@@ -41,6 +41,7 @@ const LABELS: Record<string, string> = {
   "vgg:light": "VGG-style CNN, light recipe (appearance half as often)",
   "vgg:mild": "VGG-style CNN, mild recipe (clean geometry, every appearance family)",
   "vgg:mild-turn": "VGG-style CNN, mild-turn recipe (mild, then 5 epochs with rotations to 36°)",
+  "vgg:mild-mix": "VGG-style CNN, mild-mix recipe (mild, half the images turned up to 36°)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",

@@ -154,7 +154,8 @@ export const MILD_TURNING_AUGMENTATION: AugmentRanges = {
  * model's range) rather than 10°: wide rotations learned alongside the clean
  * digits from the first epoch, on half of them, rather than on all (the
  * robust recipe) or in a last stage (MILD_TURNING_AUGMENTATION). Fixed
- * before it ran.
+ * before it ran. Seeds 42-44: 99.48% ± 0.03, and seed 42 within a point of
+ * the robust CNN on every robustness family (rotation sweep 96.1%).
  */
 export const MILD_MIXED_AUGMENTATION: AugmentRanges = {
   ...MILD_AUGMENTATION,
