@@ -167,8 +167,10 @@ export const AUGMENTED_TEST_SEED = 20191;
 
 export function randomAffine(random: Random, ranges: AugmentRanges, size = 28): AffineParams {
   // Drawn only when asked, so runs without a wide share keep their random streams.
-  const wide = ranges.wide && random.next() < ranges.wide.share;
-  const turn = (wide ? ranges.wide!.rotation : ranges.rotation) * 2 * Math.PI;
+  const rotation = ranges.wide && random.next() < ranges.wide.share
+    ? ranges.wide.rotation
+    : ranges.rotation;
+  const turn = rotation * 2 * Math.PI;
   const shift = ranges.translation * size;
   const params: AffineParams = {
     rotation: random.uniform(-turn, turn),
