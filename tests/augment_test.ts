@@ -97,5 +97,6 @@ Deno.test("a wide share rotates that share of the images over the wider range, a
   const mild = degrees(MILD_AUGMENTATION, 7, 200);
   assert.ok(mild.every((d) => Math.abs(d) <= narrowLimit));
   assert.deepEqual(mild, degrees({ ...MILD_MIXED_AUGMENTATION, wide: undefined }, 7, 200));
-  assert.ok(mild.some((d, i) => d !== degrees(MILD_MIXED_AUGMENTATION, 7, 200)[i]));
+  const mixedStart = mixed.slice(0, mild.length);
+  assert.ok(mild.some((d, i) => d !== mixedStart[i]));
 });
