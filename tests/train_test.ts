@@ -244,6 +244,35 @@ Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing el
   assert.ok(!sameRecipe(mix, mild) && !beginsRecipe(mild, 2, mix));
 });
 
+Deno.test("mild-mix-settle, -mild and -again are mild-mix's epochs, then a stage that a finished mild-mix run goes on into", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mix, mild, own] = [named("mild-mix"), named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
+  for (const name of ["mild-mix-settle", "mild-mix-mild", "mild-mix-again"]) {
+    const finished = named(name);
+    assert.equal(finished.epochs, mix.epochs + 5);
+    assert.deepEqual({ ...finished.finish, augmentation: undefined, fromEpoch: undefined }, {
+      ...own.finish,
+      augmentation: undefined,
+      fromEpoch: undefined,
+    }, `${name}: the robust recipe's stage settings`);
+    assert.ok(
+      beginsRecipe(mix, mix.epochs, finished),
+      `${name}: a finished mild-mix run is its start`,
+    );
+    assert.ok(!beginsRecipe(mild, mild.epochs, finished), `${name}: a mild run is not`);
+  }
+  const settle = named("mild-mix-settle").finish!.augmentation!;
+  assert.deepEqual(
+    { ...settle, rotation: 0 },
+    { ...mild.augmentation, rotation: 0 },
+    "mild but rotation",
+  );
+  assert.equal(settle.rotation, own.finish!.augmentation!.rotation, "the robust stage's 20°");
+  assert.deepEqual(named("mild-mix-mild").finish!.augmentation, mild.augmentation);
+  assert.deepEqual(named("mild-mix-again").finish!.augmentation, mix.augmentation);
+});
+
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };

@@ -162,6 +162,17 @@ export const MILD_MIXED_AUGMENTATION: AugmentRanges = {
   wide: { share: 0.5, rotation: ROBUST_AUGMENTATION.rotation },
 };
 
+/**
+ * The mild augmentation with rotations up to 20° (the robust recipe's
+ * finishing stage's range) on every image: a finishing stage after mild-mix,
+ * gentler than its wide share, as the robust recipe ends gentler than it
+ * trains. Fixed before it ran.
+ */
+export const MILD_SETTLING_AUGMENTATION: AugmentRanges = {
+  ...MILD_AUGMENTATION,
+  rotation: STROKE_KEEPING_AUGMENTATION.rotation,
+};
+
 /** Seed of the fixed augmented test set behind `test_accuracy_augmented`. */
 export const AUGMENTED_TEST_SEED = 20191;
 
