@@ -163,11 +163,11 @@ export interface NamedRecipe {
 const ROBUST_SCHEDULE_WITHOUT_FINISH: Recipe = { ...ROBUST_RECIPE, finish: undefined };
 
 /**
- * That schedule's 25 epochs (the clean, mild and mild-mix recipes'), then five more as the
- * robust recipe's finishing stage (Adam at 1e-4 · 0.7^epoch, the weight
- * average restarting) on `augmentation`. Its first 25 epochs are those
- * recipes' step for step, so a finished run of one goes on into the stage
- * under --resume.
+ * That schedule's 25 epochs (the clean, mild and mild-mix recipes'), then
+ * five more as the robust recipe's finishing stage (Adam at 1e-4 · 0.7^epoch,
+ * the weight average restarting) on `augmentation`. Its first 25 epochs are
+ * those recipes' step for step, so a finished run of one goes on into the
+ * stage under --resume.
  */
 function scheduleThenFinishOn(augmentation: AugmentRanges): Recipe {
   const scheduleEpochs = ROBUST_SCHEDULE_WITHOUT_FINISH.epochs;
@@ -228,7 +228,9 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
   },
   // `mild-mix-settle` and `mild-mix-again`: mild-mix, then a finishing stage
   // on every image at up to 20° (as the robust recipe ends), or on mild-mix's
-  // own augmentation (the restarted schedule alone). Both fixed before either ran.
+  // own augmentation (the restarted schedule alone). Both fixed before either
+  // ran; again was chosen on validation digits (99.50%, rotations kept), and
+  // settle read 99.56%, every family within a point of the robust CNN.
   "mild-mix-settle": {
     recipe: scheduleThenFinishOn(MILD_SETTLING_AUGMENTATION),
     augmentation: MILD_MIXED_AUGMENTATION,
@@ -237,6 +239,7 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
   // `mild-mix-mild`: mild-mix, then the stage on the mild augmentation (10°),
   // fixed after settle (+0.08 points clean, the validation sweep −1.7) and
   // again (+0.02, the sweep kept) showed the lift to be the gentler geometry's.
+  // 99.59%, its ±60° rotation sweep 1.4 points under the robust CNN's.
   "mild-mix-mild": {
     recipe: scheduleThenFinishOn(MILD_AUGMENTATION),
     augmentation: MILD_MIXED_AUGMENTATION,

@@ -166,7 +166,8 @@ export const MILD_MIXED_AUGMENTATION: AugmentRanges = {
  * The mild augmentation with rotations up to 20° (the robust recipe's
  * finishing stage's range) on every image: a finishing stage after mild-mix,
  * gentler than its wide share, as the robust recipe ends gentler than it
- * trains. Fixed before it ran.
+ * trains. Fixed before it ran. Seeds 42-44: 99.56% ± 0.03 (mild-mix 99.48%),
+ * and seed 42 within a point of the robust CNN on every family.
  */
 export const MILD_SETTLING_AUGMENTATION: AugmentRanges = {
   ...MILD_AUGMENTATION,
