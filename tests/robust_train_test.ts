@@ -37,8 +37,12 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   assert.equal(metrics.data.validation, heldOut);
   assert.equal(metrics.config.validation, heldOut);
 
-  const resumed = await train(["--epochs", "2", "--limit", "512", "--out", out, "--resume"]);
+  const resumeBlind = ["--epochs", "2", "--limit", "512", "--out", out, "--resume", "--blind"];
+  const resumed = await train(resumeBlind);
   assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(first.stdout, /test accuracy \d+\.\d+%/);
+  assert.doesNotMatch(resumed.stdout, /test accuracy/, "--blind: the run's test figures not shown");
+  assert.match(resumed.stdout, /not shown \(--blind\)/);
   assert.equal((await readJson(join(out, "metrics/robust_metrics.json"))).history.length, 2);
 
   // Seed 42 is finished (2 epochs >= 1): read; seed 43 is trained into seeds/seed-43.
@@ -62,6 +66,17 @@ Deno.test("train:robust --epochs 1 --limit 512 runs, resumes, and seeds summaris
   const again = await train(twoSeeds);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout.match(/already trained/g)?.length, 2);
+  assert.match(again.stdout, /test accuracy/);
+  // --blind keeps the test figures out of the output, and still writes the summary.
+  await Deno.remove(join(out, "metrics/robust_seeds.json"));
+  const blind = await train([...twoSeeds, "--blind"]);
+  assert.equal(blind.code, 0, blind.stderr);
+  assert.doesNotMatch(blind.stdout, /test accuracy|\d+\.\d+%/);
+  assert.match(blind.stdout, /not shown \(--blind\)/);
+  assert.deepEqual(
+    (await readJson(join(out, "metrics/robust_seeds.json"))).summary,
+    summary.summary,
+  );
   // A finished seed of another recipe (here: other conv blocks), with no checkpoint of this one,
   // is retrained, not summarised.
   await Deno.remove(join(out, "seeds", "seed-43", "checkpoints"), { recursive: true });

