@@ -45,6 +45,21 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   );
   await assertRefused(
     "train/main.ts",
+    ["--model", "baseline", "--distill", "0.5"],
+    /^error: --distill needs --teacher\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--teacher", "results/models/robust", "--distill", "0"],
+    /^error: --distill must be a number above 0 and at most 1, got "0"\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "baseline", "--teacher", "/nonexistent/teacher", "--epochs", "1", "--limit", "64"],
+    /^error: --teacher \/nonexistent\/teacher holds no model\.json \(a tfjs model folder\)\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
     ["--model", "vgg", "--recipe", "robust"],
     /^error: --recipe must be one of clean, light, mild, mild-turn, mild-robust, mild-mix, mild-mix-settle, mild-mix-mild, mild-mix-again, got "robust"\.$/,
   );

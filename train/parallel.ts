@@ -90,6 +90,7 @@ export class WorkerPool {
           split: options.split,
           engine: options.engine ?? activeEngine(),
           validation: options.validation,
+          distillation: options.distillation,
         },
       }));
     } catch (error) {

@@ -46,7 +46,14 @@ import {
   type Recipe,
 } from "./recipes.ts";
 import type { EpochRecord } from "./records.ts";
-import { evaluate, type Evaluation, evaluationBatches, trainStep } from "./steps.ts";
+import {
+  evaluate,
+  type Evaluation,
+  evaluationBatches,
+  teacherProbabilities,
+  trainStep,
+} from "./steps.ts";
+import { type Distillation, loadTeachers, TeacherError } from "./teachers.ts";
 import {
   hasBatchNorm,
   keepingStatistics,
@@ -85,6 +92,8 @@ export interface TrainConfig extends Recipe {
    * identity: dropout and augmentation streams depend on it.
    */
   workers?: number;
+  /** Teachers whose probabilities join the labels as targets (`--teacher`). */
+  distillation?: Distillation;
 }
 
 export type { EpochRecord };
@@ -418,6 +427,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     : data.test;
   const dataRandom = new Random(state.dataRandom);
   const augmentation = augmentationOf(config);
+  const distillation = config.distillation;
   let epochAugmentation = augmentation;
   const batches = Math.ceil(train.count / config.batchSize);
   const validationBatches = evaluationBatches(validation);
@@ -454,12 +464,17 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     let pixels = pixelsOf(train, indices);
     if (epochAugmentation) pixels = augmentBatch(pixels, dataRandom, epochAugmentation);
     const labels = Uint8Array.from(indices, (i) => train.labels[i]);
-    const step = trainStep(model, optimizer, pixels, labels);
+    const soft = teachers && {
+      probabilities: teacherProbabilities(teachers, pixels),
+      weight: distillation!.weight,
+    };
+    const step = trainStep(model, optimizer, pixels, labels, soft);
     average?.update();
     return step;
   };
   const workers = config.workers ?? 1;
   let pool: WorkerPool | undefined;
+  let teachers: tf.LayersModel[] | undefined;
 
   try {
     if (workers > 1 && state.epochsDone < config.epochs) {
@@ -470,9 +485,14 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         workers,
         split: train,
         validation,
+        distillation,
         workerUrl: options.workerUrl,
       });
       await pushState(pool, run);
+    }
+    // With workers, each worker asks its own copy of the teachers.
+    if (distillation && !pool && state.epochsDone < config.epochs) {
+      teachers = await loadTeachers(distillation.teachers);
     }
     const averageStart = (config.weightAverageStart ?? 1) - 1;
     for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
@@ -612,11 +632,13 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
         `${error.message} The last checkpoint (epoch ${state.epochsDone}) is kept: --resume continues from it.`,
       );
     }
+    if (error instanceof TeacherError) throw new TrainingError(error.message);
     throw error;
   } finally {
     pool?.close();
     model.dispose();
     average?.dispose();
+    teachers?.forEach((teacher) => teacher.dispose());
   }
 }
 

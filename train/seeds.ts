@@ -107,6 +107,7 @@ const RECIPE_KEYS = [
   "weightAverageDecay",
   "weightAverageStart",
   "finish",
+  "distillation",
 ] as const;
 
 /** JSON with object keys sorted, so that equal settings compare equal whatever their order. */

@@ -12,11 +12,43 @@ import type { FlatAdam } from "./adam.ts";
  * adding ε instead has the same effect at 0 but lets a NaN through, so that
  * a diverging run is caught rather than hidden by the clip.
  */
-export function crossEntropy(labels: tf.Tensor1D, probabilities: tf.Tensor): tf.Scalar {
+export function crossEntropy(
+  labels: tf.Tensor1D,
+  probabilities: tf.Tensor,
+  soft?: SoftTargets,
+): tf.Scalar {
   return tf.tidy(() => {
     const oneHot = tf.oneHot(labels, NUM_CLASSES);
+    // Cross-entropy is linear in its targets: mixing the targets mixes the losses.
+    const targets = soft
+      ? tf.add(
+        tf.mul(oneHot, 1 - soft.weight),
+        tf.mul(tf.tensor2d(soft.probabilities, [labels.size, NUM_CLASSES]), soft.weight),
+      )
+      : oneHot;
     const logProbabilities = tf.log(tf.add(probabilities, 1e-7));
-    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbabilities), -1)));
+    return tf.neg(tf.mean(tf.sum(tf.mul(targets, logProbabilities), -1)));
+  });
+}
+
+/**
+ * Targets a teacher gives a batch (distillation): its class probabilities
+ * (count × 10) and their weight against the labels, from 0 (labels only) to 1.
+ */
+export interface SoftTargets {
+  probabilities: Float32Array;
+  weight: number;
+}
+
+/** The mean of the teachers' class probabilities for a batch of pixels, in inference mode. */
+export function teacherProbabilities(
+  teachers: tf.LayersModel[],
+  pixels: Float32Array,
+): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(pixels, [pixels.length / 784, 28, 28, 1]);
+    const each = teachers.map((teacher) => teacher.apply(x, { training: false }) as tf.Tensor);
+    return tf.div(tf.addN(each), teachers.length).dataSync() as Float32Array;
   });
 }
 
@@ -53,6 +85,7 @@ export function shardGradients(
   labels: Uint8Array,
   batchSize: number,
   out?: Float32Array,
+  soft?: SoftTargets,
 ): ShardGradients {
   const count = labels.length;
   const variables = trainableVariables(model);
@@ -63,7 +96,7 @@ export function shardGradients(
     return tf.variableGrads(() => {
       const probabilities = model.apply(x, { training: true }) as tf.Tensor;
       correct = tf.keep(countCorrect(y, probabilities));
-      return tf.mul(crossEntropy(y, probabilities), count / batchSize) as tf.Scalar;
+      return tf.mul(crossEntropy(y, probabilities, soft), count / batchSize) as tf.Scalar;
     }, variables);
   });
   const size = variables.reduce((sum, v) => sum + v.size, 0);
@@ -92,8 +125,16 @@ export function trainStep(
   optimizer: FlatAdam,
   pixels: Float32Array,
   labels: Uint8Array,
+  soft?: SoftTargets,
 ): StepResult {
-  const { gradients, loss, correct } = shardGradients(model, pixels, labels, labels.length);
+  const { gradients, loss, correct } = shardGradients(
+    model,
+    pixels,
+    labels,
+    labels.length,
+    undefined,
+    soft,
+  );
   optimizer.apply(gradients);
   return { loss, correct };
 }

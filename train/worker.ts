@@ -17,7 +17,8 @@ import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
 import { StatisticsPass } from "./batch_norm_stats.ts";
-import { evaluateBatches, shardGradients } from "./steps.ts";
+import { evaluateBatches, shardGradients, teacherProbabilities } from "./steps.ts";
+import { loadTeachers } from "./teachers.ts";
 import { WeightAverage } from "./weight_average.ts";
 import {
   type WorkerReply,
@@ -38,6 +39,8 @@ interface Replica {
   augmentRandom: Random;
   /** The current epoch's augmentation (null: none). */
   augmentation?: AugmentRanges | null;
+  /** The run's teachers, this worker's copy (distillation). */
+  teachers?: tf.LayersModel[];
   /**
    * This worker's gradients, in memory shared with the run: the reply passes
    * the array without copying it, and the run reads it before the next request.
@@ -57,11 +60,13 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case "setup": {
       await useEngine(request.setup.engine);
       const model = buildArchitecture(request.setup.architecture, request.setup.name);
+      const distillation = request.setup.distillation;
       replica = {
         setup: request.setup,
         model,
         optimizer: FlatAdam.forModel(model, 1e-3),
         augmentRandom: new Random(0),
+        ...(distillation ? { teachers: await loadTeachers(distillation.teachers) } : {}),
       };
       return { type: "done" };
     }
@@ -104,12 +109,17 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       if (current.augmentation) pixels = augmentBatch(pixels, augmentRandom, current.augmentation);
       const labels = Uint8Array.from(indices, (i) => setup.split.labels[i]);
       current.gradients ??= new Float32Array(new SharedArrayBuffer(optimizer.size * 4));
+      const soft = current.teachers && {
+        probabilities: teacherProbabilities(current.teachers, pixels),
+        weight: setup.distillation!.weight,
+      };
       const { gradients, lossSum, correct } = shardGradients(
         model,
         pixels,
         labels,
         batchSize,
         current.gradients,
+        soft,
       );
       return { type: "gradients", gradients, lossSum, correct };
     }

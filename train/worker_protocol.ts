@@ -7,6 +7,7 @@ import type { Architecture } from "../models/architectures.ts";
 import type { AugmentRanges } from "../transforms/augment.ts";
 import type { EngineName } from "../kernels/engine.ts";
 import type { ChannelMoments } from "./batch_norm_stats.ts";
+import type { Distillation } from "./teachers.ts";
 
 export interface WorkerSetup {
   name: string;
@@ -21,6 +22,8 @@ export interface WorkerSetup {
   engine: EngineName;
   /** The validation split, when the workers share the evaluation after each epoch. */
   validation?: MnistSplit;
+  /** Teachers each worker loads for its share of every batch (distillation). */
+  distillation?: Distillation;
 }
 
 /**
