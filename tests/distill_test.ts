@@ -129,4 +129,14 @@ Deno.test("train --teacher distils on one thread and on workers, and records it"
       assert.notEqual(metrics.history[0].loss, undistilled.history[0].loss);
     }
   }
+  // A resumed run keeps its teachers; another weight is refused, naming both.
+  const changed = await runScript("train/main.ts", [
+    ...["--model", "baseline", "--epochs", "2", "--limit", "512", "--resume"],
+    ...["--teacher", teacherDir, "--distill", "0.3", "--out", join(temp.path, "student-1")],
+  ]);
+  assert.equal(changed.code, 1);
+  assert.match(
+    changed.stderr,
+    /^error: --teacher and --distill cannot change on --resume: the run in .* distils from .* at weight 0\.7, the command asks for .* at weight 0\.3\.$/,
+  );
 });

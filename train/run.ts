@@ -335,6 +335,20 @@ async function resumeRun(
         );
       }
     }
+    const distilled = (d?: Distillation) =>
+      d ? `distils from ${d.teachers.join(", ")} at weight ${d.weight}` : "distils from no teacher";
+    if (
+      asked.distillation &&
+      JSON.stringify(asked.distillation) !== JSON.stringify(state.config.distillation)
+    ) {
+      throw new TrainingError(
+        `--teacher and --distill cannot change on --resume: the run in ${outDir} ${
+          distilled(state.config.distillation)
+        }, the command asks for ${
+          asked.distillation.teachers.join(", ")
+        } at weight ${asked.distillation.weight}.`,
+      );
+    }
     if (state.epochsDone >= config.epochs) {
       throw new TrainingError(
         `Nothing to resume: the run in ${outDir} already finished ${state.epochsDone} of ${config.epochs} epochs (pass a larger --epochs to train further).`,
