@@ -50,7 +50,7 @@ import {
   evaluate,
   type Evaluation,
   evaluationBatches,
-  teacherProbabilities,
+  teacherTargets,
   trainStep,
 } from "./steps.ts";
 import { type Distillation, loadTeachers, TeacherError } from "./teachers.ts";
@@ -478,10 +478,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
     let pixels = pixelsOf(train, indices);
     if (epochAugmentation) pixels = augmentBatch(pixels, dataRandom, epochAugmentation);
     const labels = Uint8Array.from(indices, (i) => train.labels[i]);
-    const soft = teachers && {
-      probabilities: teacherProbabilities(teachers, pixels),
-      weight: distillation!.weight,
-    };
+    const soft = teacherTargets(teachers, distillation?.weight ?? 0, pixels);
     const step = trainStep(model, optimizer, pixels, labels, soft);
     average?.update();
     return step;

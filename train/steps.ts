@@ -40,6 +40,15 @@ export interface SoftTargets {
   weight: number;
 }
 
+/** A batch's soft targets: the teachers' mean probabilities at `weight` (none without teachers). */
+export function teacherTargets(
+  teachers: tf.LayersModel[] | undefined,
+  weight: number,
+  pixels: Float32Array,
+): SoftTargets | undefined {
+  return teachers && { probabilities: teacherProbabilities(teachers, pixels), weight };
+}
+
 /** The mean of the teachers' class probabilities for a batch of pixels, in inference mode. */
 export function teacherProbabilities(
   teachers: tf.LayersModel[],

@@ -17,7 +17,7 @@ import { Random } from "../util/random.ts";
 import { decodeCheckpoint, encodeReplica, type ReplicaState } from "./checkpoint.ts";
 import { FlatAdam } from "./adam.ts";
 import { StatisticsPass } from "./batch_norm_stats.ts";
-import { evaluateBatches, shardGradients, teacherProbabilities } from "./steps.ts";
+import { evaluateBatches, shardGradients, teacherTargets } from "./steps.ts";
 import { loadTeachers } from "./teachers.ts";
 import { WeightAverage } from "./weight_average.ts";
 import {
@@ -109,10 +109,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       if (current.augmentation) pixels = augmentBatch(pixels, augmentRandom, current.augmentation);
       const labels = Uint8Array.from(indices, (i) => setup.split.labels[i]);
       current.gradients ??= new Float32Array(new SharedArrayBuffer(optimizer.size * 4));
-      const soft = current.teachers && {
-        probabilities: teacherProbabilities(current.teachers, pixels),
-        weight: setup.distillation!.weight,
-      };
+      const soft = teacherTargets(current.teachers, setup.distillation?.weight ?? 0, pixels);
       const { gradients, lossSum, correct } = shardGradients(
         model,
         pixels,
