@@ -37,6 +37,7 @@ import {
   batchNormTrainGrad,
 } from "./batch_norm.ts";
 import type { WasmKernelFunc } from "./wasm_heap.ts";
+import { usePlainInference } from "./training_layers.ts";
 
 export type EngineName = "native" | "wasm";
 export type EngineChoice = EngineName | "auto";
@@ -124,12 +125,14 @@ export async function useEngine(choice: EngineChoice = "auto"): Promise<EngineIn
   register(BATCH_NORM_TRAIN_GRAD, batchNormTrainGrad);
   activeAdam = adamUpdateJs;
   activeNative = undefined;
+  usePlainInference(false);
   if (choice === "wasm") return active = { engine: "wasm" };
   try {
     const native = await loadNativeEngine();
     registerNativeKernels(native.symbols);
     activeAdam = nativeAdamUpdate(native.symbols);
     activeNative = native.symbols;
+    usePlainInference(true);
     return active = {
       engine: "native",
       blas: native.blas,

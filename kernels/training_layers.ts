@@ -9,6 +9,8 @@
  * - Conv2D: plain conv2d (+ bias, + activation) instead of tfjs's fused
  *   op, whose custom gradient always computes the input's gradient too: for
  *   the first layer that is the image's, which nothing needs.
+ * - Both in inference too on the native engine (`usePlainInference`), where
+ *   only the plain ops are native.
  * - LayerNormalization: broadcasting ops instead of tfjs's, which tiles the
  *   moments and the gain and bias to the input's shape: the gradient of a
  *   Tile is a Slice and an Add per repetition, 3,136 of each for the gain of
@@ -20,8 +22,9 @@
  *
  * The Conv2D and Dropout paths are plain tfjs ops and serve every backend
  * (so the cpu backend draws the same dropout masks in tests); the
- * BatchNormalization one needs the wasm kernels. Anything else (inference,
- * other axes, noise shapes, fixed seeds) goes to the layer's own `call`.
+ * BatchNormalization one in training needs the wasm kernels. Anything else
+ * (inference elsewhere, other axes, noise shapes, fixed seeds) goes to the
+ * layer's own `call`.
  */
 import { tf } from "../deps_tfjs.ts";
 import { batchNormTraining, registerBatchNormKernels } from "./batch_norm.ts";
@@ -67,6 +70,18 @@ interface DropoutLayer {
 }
 
 let installed = false;
+let plainInference = false;
+
+/**
+ * Whether Conv2D and BatchNormalization layers take plain ops in inference
+ * too: conv2d (+ bias, + activation), and the moving statistics folded into
+ * one scale and shift. The native engine turns it on: tfjs's fused ops would
+ * run on the wasm engine's own kernels, which made a teacher's forward pass
+ * slower than the student's whole training step (train --teacher).
+ */
+export function usePlainInference(on: boolean): void {
+  plainInference = on;
+}
 
 function layerPrototype(layer: tf.layers.Layer): { call: Call } {
   return Object.getPrototypeOf(layer) as { call: Call };
@@ -102,6 +117,16 @@ export function installTrainingLayers(): void {
     const input = singleInput(inputs);
     const lastAxis = input && (this.axis === -1 || this.axis === input.rank - 1);
     if (
+      !kwargs?.training && plainInference && isFloat(input) && lastAxis && this.center && this.scale
+    ) {
+      return tf.tidy(() => {
+        const deviation = tf.rsqrt(tf.add(this.movingVariance.read(), this.epsilon));
+        const scale = tf.mul(this.gamma.read(), deviation);
+        const shift = tf.sub(this.beta.read(), tf.mul(this.movingMean.read(), scale));
+        return tf.add(tf.mul(input, scale), shift);
+      });
+    }
+    if (
       !kwargs?.training || !isFloat(input) || tf.getBackend() !== "wasm" || !lastAxis ||
       !this.center || !this.scale
     ) {
@@ -132,8 +157,8 @@ export function installTrainingLayers(): void {
   conv.call = function (this: ConvLayer, inputs, kwargs) {
     const input = singleInput(inputs);
     if (
-      !kwargs?.training || !isFloat(input) || this.rank !== 2 || input.rank !== 4 ||
-      this.dataFormat !== "channelsLast"
+      !(kwargs?.training || plainInference) || !isFloat(input) || this.rank !== 2 ||
+      input.rank !== 4 || this.dataFormat !== "channelsLast"
     ) {
       return convCall.call(this, inputs, kwargs);
     }

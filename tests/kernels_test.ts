@@ -532,3 +532,78 @@ Deno.test({
     assert.notDeepEqual(w1, initial, "the weights moved");
   },
 });
+
+Deno.test("inference through the plain Conv2D and BatchNorm paths reads what the layers' own calls read", async () => {
+  const { usePlainInference } = await import("../kernels/training_layers.ts");
+  const { buildModel } = await import("../models/architectures.ts");
+  const { profileKernels } = await import("../kernels/profile.ts");
+  await useEngine("wasm");
+  const random = new Random(12);
+  const model = buildModel("vgg");
+  // Moving statistics away from 0 and 1, so that folding them is exercised.
+  for (const layer of model.layers.filter((l) => l.getClassName() === "BatchNormalization")) {
+    const [gamma, beta, mean, variance] = layer.getWeights().map((w) => w.shape[0]);
+    const draw = (n: number, low: number) =>
+      tf.tensor1d(randomArray(random, n).map((v) => low + Math.abs(v)));
+    layer.setWeights([draw(gamma, 0.5), draw(beta, -0.5), draw(mean, -0.5), draw(variance, 0.2)]);
+  }
+  const x = tf.tensor4d(randomArray(random, 5 * 784).map(Math.abs), [5, 28, 28, 1]);
+  const read = (plain: boolean) => {
+    usePlainInference(plain);
+    return tf.tidy(() =>
+      (model.apply(x, { training: false }) as tf.Tensor).dataSync() as Float32Array
+    );
+  };
+  try {
+    const own = read(false);
+    const before = tf.memory().numTensors;
+    const profiler = profileKernels();
+    const plain = read(true);
+    const ran = profiler.report().filter((k) => k.calls > 0).map((k) => k.kernel);
+    profiler.stop();
+    assert.equal(tf.memory().numTensors, before, "no tensors left behind");
+    assert.ok(ran.includes("Conv2D") && !ran.includes("FusedConv2D"), `kernels run: ${ran}`);
+    assert.ok(!ran.includes("FusedBatchNorm"), `kernels run: ${ran}`);
+    const worst = own.reduce((m, v, i) => Math.max(m, Math.abs(v - plain[i])), 0);
+    assert.ok(worst < 1e-5, `probabilities differ by ${worst}`);
+  } finally {
+    usePlainInference(false);
+    x.dispose();
+    model.dispose();
+  }
+});
+
+Deno.test({
+  name:
+    "the native engine runs inference on its own convolutions, the wasm engine on tfjs's fused ones",
+  ignore: !native,
+  async fn() {
+    const { profileKernels } = await import("../kernels/profile.ts");
+    const { buildModel } = await import("../models/architectures.ts");
+    const model = buildModel("robust");
+    const x = tf.zeros([2, 28, 28, 1]);
+    const kernelsOn = async (engine: EngineName) => {
+      await useEngine(engine);
+      const profiler = profileKernels();
+      try {
+        tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync());
+        return profiler.report().filter((k) => k.calls > 0).map((k) => k.kernel);
+      } finally {
+        profiler.stop();
+      }
+    };
+    try {
+      const wasm = await kernelsOn("wasm");
+      assert.ok(wasm.includes("FusedConv2D") && wasm.includes("FusedBatchNorm"), `${wasm}`);
+      const onNative = await kernelsOn("native");
+      assert.ok(onNative.includes("Conv2D"), `${onNative}`);
+      assert.ok(
+        !onNative.includes("FusedConv2D") && !onNative.includes("FusedBatchNorm"),
+        `${onNative}`,
+      );
+    } finally {
+      x.dispose();
+      model.dispose();
+    }
+  },
+});
