@@ -45,6 +45,8 @@ const LABELS: Record<string, string> = {
   "vgg:mild-mix-settle": "VGG-style CNN, mild-mix-settle recipe (mild-mix, then 5 epochs at 20°)",
   "vgg:mild-mix-mild": "VGG-style CNN, mild-mix-mild recipe (mild-mix, then 5 epochs of mild)",
   "vgg:mild-mix-again": "VGG-style CNN, mild-mix-again recipe (mild-mix, then 5 more epochs of it)",
+  "vgg:mild-mix-stroke":
+    "VGG-style CNN, mild-mix-stroke recipe (mild-mix, then the robust recipe's finish)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",

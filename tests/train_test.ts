@@ -244,11 +244,11 @@ Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing el
   assert.ok(!sameRecipe(mix, mild) && !beginsRecipe(mild, 2, mix));
 });
 
-Deno.test("mild-mix-settle, -mild and -again are mild-mix's epochs, then a stage that a finished mild-mix run goes on into", () => {
+Deno.test("mild-mix-settle, -mild, -again and -stroke are mild-mix's epochs, then a stage that a finished mild-mix run goes on into", () => {
   const named = (name: string) =>
     defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mix, mild, own] = [named("mild-mix"), named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
-  for (const name of ["mild-mix-settle", "mild-mix-mild", "mild-mix-again"]) {
+  for (const name of ["mild-mix-settle", "mild-mix-mild", "mild-mix-again", "mild-mix-stroke"]) {
     const finished = named(name);
     assert.equal(finished.epochs, mix.epochs + 5);
     assert.deepEqual({ ...finished.finish, augmentation: undefined, fromEpoch: undefined }, {
@@ -271,6 +271,10 @@ Deno.test("mild-mix-settle, -mild and -again are mild-mix's epochs, then a stage
   assert.equal(settle.rotation, own.finish!.augmentation!.rotation, "the robust stage's 20°");
   assert.deepEqual(named("mild-mix-mild").finish!.augmentation, mild.augmentation);
   assert.deepEqual(named("mild-mix-again").finish!.augmentation, mix.augmentation);
+  assert.deepEqual(named("mild-mix-stroke").finish, {
+    ...own.finish,
+    fromEpoch: mix.epochs + 1,
+  }, "the robust recipe's own stage");
 });
 
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {

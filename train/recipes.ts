@@ -250,6 +250,16 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     augmentation: MILD_MIXED_AUGMENTATION,
     summary: "the mild-mix recipe, then 5 more epochs of it at the finishing stage's rate",
   },
+  // `mild-mix-stroke`: mild-mix, then the robust recipe's own finishing stage
+  // (STROKE_KEEPING_AUGMENTATION: settle's geometry, but one stroke family
+  // or elastic deformation on 2 images in 5 instead of chains of every
+  // family on 3 in 5). Fixed before it ran: does a stage that drowns fewer
+  // digits lift settle's clean accuracy, robustness kept?
+  "mild-mix-stroke": {
+    recipe: scheduleThenFinishOn(STROKE_KEEPING_AUGMENTATION),
+    augmentation: MILD_MIXED_AUGMENTATION,
+    summary: "the mild-mix recipe, then the robust recipe's own finishing stage",
+  },
 };
 
 /** Whether `epoch` (counted from 0) belongs to the recipe's finishing stage. */
