@@ -234,20 +234,38 @@ async function exportUntrained(
   return onnxPath;
 }
 
-/** ONNX Runtime images/s on the 10,000 test images, best of three passes. */
-async function timeOnnx(onnxPath: string, data: Data): Promise<number> {
-  const classifier = await OnnxClassifier.load(onnxPath, { threads: 2 });
+/**
+ * ONNX Runtime images/s of each file on the 10,000 test images, best of
+ * three passes, the files taking turns pass by pass: the machine's speed
+ * drifts by 10-20% over minutes, and the ratios between files (the robust
+ * model's speed floor is one) should not depend on which ran first.
+ */
+async function timeOnnx(
+  onnxPaths: Record<string, string>,
+  data: Data,
+): Promise<Record<string, number>> {
   const pixels = pixelsOf(data.test, Array.from({ length: data.test.count }, (_, i) => i));
-  await classifier.predict(pixels.subarray(0, 4 * INFER_BATCH * 784), INFER_BATCH);
-  // Best of three passes: ONNX Runtime's thread pool suffers from other load.
-  let best = 0;
-  for (let pass = 0; pass < 3; pass++) {
-    const started = performance.now();
-    await classifier.predict(pixels, INFER_BATCH);
-    best = Math.max(best, data.test.count / ((performance.now() - started) / 1000));
+  const classifiers = new Map<string, OnnxClassifier>();
+  const best: Record<string, number> = {};
+  try {
+    for (const [name, path] of Object.entries(onnxPaths)) {
+      const classifier = await OnnxClassifier.load(path, { threads: 2 });
+      classifiers.set(name, classifier);
+      await classifier.predict(pixels.subarray(0, 4 * INFER_BATCH * 784), INFER_BATCH);
+      best[name] = 0;
+    }
+    // Best of three: ONNX Runtime's thread pool suffers from other load.
+    for (let pass = 0; pass < 3; pass++) {
+      for (const [name, classifier] of classifiers) {
+        const started = performance.now();
+        await classifier.predict(pixels, INFER_BATCH);
+        best[name] = Math.max(best[name], data.test.count / ((performance.now() - started) / 1000));
+      }
+    }
+    sampleMemory();
+  } finally {
+    for (const classifier of classifiers.values()) await classifier.release();
   }
-  sampleMemory();
-  await classifier.release();
   return best;
 }
 
@@ -275,12 +293,11 @@ async function ensembleMembers(outDir: string, file: string): Promise<ModelName[
 }
 
 /** The ensemble of members already exported to `dir/<name>.onnx` by the single-model pass. */
-async function benchEnsemble(
+async function exportEnsemble(
   members: ModelName[],
-  data: Data,
   dir: string,
   file: string,
-): Promise<number> {
+): Promise<string> {
   // A committee has several members of one architecture; the merged graph needs distinct names.
   const parts: EnsembleMember[] = await Promise.all(members.map(async (name, i) => ({
     name: `${i + 1}-${name}`,
@@ -288,7 +305,7 @@ async function benchEnsemble(
   })));
   const onnxPath = join(dir, `${file}.onnx`);
   await Deno.writeFile(onnxPath, onnx.ModelProto.encode(mergeEnsemble(parts)).finish());
-  return await timeOnnx(onnxPath, data);
+  return onnxPath;
 }
 
 /** PyTorch's training speed on this machine (bench/torch_reference.py), or why there is none. */
@@ -381,10 +398,11 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
       printProfile(name, profiles[name]);
     }
   }
-  const inferOnnx: Record<string, number> = {};
   const multiplyAddsOf: Record<string, number> = {};
   const parametersOf: Record<string, number> = {};
   const onnxDir = await Deno.makeTempDir({ prefix: "bench-onnx-" });
+  const onnxPaths: Record<string, string> = {};
+  const ensembleMembersOf: Record<string, ModelName[]> = {};
   for (const name of MODEL_NAMES) {
     const model = buildModel(name);
     inferTfjs[name] = Math.round(benchInference(model, data, 4096));
@@ -393,9 +411,21 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     );
     multiplyAddsOf[name] = multiplyAdds(model);
     parametersOf[name] = model.countParams();
-    inferOnnx[name] = Math.round(
-      await timeOnnx(await exportUntrained(model, data, onnxDir, name), data),
-    );
+    onnxPaths[name] = await exportUntrained(model, data, onnxDir, name);
+    model.dispose();
+  }
+  for (const file of ENSEMBLE_FILES) {
+    const members = await ensembleMembers(values.out!, file);
+    if (!members) continue;
+    ensembleMembersOf[file] = members;
+    multiplyAddsOf[file] = members.reduce((sum, name) => sum + multiplyAddsOf[name], 0);
+    parametersOf[file] = members.reduce((sum, name) => sum + parametersOf[name], 0);
+    onnxPaths[file] = await exportEnsemble(members, onnxDir, file);
+  }
+  const inferOnnx: Record<string, number> = Object.fromEntries(
+    Object.entries(await timeOnnx(onnxPaths, data)).map(([name, rate]) => [name, Math.round(rate)]),
+  );
+  for (const name of MODEL_NAMES) {
     console.log(
       `infer onnx ${name}: ${
         inferOnnx[name]
@@ -403,19 +433,13 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
         (inferOnnx[name] / inferTfjs[name]).toFixed(1)
       }x tfjs predict`,
     );
-    model.dispose();
   }
   console.log(
     `infer onnx robust: ${
       (inferOnnx.robust / inferOnnx.improved).toFixed(2)
     }x the improved model's images/s`,
   );
-  for (const file of ENSEMBLE_FILES) {
-    const members = await ensembleMembers(values.out!, file);
-    if (!members) continue;
-    multiplyAddsOf[file] = members.reduce((sum, name) => sum + multiplyAddsOf[name], 0);
-    parametersOf[file] = members.reduce((sum, name) => sum + parametersOf[name], 0);
-    inferOnnx[file] = Math.round(await benchEnsemble(members, data, onnxDir, file));
+  for (const [file, members] of Object.entries(ensembleMembersOf)) {
     console.log(
       `infer onnx ${file} (${members.join(" + ")}, one graph): ${inferOnnx[file]} images/s`,
     );

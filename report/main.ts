@@ -4,7 +4,7 @@
  * Regenerates the figures and REPORT.md from the metrics files alone (no
  * training, no model runs): learning curves, the comparison of the models,
  * confusion matrices and sample predictions, the robustness plots, the
- * ablation.
+ * ablation, clean accuracy against rotations.
  */
 import { join } from "node:path";
 import { loadTestSet } from "../data/mnist.ts";
@@ -18,6 +18,7 @@ import { comparisonSpec, confusionSpec, curveSpec } from "./specs.ts";
 import { readMetrics, type ReportInputs, withRecipeRuns } from "./inputs.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { ablationSpec, hasRotationSweep, rotationSweepSpec } from "./ablation.ts";
+import { tradeOffPoints, tradeOffSpec } from "./trade_off.ts";
 
 const HELP = `Regenerate plots and REPORT.md from the metrics files.
 
@@ -73,6 +74,11 @@ export async function writeReport(outDir: string, command: string): Promise<stri
       await plot("ablation_rotation.png", rotationSweepSpec(inputs.ablation));
     }
   }
+  const families = await withRecipeRuns(inputs, outDir);
+  const tradeOff = tradeOffPoints(families);
+  const robustRotation = families.robustness?.models.robust?.summary?.families.rotation;
+  const tradeOffPlot = tradeOff.length >= 2 && robustRotation != null;
+  if (tradeOffPlot) await plot("trade_off.png", tradeOffSpec(tradeOff, robustRotation));
   const reportPath = join(outDir, "REPORT.md");
   const robustnessGrid = await exists(join(plots, "robustness_examples.png"));
   await writeFileAtomic(
@@ -81,7 +87,8 @@ export async function writeReport(outDir: string, command: string): Promise<stri
       command,
       robustnessGrid,
       testLabels: test?.labels,
-      families: await withRecipeRuns(inputs, outDir),
+      families,
+      tradeOffPlot,
     }),
   );
   written.push(reportPath);

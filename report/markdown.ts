@@ -30,6 +30,15 @@ export function heldOut(models: Array<[string, TrainingMetrics]>): string {
       : "");
 }
 
+const TRADE_OFF_TEXT = [
+  "Each row with a rotation sweep as a point: clean test accuracy (mean over seeds, 95% t interval) " +
+  "against its first seed's mean over rotations from −60° to +60°. The dashed lines are the " +
+  "single-architecture target's two halves on these measures: 99.6% clean, rotations at most a point " +
+  "below the robust CNN's (the target asks the same of every family).",
+  "",
+  "![Clean digits against rotations](plots/trade_off.png)",
+].join("\n");
+
 export function renderMarkdown(
   inputs: ReportInputs,
   options: {
@@ -38,6 +47,8 @@ export function renderMarkdown(
     testLabels?: ArrayLike<number>;
     /** `inputs` with the runs on named recipes, for the families table (withRecipeRuns). */
     families?: ReportInputs;
+    /** Whether plots/trade_off.png was written (two rows or more with rotations). */
+    tradeOffPlot?: boolean;
   },
 ): string {
   const out: string[] = [];
@@ -169,6 +180,7 @@ export function renderMarkdown(
   if (handwriting) out.push(handwriting);
   const architectures = architecturesMarkdown(options.families ?? inputs, options.testLabels);
   if (architectures) out.push(architectures, "");
+  if (architectures && options.tradeOffPlot) out.push(TRADE_OFF_TEXT, "");
   const paired = pairedMarkdown(inputs, options.testLabels);
   if (paired) out.push(paired);
   if (inputs.ablation) out.push(ablationMarkdown(inputs.ablation, options.testLabels));
