@@ -539,38 +539,45 @@ Deno.test("inference through the plain Conv2D and BatchNorm paths reads what the
   const { profileKernels } = await import("../kernels/profile.ts");
   await useEngine("wasm");
   const random = new Random(12);
-  const model = buildModel("vgg");
-  // Moving statistics away from 0 and 1, so that folding them is exercised.
-  for (const layer of model.layers.filter((l) => l.getClassName() === "BatchNormalization")) {
-    const [gamma, beta, mean, variance] = layer.getWeights().map((w) => w.shape[0]);
+  const x = tf.tensor4d(randomArray(random, 5 * 784).map(Math.abs), [5, 28, 28, 1]);
+  // The VGG: bias-free convolutions into BatchNorm; the baseline: convolutions with bias and ReLU.
+  for (const name of ["vgg", "baseline"] as const) {
+    const model = buildModel(name);
     const draw = (n: number, low: number) =>
       tf.tensor1d(randomArray(random, n).map((v) => low + Math.abs(v)));
-    layer.setWeights([draw(gamma, 0.5), draw(beta, -0.5), draw(mean, -0.5), draw(variance, 0.2)]);
+    // Moving statistics away from 0 and 1, and biases away from 0, so that both are exercised.
+    for (const layer of model.layers.filter((l) => l.getClassName() === "BatchNormalization")) {
+      const [gamma, beta, mean, variance] = layer.getWeights().map((w) => w.shape[0]);
+      layer.setWeights([draw(gamma, 0.5), draw(beta, -0.5), draw(mean, -0.5), draw(variance, 0.2)]);
+    }
+    for (const layer of model.layers.filter((l) => l.getClassName() === "Conv2D")) {
+      const [kernel, bias] = layer.getWeights();
+      if (bias) layer.setWeights([kernel, draw(bias.shape[0], -0.5)]);
+    }
+    const read = (plain: boolean) => {
+      usePlainInference(plain);
+      return tf.tidy(() =>
+        (model.apply(x, { training: false }) as tf.Tensor).dataSync() as Float32Array
+      );
+    };
+    try {
+      const own = read(false);
+      const before = tf.memory().numTensors;
+      const profiler = profileKernels();
+      const plain = read(true);
+      const ran = profiler.report().filter((k) => k.calls > 0).map((k) => k.kernel);
+      profiler.stop();
+      assert.equal(tf.memory().numTensors, before, `${name}: no tensors left behind`);
+      assert.ok(ran.includes("Conv2D") && !ran.includes("FusedConv2D"), `${name}: ${ran}`);
+      assert.ok(!ran.includes("FusedBatchNorm"), `${name}: ${ran}`);
+      const worst = own.reduce((m, v, i) => Math.max(m, Math.abs(v - plain[i])), 0);
+      assert.ok(worst < 1e-5, `${name}: probabilities differ by ${worst}`);
+    } finally {
+      usePlainInference(false);
+      model.dispose();
+    }
   }
-  const x = tf.tensor4d(randomArray(random, 5 * 784).map(Math.abs), [5, 28, 28, 1]);
-  const read = (plain: boolean) => {
-    usePlainInference(plain);
-    return tf.tidy(() =>
-      (model.apply(x, { training: false }) as tf.Tensor).dataSync() as Float32Array
-    );
-  };
-  try {
-    const own = read(false);
-    const before = tf.memory().numTensors;
-    const profiler = profileKernels();
-    const plain = read(true);
-    const ran = profiler.report().filter((k) => k.calls > 0).map((k) => k.kernel);
-    profiler.stop();
-    assert.equal(tf.memory().numTensors, before, "no tensors left behind");
-    assert.ok(ran.includes("Conv2D") && !ran.includes("FusedConv2D"), `kernels run: ${ran}`);
-    assert.ok(!ran.includes("FusedBatchNorm"), `kernels run: ${ran}`);
-    const worst = own.reduce((m, v, i) => Math.max(m, Math.abs(v - plain[i])), 0);
-    assert.ok(worst < 1e-5, `probabilities differ by ${worst}`);
-  } finally {
-    usePlainInference(false);
-    x.dispose();
-    model.dispose();
-  }
+  x.dispose();
 });
 
 Deno.test({
