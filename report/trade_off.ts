@@ -100,7 +100,7 @@ export function tradeOffSpec(all: TradeOffPoint[], robustRotation: number) {
       {
         data: { values: [{ clean: CLEAN_TARGET }] },
         mark: { type: "rule", strokeDash: [6, 4], color: "#555555" },
-        encoding: { y: { ...y, field: "clean" } },
+        encoding: { y },
       },
       {
         data: { values: [{ rotation: rotationFloor }] },

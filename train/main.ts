@@ -267,8 +267,11 @@ function distillationFlags(
   }
   const teachers = teacher.split(",").map((dir) => dir.trim()).filter((dir) => dir !== "");
   if (teachers.length === 0) throw new UsageError("--teacher needs at least one model folder.");
-  const weight = distill === undefined ? DEFAULT_DISTILLATION_WEIGHT : Number(distill);
-  if (!/^\s*\d*\.?\d+\s*$/.test(distill ?? "0.5") || !(weight > 0 && weight <= 1)) {
+  if (distill === undefined) {
+    return { distillation: { teachers, weight: DEFAULT_DISTILLATION_WEIGHT } };
+  }
+  const weight = Number(distill);
+  if (!/^\s*\d*\.?\d+\s*$/.test(distill) || !(weight > 0 && weight <= 1)) {
     throw new UsageError(`--distill must be a number above 0 and at most 1, got "${distill}".`);
   }
   return { distillation: { teachers, weight } };

@@ -335,18 +335,16 @@ async function resumeRun(
         );
       }
     }
-    const distilled = (d?: Distillation) =>
-      d ? `distils from ${d.teachers.join(", ")} at weight ${d.weight}` : "distils from no teacher";
+    const teachersOf = (d: Distillation) => `${d.teachers.join(", ")} at weight ${d.weight}`;
     if (
       asked.distillation &&
       JSON.stringify(asked.distillation) !== JSON.stringify(state.config.distillation)
     ) {
+      const had = state.config.distillation;
       throw new TrainingError(
-        `--teacher and --distill cannot change on --resume: the run in ${outDir} ${
-          distilled(state.config.distillation)
-        }, the command asks for ${
-          asked.distillation.teachers.join(", ")
-        } at weight ${asked.distillation.weight}.`,
+        `--teacher and --distill cannot change on --resume: the run in ${outDir} distils from ${
+          had ? teachersOf(had) : "no teacher"
+        }, the command asks for ${teachersOf(asked.distillation)}.`,
       );
     }
     if (state.epochsDone >= config.epochs) {
