@@ -8,6 +8,15 @@ import { onnx, type OnnxTypes } from "../deps.ts";
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { EXPORTER_VERSION, PRODUCER_NAME } from "./convert.ts";
+import {
+  dataInputs,
+  decodeModel,
+  EmbedError,
+  embedGraph,
+  inputDims as dimensionsOf,
+  metadataOf,
+  opsetOf,
+} from "./onnx_embed.ts";
 import { tensorValueInfo } from "./onnx_graph.ts";
 
 /** Largest difference allowed between the ensemble's output and its members' mean. */
@@ -23,27 +32,14 @@ export interface EnsembleMember {
 
 function decode(member: EnsembleMember): OnnxTypes.ModelProto {
   try {
-    return onnx.ModelProto.decode(member.bytes);
-  } catch {
-    throw new EnsembleError(
-      `Member ${member.name} is not an ONNX model: its bytes do not decode as one.`,
-    );
+    return decodeModel(member.bytes, `Member ${member.name}`);
+  } catch (error) {
+    throw error instanceof EmbedError ? new EnsembleError(error.message) : error;
   }
 }
 
 function dimsOf(info: OnnxTypes.IValueInfoProto | undefined): string {
-  const dims = info?.type?.tensorType?.shape?.dim ?? [];
-  return JSON.stringify(dims.map((dim) => dim.dimParam ? "N" : Number(dim.dimValue ?? 0)));
-}
-
-/** A graph's inputs that are not initializers (older exporters list weights as inputs too). */
-function dataInputs(graph: OnnxTypes.IGraphProto): OnnxTypes.IValueInfoProto[] {
-  const weights = new Set((graph.initializer ?? []).map((init) => init.name));
-  return (graph.input ?? []).filter((input) => !weights.has(input.name));
-}
-
-function metadataOf(model: OnnxTypes.ModelProto): Record<string, string> {
-  return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? "", p.value ?? ""]));
+  return JSON.stringify(dimensionsOf(info).map((dim) => typeof dim === "string" ? "N" : dim));
 }
 
 /**
@@ -72,57 +68,26 @@ export function mergeEnsemble(
   let irVersion = 7;
   models.forEach((model, m) => {
     const { name } = members[m];
-    const graph = model.graph;
-    const inputs = dataInputs(graph ?? {});
-    if (!graph || inputs.length !== 1 || (graph.output ?? []).length !== 1) {
-      throw new EnsembleError(
-        `Member ${name} must have one input and one output, as a classifier exported here has.`,
-      );
-    }
-    if (dimsOf(inputs[0]) !== inputDims) {
+    const inputs = dataInputs(model.graph ?? {});
+    if (inputs.length === 1 && dimsOf(inputs[0]) !== inputDims) {
       throw new EnsembleError(
         `Members take different inputs: ${members[0].name} ${inputDims}, ${name} ${
           dimsOf(inputs[0])
         } (export them with the same --layout).`,
       );
     }
-    for (const entry of model.opsetImport ?? []) {
-      if (entry.domain && entry.domain !== "ai.onnx") {
-        throw new EnsembleError(`Member ${name} uses operator domain ${entry.domain}.`);
-      }
-      opset = Math.max(opset, Number(entry.version ?? 0));
+    try {
+      opset = Math.max(opset, opsetOf(model, `Member ${name}`));
+      outputs.push(
+        embedGraph(model, name, "input", nodes, initializers, {
+          probabilities: true,
+          what: `Member ${name}`,
+        }),
+      );
+    } catch (error) {
+      throw error instanceof EmbedError ? new EnsembleError(error.message) : error;
     }
     irVersion = Math.max(irVersion, Number(model.irVersion ?? 0));
-    const inputName = inputs[0].name!;
-    const rename = (tensor: string) =>
-      tensor === "" ? "" : tensor === inputName ? "input" : `${name}/${tensor}`;
-    for (const initializer of graph.initializer ?? []) {
-      initializers.push({ ...initializer, name: rename(initializer.name!) });
-    }
-    for (const node of graph.node ?? []) {
-      nodes.push({
-        ...node,
-        name: `${name}/${node.name ?? node.opType}`,
-        input: (node.input ?? []).map(rename),
-        output: (node.output ?? []).map(rename),
-      });
-    }
-    const outputName = graph.output![0].name!;
-    const producer = (graph.node ?? []).find((node) => node.output?.includes(outputName));
-    const isProbability = outputName === "probabilities" || producer?.opType === "Softmax";
-    if (isProbability) {
-      outputs.push(rename(outputName));
-    } else {
-      const softmax = `${name}/probabilities`;
-      nodes.push({
-        opType: "Softmax",
-        name: `${name}/softmax`,
-        input: [rename(outputName)],
-        output: [softmax],
-        attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
-      });
-      outputs.push(softmax);
-    }
   });
   nodes.push({ opType: "Mean", name: "ensemble/Mean", input: outputs, output: ["probabilities"] });
   const first = metadataOf(models[0]);
@@ -141,9 +106,7 @@ export function mergeEnsemble(
     exported: new Date().toISOString(),
   };
   const inputInfo = dataInputs(models[0].graph!)[0];
-  const inputShape = (inputInfo.type?.tensorType?.shape?.dim ?? []).map((dim) =>
-    dim.dimParam ? dim.dimParam : Number(dim.dimValue)
-  );
+  const inputShape = dimensionsOf(inputInfo);
   return onnx.ModelProto.create({
     irVersion,
     opsetImport: [{ domain: "", version: opset }],

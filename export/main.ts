@@ -10,12 +10,22 @@
 import { basename, join } from "node:path";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { commandLine, parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
 import type { Layout } from "./convert.ts";
 import { runEnsembleExport } from "./ensemble_run.ts";
 import { exportModel } from "./export_model.ts";
 import { MAX_ABS_DIFFERENCE } from "./verify.ts";
+import {
+  DEFAULT_GATE_DEGREES,
+  exportTurned,
+  TURN_PICKS,
+  TURNED_TOLERANCE,
+  type TurnPick,
+} from "./turned.ts";
+import { TURN_MODEL_NAME } from "../models/turn.ts";
+import { MAX_TURN, turnEach } from "../transforms/augment.ts";
+import { Random } from "../util/random.ts";
 
 const VERIFICATION_IMAGES = 1000;
 
@@ -26,6 +36,7 @@ Usage: deno task export                      every model in results/models/ -> r
        deno task export --model DIR --out FILE.onnx
        deno task export --ensemble a,b,c     DIR/models/{a,b,c}.onnx -> DIR/models/ensemble.onnx
        deno task export --ensemble auto      members chosen on validation digits, as above
+       deno task export --turned CLASSIFIER.onnx --turn ANGLE.onnx [--out FILE.onnx]
 
 Flags:
   --model DIR       a tfjs layers model folder (model.json + weights.bin)
@@ -43,6 +54,13 @@ Flags:
                     not chosen for them) or clean
   --name NAME       with --ensemble: writes DIR/models/NAME.onnx (default ensemble), for
                     example a committee of several seeds' models beside a seed's own ensemble
+  --turned FILE     one ONNX model: the classifier FILE reading digits turned back by the angle
+                    network --turn ANGLE.onnx (deno task train:turn, then export --model) inside
+                    the graph; written to --out (default FILE-turned.onnx)
+  --gate DEG        with --turned: turn back only digits read as turned beyond DEG degrees
+                    (default ${DEFAULT_GATE_DEGREES}: the classifiers read smaller turns themselves)
+  --pick P          with --turned: gate (classify the digit turned back, default) or confident
+                    (classify it both as it is and turned back, keep the surer read)
   --help            show this help
 
 The ONNX model's input is "input" (float32 pixels / 255, ink bright on dark),
@@ -59,6 +77,10 @@ export async function main(args: string[]): Promise<void> {
     candidates: { type: "string" },
     "choose-on": { type: "string" },
     name: { type: "string" },
+    turned: { type: "string" },
+    turn: { type: "string" },
+    gate: { type: "string" },
+    pick: { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -70,6 +92,16 @@ export async function main(args: string[]): Promise<void> {
   }
   const layout = values.layout as Layout;
   const indices = Array.from({ length: VERIFICATION_IMAGES }, (_, i) => i);
+  if (values.turned !== undefined) {
+    if (values.model || values.ensemble !== undefined) {
+      throw new UsageError("--turned goes alone: not with --model or --ensemble.");
+    }
+    await runTurnedExport(values, indices, commandLine("deno task export", args));
+    return;
+  }
+  for (const flag of ["turn", "gate", "pick"] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --turned.`);
+  }
   if (values.ensemble !== undefined) {
     if (values.model) throw new UsageError("--ensemble and --model cannot go together.");
     const data = await loadMnist();
@@ -98,7 +130,7 @@ export async function main(args: string[]): Promise<void> {
     }
     // A model trained into DIR/models/NAME has its training figures in DIR/metrics/.
     const name = basename(values.model.replace(/\/+$/, ""));
-    const metricsPath = join(values.model, "..", "..", "metrics", `${name}_metrics.json`);
+    const metricsPath = join(values.model, "..", "..", "metrics", metricsFileOf(name));
     jobs.push({ modelDir: values.model, onnxPath, metricsPath });
   } else {
     const resultsDir = values.out ?? "results";
@@ -107,7 +139,7 @@ export async function main(args: string[]): Promise<void> {
       jobs.push({
         modelDir,
         onnxPath: join(resultsDir, "models", `${name}.onnx`),
-        metricsPath: join(resultsDir, "metrics", `${name}_metrics.json`),
+        metricsPath: join(resultsDir, "metrics", metricsFileOf(name)),
       });
     }
   }
@@ -127,6 +159,79 @@ export async function main(args: string[]): Promise<void> {
       }%`,
     );
   }
+}
+
+/** A trained model's figures: a classifier's metrics, the angle network's training record. */
+function metricsFileOf(name: string): string {
+  return name === TURN_MODEL_NAME ? `${name}_training.json` : `${name}_metrics.json`;
+}
+
+/** Seed of the turns given to the verification digits, so that the turn path is checked. */
+const VERIFICATION_TURN_SEED = 4241;
+
+async function readModelFile(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`There is no ${what} at ${path}.`);
+    }
+    throw error;
+  }
+}
+
+async function runTurnedExport(
+  values: { turned?: string; turn?: string; out?: string; gate?: string; pick?: string },
+  indices: number[],
+  command: string,
+): Promise<void> {
+  const classifierPath = values.turned!;
+  if (!values.turn) {
+    throw new UsageError(
+      "--turned needs --turn ANGLE.onnx, the angle network's export (deno task train:turn).",
+    );
+  }
+  const onnxPath = values.out ?? classifierPath.replace(/\.onnx$/, "") + "-turned.onnx";
+  if (!onnxPath.endsWith(".onnx")) {
+    throw new UsageError(
+      `With --turned, --out names the ONNX file (ending in .onnx), got "${onnxPath}".`,
+    );
+  }
+  const gateDegrees = intFlag(values.gate, "gate", DEFAULT_GATE_DEGREES, 0, 89);
+  const pick = (values.pick ?? "gate") as TurnPick;
+  if (!TURN_PICKS.includes(pick)) {
+    throw new UsageError(`--pick must be ${TURN_PICKS.join(" or ")}, got "${values.pick}".`);
+  }
+  const classifier = await readModelFile(classifierPath, "classifier");
+  const angle = await readModelFile(values.turn, "angle network");
+  const data = await loadMnist();
+  const pixels = pixelsOf(data.test, indices);
+  const random = new Random(VERIFICATION_TURN_SEED);
+  const turns = indices.map(() => random.uniform(-MAX_TURN, MAX_TURN));
+  const verificationPixels = new Float32Array(pixels.length * 2);
+  verificationPixels.set(pixels);
+  verificationPixels.set(turnEach(pixels, turns), pixels.length);
+  const started = performance.now();
+  const result = await exportTurned({
+    classifier,
+    angle,
+    settings: { gateDegrees, pick },
+    onnxPath,
+    verificationPixels,
+    name: basename(onnxPath, ".onnx"),
+    command,
+  });
+  console.log(
+    `${classifierPath} behind ${values.turn} -> ${onnxPath} (${
+      (result.bytes / 1024).toFixed(0)
+    } KiB, gate ${gateDegrees}°, pick ${pick}, ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s): on ${result.images} test images (half turned within ±60°), largest difference from ` +
+      `the pieces run one by one ${
+        result.maxAbsDifference.toExponential(2)
+      } (limit ${TURNED_TOLERANCE})` +
+      (result.atGate ? `, ${result.atGate} read at the gate left out` : ""),
+  );
 }
 
 if (import.meta.main) await runMain(() => main(Deno.args));

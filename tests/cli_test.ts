@@ -181,11 +181,6 @@ Deno.test("export, infer, eval:robustness: bad input", async () => {
   );
   await assertRefused(
     "robustness/main.ts",
-    ["--split", "validation", "--family", "shift_x", "--family", "fog"],
-    /^error: MNIST-C corrupts test images only; --split validation takes sweep families, not mnist_c\/fog\.$/,
-  );
-  await assertRefused(
-    "robustness/main.ts",
     ["--validation", "500"],
     /^error: --validation goes with --split validation: the test set is always whole\.$/,
   );

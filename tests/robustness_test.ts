@@ -159,8 +159,9 @@ Deno.test("accuracy counting is exact on a model whose predictions are known", a
 Deno.test("eval:robustness --split validation scores one training seed's held-out digits, not the test set", async () => {
   await using temp = await tempDir();
   const model = join(import.meta.dirname!, "..", "results", "models", "baseline.onnx");
+  // MNIST-C's corruption functions apply to validation digits when named.
   const result = await runScript("robustness/main.ts", [
-    ...["--split", "validation", "--split-seed", "7", "--family", "shift_x"],
+    ...["--split", "validation", "--split-seed", "7", "--family", "shift_x", "--family", "fog"],
     ...["--limit", "40", "--model", model, "--out", temp.path],
   ]);
   assert.equal(result.code, 0, result.stderr);
@@ -176,7 +177,7 @@ Deno.test("eval:robustness --split validation scores one training seed's held-ou
     ],
     ["validation", 7, 40, 6000],
   );
-  assert.deepEqual(Object.keys(written.models.baseline.families), ["shift_x"]);
+  assert.deepEqual(Object.keys(written.models.baseline.families), ["shift_x", "mnist_c/fog"]);
   // The clean score is the model's accuracy on seed 7's first 40 validation digits.
   const { train } = await loadMnist();
   const validation = splitTrainValidation(train, 7).validation;

@@ -195,6 +195,24 @@ export function randomAffine(random: Random, ranges: AugmentRanges, size = 28): 
   return params;
 }
 
+/** Warps one image by `params`, then applies the appearance jitter `ranges` asks for. */
+function warpAndJitter(
+  images: Float32Array,
+  offset: number,
+  out: Float32Array,
+  params: AffineParams,
+  random: Random,
+  ranges: AugmentRanges,
+  size: number,
+): void {
+  warpAffine(images, offset, out, offset, inverseAffine(params, size), size);
+  if (ranges.appearance) {
+    const image = out.subarray(offset, offset + size * size);
+    const jittered = jitterAppearance(image, random, ranges.appearance);
+    if (jittered !== image) out.set(jittered, offset);
+  }
+}
+
 /** A new array of the images, each under its own random transform. */
 export function augmentBatch(
   images: Float32Array,
@@ -202,16 +220,52 @@ export function augmentBatch(
   ranges: AugmentRanges = TRAINING_AUGMENTATION,
   size = 28,
 ): Float32Array {
-  const pixels = size * size;
   const out = new Float32Array(images.length);
-  for (let offset = 0; offset < images.length; offset += pixels) {
-    const matrix = inverseAffine(randomAffine(random, ranges, size), size);
-    warpAffine(images, offset, out, offset, matrix, size);
-    if (ranges.appearance) {
-      const image = out.subarray(offset, offset + pixels);
-      const jittered = jitterAppearance(image, random, ranges.appearance);
-      if (jittered !== image) out.set(jittered, offset);
-    }
+  for (let offset = 0; offset < images.length; offset += size * size) {
+    warpAndJitter(images, offset, out, randomAffine(random, ranges, size), random, ranges, size);
+  }
+  return out;
+}
+
+/** Largest turn the angle network learns to undo: ±60°, the robustness suite's rotation sweep. */
+export const MAX_TURN = Math.PI / 3;
+
+/**
+ * What the angle network is trained on: the robust recipe's shifts, zoom,
+ * shear and appearance families, with its random rotation replaced by a
+ * known turn (the target), so that what it learns is the turn relative to
+ * how people write, a digit's own slant included.
+ */
+export const TURN_AUGMENTATION: AugmentRanges = { ...ROBUST_AUGMENTATION, rotation: 0 };
+
+/**
+ * Each image turned by its own angle, uniform in ±`maxTurn` (radians,
+ * counter-clockwise), under `ranges`' other geometry and appearance: the
+ * pixels and the turns, the angle network's inputs and targets.
+ */
+export function turnBatch(
+  images: Float32Array,
+  random: Random,
+  ranges: AugmentRanges = TURN_AUGMENTATION,
+  maxTurn = MAX_TURN,
+  size = 28,
+): { pixels: Float32Array; turns: Float32Array } {
+  const pixels = new Float32Array(images.length);
+  const turns = new Float32Array(images.length / (size * size));
+  for (let i = 0; i < turns.length; i++) {
+    const params = randomAffine(random, ranges, size);
+    turns[i] = params.rotation = random.uniform(-maxTurn, maxTurn);
+    warpAndJitter(images, i * size * size, pixels, params, random, ranges, size);
+  }
+  return { pixels, turns };
+}
+
+/** Each image turned by its own angle (radians, counter-clockwise), about the centre. */
+export function turnEach(images: Float32Array, turns: ArrayLike<number>, size = 28): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < turns.length; i++) {
+    const matrix = inverseAffine({ rotation: turns[i] }, size);
+    warpAffine(images, i * size * size, out, i * size * size, matrix, size);
   }
   return out;
 }

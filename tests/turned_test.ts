@@ -1,0 +1,217 @@
+/**
+ * The learned turn: the angle network's training data and run, and the
+ * turned model (export/turned.ts) against its pieces run one by one.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { onnx } from "../deps.ts";
+import { tf } from "../deps_tfjs.ts";
+import { loadMnist, pixelsOf } from "../data/mnist.ts";
+import { argmaxRows, OnnxClassifier } from "../infer/classifier.ts";
+import { useWasmBackend } from "../kernels/backend.ts";
+import { exportTurned, mergeTurned, TurnedError } from "../export/turned.ts";
+import { GraphBuilder, tensorValueInfo } from "../export/onnx_graph.ts";
+import { buildTurnNetwork } from "../models/turn.ts";
+import { MAX_TURN, turnBatch, turnEach } from "../transforms/augment.ts";
+import { readTurns } from "../train/turn.ts";
+import { Random } from "../util/random.ts";
+import { runScript } from "./run_script.ts";
+import { tempDir } from "./temp_dir.ts";
+
+const BASELINE = join(import.meta.dirname!, "..", "results", "models", "baseline.onnx");
+
+/** An "angle network" that reads every digit as turned by `radians`: input · 0 + radians. */
+function constantAngleNetwork(radians: number, layout: "nhwc" | "nchw" = "nhwc"): Uint8Array {
+  const g = new GraphBuilder();
+  const flat = g.node("Flatten", ["input"], "flat", { axis: 1 });
+  const zero = g.node("MatMul", [flat, g.constant("w", [784, 1], new Float32Array(784))], "zero");
+  g.node("Add", [zero, g.constant("radians", [1], [radians])], "out", {}, "angle");
+  const shape = layout === "nhwc" ? ["N", 28, 28, 1] : ["N", 1, 28, 28];
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: "", version: 13 }],
+    graph: {
+      name: "constant_angle",
+      node: g.nodes,
+      initializer: g.initializers,
+      input: [tensorValueInfo("input", shape)],
+      output: [tensorValueInfo("angle", ["N", 1])],
+    },
+  })).finish();
+}
+
+async function probabilities(bytes: Uint8Array, pixels: Float32Array): Promise<Float32Array> {
+  const model = await OnnxClassifier.fromBytes(bytes, "model");
+  try {
+    return await model.predict(pixels);
+  } finally {
+    await model.release();
+  }
+}
+
+function largestDifference(a: Float32Array, b: Float32Array): number {
+  return a.reduce((largest, value, i) => Math.max(largest, Math.abs(value - b[i])), 0);
+}
+
+const { test } = await loadMnist();
+const indices = Array.from({ length: 200 }, (_, i) => i);
+const digits = pixelsOf(test, indices);
+const labels = indices.map((i) => test.labels[i]);
+const accuracy = (p: Float32Array) =>
+  argmaxRows(p).filter((digit, i) => digit === labels[i]).length / labels.length;
+
+Deno.test("turnBatch turns each digit by its own known angle within ±60°, reproducibly", () => {
+  const still = { rotation: 0, translation: 0, zoom: 0 };
+  const a = turnBatch(digits.subarray(0, 784 * 20), new Random(3), still);
+  const b = turnBatch(digits.subarray(0, 784 * 20), new Random(3), still);
+  assert.equal(a.pixels.length, 784 * 20);
+  assert.equal(a.turns.length, 20);
+  assert.deepEqual(a.pixels, b.pixels);
+  assert.ok(a.turns.every((t) => Math.abs(t) <= MAX_TURN));
+  assert.ok(new Set(a.turns).size === 20);
+  // Without other geometry, each is the digit turned by its angle, and turning back undoes it.
+  assert.ok(largestDifference(a.pixels, turnEach(digits.subarray(0, 784 * 20), a.turns)) < 1e-6);
+  const back = turnEach(a.pixels, Array.from(a.turns, (t) => -t));
+  const original = digits.subarray(0, 784 * 20);
+  let error = 0;
+  back.forEach((value, i) => error += Math.abs(value - original[i]));
+  let ink = 0;
+  original.forEach((value) => ink += value);
+  assert.ok(error / ink < 0.3, `turning back left ${(error / ink).toFixed(2)} of the ink off`);
+});
+
+Deno.test("the turned model turns a digit back by the angle read, inside the graph", async () => {
+  const classifier = await Deno.readFile(BASELINE);
+  const settings = { gateDegrees: 20, pick: "gate" as const };
+  const theta = 0.6; // 34°, beyond the gate
+  const turned = onnx.ModelProto.encode(
+    mergeTurned(classifier, constantAngleNetwork(theta), settings),
+  ).finish();
+  // Equal to the classifier reading the digits turned back in TypeScript.
+  const expected = await probabilities(classifier, turnEach(digits, indices.map(() => -theta)));
+  assert.ok(largestDifference(await probabilities(turned, digits), expected) < 1e-4);
+  // Digits turned by +θ are read back as the classifier reads them upright.
+  const turnedDigits = turnEach(digits, indices.map(() => theta));
+  const plain = accuracy(await probabilities(classifier, turnedDigits));
+  const back = accuracy(await probabilities(turned, turnedDigits));
+  const upright = accuracy(await probabilities(classifier, digits));
+  assert.ok(back > plain + 0.1, `turned back ${back}, as they are ${plain}`);
+  assert.ok(back > upright - 0.05, `turned back ${back}, upright ${upright}`);
+  // Under the gate, the digits are read as they are.
+  const gated = onnx.ModelProto.encode(
+    mergeTurned(classifier, constantAngleNetwork(0.3), settings),
+  ).finish();
+  assert.ok(
+    largestDifference(await probabilities(gated, digits), await probabilities(classifier, digits)) <
+      1e-5,
+  );
+});
+
+Deno.test("pick confident keeps, digit by digit, the surer of the two reads", async () => {
+  const classifier = await Deno.readFile(BASELINE);
+  const theta = -0.7;
+  const model = onnx.ModelProto.encode(
+    mergeTurned(classifier, constantAngleNetwork(theta), { gateDegrees: 20, pick: "confident" }),
+  ).finish();
+  const half = turnEach(digits, indices.map((i) => i % 2 ? theta : 0));
+  const out = await probabilities(model, half);
+  const asIs = await probabilities(classifier, half);
+  const back = await probabilities(classifier, turnEach(half, indices.map(() => -theta)));
+  let tookBack = 0;
+  for (const i of indices) {
+    const row = (p: Float32Array) => p.subarray(i * 10, i * 10 + 10);
+    const backIsSurer = Math.max(...row(back)) > Math.max(...row(asIs));
+    assert.ok(
+      largestDifference(row(out), backIsSurer ? row(back) : row(asIs)) < 1e-4,
+      `digit ${i}`,
+    );
+    if (backIsSurer) tookBack++;
+  }
+  assert.ok(tookBack > 0 && tookBack < indices.length, `${tookBack} turned reads kept`);
+});
+
+Deno.test("export --turned writes only a model that matches its pieces; bad pieces are refused by name", async () => {
+  await using temp = await tempDir();
+  const classifier = await Deno.readFile(BASELINE);
+  const written = join(temp.path, "turned.onnx");
+  const result = await exportTurned({
+    classifier,
+    angle: constantAngleNetwork(0.5),
+    settings: { gateDegrees: 20, pick: "gate" },
+    onnxPath: written,
+    verificationPixels: digits,
+  });
+  assert.ok(result.maxAbsDifference < 1e-4);
+  assert.equal(result.images, 200);
+  const session = await OnnxClassifier.load(written);
+  assert.equal((await session.predict(digits.subarray(0, 784 * 3))).length, 30);
+  await session.release();
+  assert.throws(
+    () => mergeTurned(classifier, constantAngleNetwork(0.5, "nchw"), settingsOf("gate")),
+    (error: Error) =>
+      error instanceof TurnedError && /angle network takes \["N",1,28,28\]/.test(error.message),
+  );
+  assert.throws(
+    () => mergeTurned(new Uint8Array([1, 2, 3]), constantAngleNetwork(0.5), settingsOf("gate")),
+    (error: Error) =>
+      error instanceof TurnedError && /^The classifier is not an ONNX/.test(error.message),
+  );
+  // The command: refusals in one sentence, nothing written.
+  const out = join(temp.path, "cli.onnx");
+  const cases: Array<[string[], RegExp]> = [
+    [["--turned", BASELINE, "--out", out], /^error: --turned needs --turn ANGLE\.onnx/],
+    [
+      ["--turned", BASELINE, "--turn", join(temp.path, "none.onnx"), "--out", out],
+      /^error: There is no angle network at .*none\.onnx\.$/,
+    ],
+    [
+      ["--turned", BASELINE, "--turn", written, "--pick", "best"],
+      /^error: --pick must be gate or confident, got "best"\.$/,
+    ],
+    [["--gate", "30"], /^error: --gate goes with --turned\.$/],
+  ];
+  for (const [args, message] of cases) {
+    const run = await runScript("export/main.ts", args);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, message);
+  }
+  await assert.rejects(Deno.stat(out));
+});
+
+function settingsOf(pick: "gate" | "confident") {
+  return { gateDegrees: 20, pick };
+}
+
+Deno.test("train:turn trains, resumes and refuses another seed; the angle network leaks no tensors", async () => {
+  await useWasmBackend();
+  const model = buildTurnNetwork();
+  const before = tf.memory().numTensors;
+  const read = readTurns(model, digits.subarray(0, 784 * 10));
+  assert.equal(read.length, 10);
+  assert.equal(tf.memory().numTensors, before);
+  model.dispose();
+
+  await using temp = await tempDir();
+  const flags = ["--limit", "256", "--engine", "wasm", "--out", temp.path];
+  const first = await runScript("train/turn_main.ts", [...flags, "--epochs", "1"]);
+  assert.equal(first.code, 0, first.stderr);
+  const metricsPath = join(temp.path, "metrics", "turn_training.json");
+  const once = JSON.parse(await Deno.readTextFile(metricsPath));
+  assert.equal(once.history.length, 1);
+  assert.equal(once.seed, 42);
+  assert.ok(once.validation.mean_degrees > 0 && once.test.digits === 256);
+  const again = await runScript("train/turn_main.ts", [...flags, "--epochs", "2", "--resume"]);
+  assert.equal(again.code, 0, again.stderr);
+  const twice = JSON.parse(await Deno.readTextFile(metricsPath));
+  assert.equal(twice.history.length, 2);
+  assert.deepEqual(twice.history[0], once.history[0]);
+  const other = await runScript("train/turn_main.ts", [...flags, "--resume", "--seed", "7"]);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /^error: --resume continues the run in .* with its own seed \(42\)/);
+  // Its export is a model ONNX Runtime runs: one angle per digit.
+  const onnxPath = join(temp.path, "turn.onnx");
+  const exported = await runScript("export/main.ts", [
+    ...["--model", join(temp.path, "models", "turn"), "--out", onnxPath],
+  ]);
+  assert.equal(exported.code, 0, exported.stderr);
+});
