@@ -37,6 +37,12 @@ import { exportModel } from "../export/export_model.ts";
 import { saveLayersModel } from "../models/layers_io.ts";
 import { OnnxClassifier, onnxMetadata } from "../infer/classifier.ts";
 import { type EnsembleMember, mergeEnsemble } from "../export/ensemble.ts";
+import { mergeTurned, type TurnSettings } from "../export/turned.ts";
+import {
+  buildTurnNetwork,
+  TURN_MODEL_NAME,
+  TURNED_MODEL_NAME as TURNED_KEY,
+} from "../models/turn.ts";
 import { multiplyAdds } from "../models/cost.ts";
 import { commandLine, intFlag, parseFlags, runMain } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
@@ -308,6 +314,20 @@ async function exportEnsemble(
   return onnxPath;
 }
 
+/**
+ * The gate and pick of the turned model of record (DIR/turned/models/turned.onnx,
+ * `export --turned`), read from its metadata; undefined without one.
+ */
+async function turnedSettings(outDir: string): Promise<TurnSettings | undefined> {
+  try {
+    const path = join(outDir, TURNED_KEY, "models", `${TURNED_KEY}.onnx`);
+    const turn = JSON.parse(onnxMetadata(await Deno.readFile(path)).turn);
+    return { gateDegrees: turn.gate_degrees, pick: turn.pick };
+  } catch {
+    return undefined;
+  }
+}
+
 /** PyTorch's training speed on this machine (bench/torch_reference.py), or why there is none. */
 async function torchReference(): Promise<TorchReference | string> {
   const script = new URL("./torch_reference.py", import.meta.url);
@@ -422,6 +442,23 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
     parametersOf[file] = members.reduce((sum, name) => sum + parametersOf[name], 0);
     onnxPaths[file] = await exportEnsemble(members, onnxDir, file);
   }
+  const turned = await turnedSettings(values.out!);
+  if (turned) {
+    // The turned model of record: the untrained VGG behind an untrained angle network.
+    const angle = buildTurnNetwork();
+    multiplyAddsOf[TURNED_KEY] = multiplyAdds(angle) +
+      multiplyAddsOf.vgg * (turned.pick === "confident" ? 2 : 1);
+    parametersOf[TURNED_KEY] = angle.countParams() + parametersOf.vgg;
+    const anglePath = await exportUntrained(angle, data, onnxDir, TURN_MODEL_NAME);
+    angle.dispose();
+    onnxPaths[TURNED_KEY] = join(onnxDir, `${TURNED_KEY}.onnx`);
+    await Deno.writeFile(
+      onnxPaths[TURNED_KEY],
+      onnx.ModelProto.encode(
+        mergeTurned(await Deno.readFile(onnxPaths.vgg), await Deno.readFile(anglePath), turned),
+      ).finish(),
+    );
+  }
   const inferOnnx: Record<string, number> = Object.fromEntries(
     Object.entries(await timeOnnx(onnxPaths, data)).map(([name, rate]) => [name, Math.round(rate)]),
   );
@@ -442,6 +479,13 @@ Usage: deno task bench [--out DIR] [--steps N] [--workers N] [--engine E] [--pro
   for (const [file, members] of Object.entries(ensembleMembersOf)) {
     console.log(
       `infer onnx ${file} (${members.join(" + ")}, one graph): ${inferOnnx[file]} images/s`,
+    );
+  }
+  if (turned) {
+    console.log(
+      `infer onnx turned (vgg behind the angle network, pick ${turned.pick}, one graph): ${
+        inferOnnx[TURNED_KEY]
+      } images/s`,
     );
   }
   await Deno.remove(onnxDir, { recursive: true });

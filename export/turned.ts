@@ -28,8 +28,9 @@ export const DEFAULT_GATE_DEGREES = 20;
 
 /**
  * What is classified: "gate", the digit turned back when its read angle is
- * beyond the gate; "confident", the digit both as it is and turned back,
- * keeping the read whose top probability is higher.
+ * beyond the gate; "confident", a digit beyond the gate both as it is and
+ * turned back, keeping the read whose top probability is higher (a digit
+ * under the gate is read as it is).
  */
 export const TURN_PICKS = ["gate", "confident"] as const;
 export type TurnPick = typeof TURN_PICKS[number];
@@ -156,31 +157,48 @@ export function mergeTurned(
     );
     g.node("Identity", [probabilities], "output", {}, "probabilities");
   } else {
-    // Both reads in one batch: the digits as they are, then turned back.
-    const both = g.node("Concat", ["input", turned], "pair", { axis: 0 });
+    // One batch: every digit as it is, then only those beyond the gate turned back (under the
+    // gate the turned digit is the digit), so upright digits cost one classifier pass, not two.
+    const rows = g.node("Reshape", [
+      g.node("NonZero", [
+        g.node("Reshape", [beyond, g.constantInt64("pick/flat_mask", [-1])], "pick/mask"),
+      ], "pick/nonzero"),
+      g.constantInt64("pick/rows_shape", [-1]),
+    ], "pick/rows");
+    const both = g.node(
+      "Concat",
+      ["input", g.node("Gather", [turned, rows], "pick/turned_rows", { axis: 0 })],
+      "pick/batch",
+      { axis: 0 },
+    );
     const probabilities = checked(() =>
       embedGraph(classifier, "classifier", both, g.nodes, g.initializers, {
         probabilities: true,
         what: "The classifier",
       })
     );
-    const halves = g.node(
-      "Reshape",
-      [probabilities, g.constantInt64("pick/halves", [2, -1, 10])],
-      "pick/halves",
+    const count = g.node("Slice", [
+      g.node("Shape", ["input"], "pick/input_shape"),
+      g.constantInt64("pick/zero", [0]),
+      g.constantInt64("pick/one", [1]),
+    ], "pick/count");
+    const batchAxis = g.constantInt64("pick/batch_axis", [0]);
+    const asIs = g.node(
+      "Slice",
+      [probabilities, g.constantInt64("pick/start", [0]), count, batchAxis],
+      "pick/as_is",
     );
-    const asIs = g.node("Gather", [halves, g.constantInt64("pick/first", [0])], "pick/as_is", {
-      axis: 0,
-    });
-    const back = g.node("Gather", [halves, g.constantInt64("pick/second", [1])], "pick/back", {
-      axis: 0,
-    });
-    const flat = g.constantInt64("pick/flat", [-1, 10]);
-    const asIsFlat = g.node("Reshape", [asIs, flat], "pick/as_is_flat");
-    const backFlat = g.node("Reshape", [back, flat], "pick/back_flat");
+    const back = g.node(
+      "Slice",
+      [probabilities, count, g.constantInt64("pick/end", [2 ** 30]), batchAxis],
+      "pick/back",
+    );
+    const asIsRows = g.node("Gather", [asIs, rows], "pick/as_is_rows", { axis: 0 });
     const top = (p: string) => g.node("ReduceMax", [p], "pick/top", { axes: [1], keepdims: 1 });
-    const surer = g.node("Greater", [top(backFlat), top(asIsFlat)], "pick/surer");
-    g.node("Where", [surer, backFlat, asIsFlat], "output", {}, "probabilities");
+    const surer = g.node("Greater", [top(back), top(asIsRows)], "pick/surer");
+    const chosen = g.node("Where", [surer, back, asIsRows], "pick/chosen");
+    const at = g.node("Unsqueeze", [rows, g.constantInt64("pick/last", [1])], "pick/at");
+    g.node("ScatterND", [asIs, at, chosen], "output", {}, "probabilities");
   }
   const first = metadataOf(classifier);
   const entries: Record<string, unknown> = {

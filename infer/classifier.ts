@@ -37,6 +37,8 @@ export interface ClassifierInfo {
   fixedBatch?: number;
   /** The model's `metadata_props` (this project's exporter writes preprocessing, labels, metrics). */
   metadata: Record<string, string>;
+  /** Outputs per image where the model states it (10 for a classifier), else undefined. */
+  outputsPerImage?: number;
 }
 
 /** The `metadata_props` of an ONNX model's bytes; empty when there are none or they cannot be read. */
@@ -47,6 +49,12 @@ export function onnxMetadata(bytes: Uint8Array): Record<string, string> {
   } catch {
     return {};
   }
+}
+
+/** The static size of an output's last dimension (per image), if the model states one. */
+function outputsPerImage(output: ort.InferenceSession.ValueMetadata | undefined) {
+  const last = output?.isTensor ? output.shape.at(-1) : undefined;
+  return typeof last === "number" && last > 0 ? last : undefined;
 }
 
 export class OnnxClassifier {
@@ -132,6 +140,7 @@ export class OnnxClassifier {
       layout,
       fixedBatch: typeof batch === "number" && batch > 0 ? batch : undefined,
       metadata: onnxMetadata(bytes),
+      outputsPerImage: outputsPerImage(output),
     });
   }
 

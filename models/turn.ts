@@ -7,8 +7,14 @@
 import { tf } from "../deps_tfjs.ts";
 import { IMAGE_SIZE } from "./shapes.ts";
 
-/** The name its files and metrics go by (models/turn/, metrics/turn_metrics.json). */
+/** The name its files and metrics go by (models/turn/, metrics/turn_training.json). */
 export const TURN_MODEL_NAME = "turn";
+
+/**
+ * The name a classifier behind the turn goes by in a results folder of its
+ * own (models/turned.onnx, metrics/turned_test.json), and as a report row.
+ */
+export const TURNED_MODEL_NAME = "turned";
 
 /**
  * Conv(32) → pool → Conv(64) → pool → Conv(64) → Dense(128) → Dense(1),

@@ -12,6 +12,7 @@ import {
   recipeOfKey,
   type ReportInputs,
   type TrainingMetrics,
+  TURNED_KEY,
 } from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
@@ -26,6 +27,7 @@ export const FAMILY_ROWS = [
   "separable",
   "vit",
   "vgg",
+  "turned",
   "ensemble",
   "committee",
 ] as const;
@@ -48,6 +50,7 @@ const LABELS: Record<string, string> = {
   "vgg:mild-mix-stroke":
     "VGG-style CNN, mild-mix-stroke recipe (mild-mix, then the robust recipe's finish)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
+  turned: "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };
@@ -79,6 +82,9 @@ export function testAccuracyBySeed(inputs: ReportInputs, model: string): Map<num
   if (model === "committee") {
     const own = inputs.testSets.committee;
     return own ? new Map([[NO_SEED, own.accuracy]]) : new Map();
+  }
+  if (model === TURNED_KEY) {
+    return new Map((inputs.turnedRuns ?? []).map((run) => [run.seed, run.test.accuracy]));
   }
   if (model === "ensemble") {
     const runs = inputs.ensembleRuns.map((run) => [run.seed, run.test.accuracy] as const);
@@ -198,7 +204,8 @@ export function architecturesMarkdown(
   });
   const families =
     present.filter((model) =>
-      model !== REFERENCE && model !== "ensemble" && model !== "committee" && !isRecipeKey(model)
+      model !== REFERENCE && model !== "ensemble" && model !== "committee" &&
+      model !== TURNED_KEY && !isRecipeKey(model)
     ).length;
   const recipes = present.filter(isRecipeKey);
   const out = [
@@ -212,6 +219,12 @@ export function architecturesMarkdown(
       ? `; ${
         recipes.map((key) => `"${labelOf(key)}"`).join(", ")
       } trained on a named recipe instead (\`train --recipe\`, train/recipes.ts's NAMED_RECIPES)`
+      : "") +
+    (present.includes(TURNED_KEY)
+      ? "; the mild-recipe VGG behind a learned turn (`deno task train:turn`, then " +
+        "`export --turned`: an angle network reads how far each digit is turned, the graph turns " +
+        "it back, the classifier reads it, as its metadata's pick says), one ONNX file whose " +
+        "two parts trained apart (no seconds an epoch)"
       : "") +
     ", and an ensemble exported as one ONNX graph whose output is the " +
     "mean of its members' probabilities, its members chosen by log loss on validation digits " +

@@ -2,6 +2,7 @@
  * The metrics files the report is made from, read and checked: a missing
  * optional file is skipped, a malformed one is named in one sentence.
  */
+import { TURNED_MODEL_NAME } from "../models/turn.ts";
 import { join, relative } from "node:path";
 import { exists } from "../util/files.ts";
 
@@ -159,6 +160,19 @@ export interface ReportInputs {
   batchNormShift?: BatchNormShiftMetrics;
   /** The ensemble's test-set metrics (`ensemble_test.json`) in each seed's results folder. */
   ensembleRuns: Array<{ seed: number; test: TestSetMetrics }>;
+  /** A classifier behind a learned turn (`export --turned`), seed by seed (withRecipeRuns). */
+  turnedRuns?: TurnedRunMetrics[];
+}
+
+/** The key a turned model's files go by: models/turned.onnx, metrics/turned_test.json. */
+export const TURNED_KEY = TURNED_MODEL_NAME;
+
+/** One seed of a turned model: its test set and, when evaluated, robustness and handwriting. */
+export interface TurnedRunMetrics {
+  seed: number;
+  test: TestSetMetrics;
+  robustness?: RobustnessMetrics;
+  handwriting?: HandwritingMetrics;
 }
 
 export class MetricsError extends Error {}
@@ -317,6 +331,41 @@ export async function readMetrics(dir: string): Promise<ReportInputs> {
   return inputs;
 }
 
+/**
+ * The seeds of a turned model's results folder (`export --turned`): its own
+ * metrics/ and each seeds/seed-N/metrics/ with a turned_test.json, the seed
+ * read from the angle network's turn_training.json; the lowest seed first.
+ */
+export async function readTurnedRuns(runDir: string): Promise<TurnedRunMetrics[]> {
+  const dirs = [join(runDir, "metrics")];
+  const seedsDir = join(runDir, "seeds");
+  if (await exists(seedsDir)) {
+    for await (const entry of Deno.readDir(seedsDir)) {
+      if (entry.isDirectory) dirs.push(join(seedsDir, entry.name, "metrics"));
+    }
+  }
+  const runs: TurnedRunMetrics[] = [];
+  for (const dir of dirs) {
+    const testPath = join(dir, `${TURNED_KEY}_test.json`);
+    if (!(await exists(testPath))) continue;
+    const training = await readJson<{ seed: number }>(
+      join(dir, "turn_training.json"),
+      (value) => isNumber(value.seed) ? undefined : `"seed" is missing or not a number`,
+    );
+    const optional = async <T>(
+      file: string,
+      check: (v: Record<string, unknown>) => string | undefined,
+    ) => await exists(join(dir, file)) ? await readJson<T>(join(dir, file), check) : undefined;
+    runs.push({
+      seed: training.seed,
+      test: await readJson(testPath, checkTestSet),
+      robustness: await optional<RobustnessMetrics>("robustness.json", checkRobustness),
+      handwriting: await optional<HandwritingMetrics>("handwriting.json", checkModels),
+    });
+  }
+  return runs.sort((a, b) => a.seed - b.seed);
+}
+
 /** The row key of a model trained on a named recipe: "vgg:clean". */
 export function recipeKey(model: string, recipe: string): string {
   return `${model}:${recipe}`;
@@ -365,6 +414,17 @@ export async function withRecipeRuns(
   for await (const entry of Deno.readDir(resultsDir)) {
     const metricsDir = join(resultsDir, entry.name, "metrics");
     if (!entry.isDirectory || !(await exists(metricsDir))) continue;
+    if (await exists(join(metricsDir, `${TURNED_KEY}_test.json`))) {
+      const turned = await readTurnedRuns(join(resultsDir, entry.name));
+      const first = turned[0];
+      inputs.turnedRuns = turned;
+      inputs.testSets[TURNED_KEY] = first.test;
+      const robustness = first.robustness?.models[TURNED_KEY];
+      if (robustness && inputs.robustness) inputs.robustness.models[TURNED_KEY] = robustness;
+      const handwriting = first.handwriting?.models[TURNED_KEY];
+      if (handwriting && inputs.handwriting) inputs.handwriting.models[TURNED_KEY] = handwriting;
+      continue;
+    }
     let runs: ReportInputs;
     try {
       runs = await readMetrics(metricsDir);

@@ -40,7 +40,7 @@ export function verdict(
  * the committee are compared with the robust CNN only (every other pair is
  * compared).
  */
-const FAMILIES = ["resnet", "separable", "vit", "vgg", "ensemble", "committee"];
+const FAMILIES = ["resnet", "separable", "vit", "vgg", "turned", "ensemble", "committee"];
 const comparedWithRobustOnly = (model: string) => FAMILIES.includes(model) || isRecipeKey(model);
 
 function comparedPairs<T>(models: Array<[string, T]>): Array<[[string, T], [string, T]]> {

@@ -85,6 +85,13 @@ export async function loadServedModels(
       threads: options.threads,
       spinning: false,
     });
+    const outputs = classifier.info.outputsPerImage;
+    if (outputs !== undefined && outputs !== 10) {
+      // An angle network (train:turn) sits beside the turned model it serves.
+      console.log(`left out ${file}: not a classifier (${outputs} output an image, not 10)`);
+      await classifier.release();
+      continue;
+    }
     const metadata = parseValues(classifier.info.metadata);
     const test = await readTestMetrics(join(metricsDir, `${name}_test.json`));
     const training = metadata.training_metrics as { test_accuracy?: number } | undefined;
@@ -100,5 +107,6 @@ export async function loadServedModels(
       batcher: new PredictionBatcher((pixels) => classifier.predict(pixels), options.maxBatch),
     });
   }
+  if (models.length === 0) throw new UsageError(`${modelsDir} holds no classifiers to serve.`);
   return models;
 }

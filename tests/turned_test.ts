@@ -16,6 +16,7 @@ import { MAX_TURN, turnBatch, turnEach } from "../transforms/augment.ts";
 import { readTurns } from "../train/turn.ts";
 import { Random } from "../util/random.ts";
 import { runScript } from "./run_script.ts";
+import { loadServedModels } from "../serve/models.ts";
 import { tempDir } from "./temp_dir.ts";
 
 const BASELINE = join(import.meta.dirname!, "..", "results", "models", "baseline.onnx");
@@ -35,6 +36,25 @@ function constantAngleNetwork(radians: number, layout: "nhwc" | "nchw" = "nhwc")
       node: g.nodes,
       initializer: g.initializers,
       input: [tensorValueInfo("input", shape)],
+      output: [tensorValueInfo("angle", ["N", 1])],
+    },
+  })).finish();
+}
+
+/** An "angle network" that reads each digit's mean ink times `scale` as its turn. */
+function inkAngleNetwork(scale: number): Uint8Array {
+  const g = new GraphBuilder();
+  const flat = g.node("Flatten", ["input"], "flat", { axis: 1 });
+  const weights = new Float32Array(784).fill(scale / 784);
+  g.node("MatMul", [flat, g.constant("w", [784, 1], weights)], "out", {}, "angle");
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: "", version: 13 }],
+    graph: {
+      name: "ink_angle",
+      node: g.nodes,
+      initializer: g.initializers,
+      input: [tensorValueInfo("input", ["N", 28, 28, 1])],
       output: [tensorValueInfo("angle", ["N", 1])],
     },
   })).finish();
@@ -107,27 +127,39 @@ Deno.test("the turned model turns a digit back by the angle read, inside the gra
   );
 });
 
-Deno.test("pick confident keeps, digit by digit, the surer of the two reads", async () => {
+Deno.test("pick confident keeps, digit by digit, the surer of the two reads beyond the gate", async () => {
   const classifier = await Deno.readFile(BASELINE);
-  const theta = -0.7;
+  // An "angle network" reading more ink as more turned: some digits under the gate, some beyond.
+  const scale = 5;
   const model = onnx.ModelProto.encode(
-    mergeTurned(classifier, constantAngleNetwork(theta), { gateDegrees: 20, pick: "confident" }),
+    mergeTurned(classifier, inkAngleNetwork(scale), { gateDegrees: 20, pick: "confident" }),
   ).finish();
-  const half = turnEach(digits, indices.map((i) => i % 2 ? theta : 0));
-  const out = await probabilities(model, half);
-  const asIs = await probabilities(classifier, half);
-  const back = await probabilities(classifier, turnEach(half, indices.map(() => -theta)));
+  const angles = indices.map((i) =>
+    digits.subarray(i * 784, i * 784 + 784).reduce((sum, v) => sum + v, 0) / 784 * scale
+  );
+  const out = await probabilities(model, digits);
+  const asIs = await probabilities(classifier, digits);
+  const back = await probabilities(classifier, turnEach(digits, angles.map((a) => -a)));
   let tookBack = 0;
+  let beyond = 0;
   for (const i of indices) {
     const row = (p: Float32Array) => p.subarray(i * 10, i * 10 + 10);
-    const backIsSurer = Math.max(...row(back)) > Math.max(...row(asIs));
+    const isBeyond = Math.abs(angles[i]) > 20 * Math.PI / 180;
+    const backIsSurer = isBeyond && Math.max(...row(back)) > Math.max(...row(asIs));
     assert.ok(
       largestDifference(row(out), backIsSurer ? row(back) : row(asIs)) < 1e-4,
       `digit ${i}`,
     );
+    if (isBeyond) beyond++;
     if (backIsSurer) tookBack++;
   }
-  assert.ok(tookBack > 0 && tookBack < indices.length, `${tookBack} turned reads kept`);
+  assert.ok(beyond > 20 && beyond < 180, `${beyond} digits beyond the gate`);
+  assert.ok(tookBack > 0 && tookBack < beyond, `${tookBack} turned reads kept`);
+  // No digit beyond the gate: the classifier's own reads.
+  const none = onnx.ModelProto.encode(
+    mergeTurned(classifier, constantAngleNetwork(0.1), { gateDegrees: 20, pick: "confident" }),
+  ).finish();
+  assert.ok(largestDifference(await probabilities(none, digits), asIs) < 1e-6);
 });
 
 Deno.test("export --turned writes only a model that matches its pieces; bad pieces are refused by name", async () => {
@@ -214,4 +246,27 @@ Deno.test("train:turn trains, resumes and refuses another seed; the angle networ
     ...["--model", join(temp.path, "models", "turn"), "--out", onnxPath],
   ]);
   assert.equal(exported.code, 0, exported.stderr);
+});
+
+Deno.test("the lab serves a turned model and leaves the angle network beside it out", async () => {
+  await using temp = await tempDir();
+  const classifier = await Deno.readFile(BASELINE);
+  const angle = constantAngleNetwork(0.5);
+  await Deno.writeFile(join(temp.path, "turn.onnx"), angle);
+  await Deno.writeFile(
+    join(temp.path, "turned.onnx"),
+    onnx.ModelProto.encode(mergeTurned(classifier, angle, settingsOf("confident"))).finish(),
+  );
+  const served = await loadServedModels(temp.path, temp.path, { threads: 1 });
+  try {
+    assert.deepEqual(served.map((model) => model.name), ["turned"]);
+    assert.equal((await served[0].classifier.predict(digits.subarray(0, 784))).length, 10);
+  } finally {
+    for (const model of served) await model.classifier.release();
+  }
+  await Deno.remove(join(temp.path, "turned.onnx"));
+  await assert.rejects(
+    loadServedModels(temp.path, temp.path, { threads: 1 }),
+    /holds no classifiers to serve\.$/,
+  );
 });
