@@ -51,6 +51,33 @@ export function onnxMetadata(bytes: Uint8Array): Record<string, string> {
   }
 }
 
+/**
+ * The classifiers among `files`: an ONNX file whose first output states a
+ * last dimension other than 10 (an angle network beside the turned model
+ * it serves, say) is left out, with a line saying so; one that cannot be
+ * read stays in, for loading to refuse by name.
+ */
+export async function classifierFiles(files: string[]): Promise<string[]> {
+  const kept: string[] = [];
+  for (const file of files) {
+    let last: number | undefined;
+    try {
+      const dims = onnx.ModelProto.decode(await Deno.readFile(file)).graph?.output?.[0]?.type
+        ?.tensorType?.shape?.dim ?? [];
+      const value = dims.at(-1)?.dimValue;
+      last = value === undefined || value === null ? undefined : Number(value);
+    } catch {
+      last = undefined;
+    }
+    if (last !== undefined && last > 0 && last !== 10) {
+      console.log(`left out ${file}: not a classifier (${last} output an image, not 10)`);
+    } else {
+      kept.push(file);
+    }
+  }
+  return kept;
+}
+
 /** The static size of an output's last dimension (per image), if the model states one. */
 function outputsPerImage(output: ort.InferenceSession.ValueMetadata | undefined) {
   const last = output?.isTensor ? output.shape.at(-1) : undefined;

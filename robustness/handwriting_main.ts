@@ -13,7 +13,7 @@ import { basename, join } from "node:path";
 import { DataError, loadTestSet, subset } from "../data/mnist.ts";
 import { loadUspsTest, loadUspsTrain } from "../data/usps.ts";
 import { VERSIONS } from "../deps.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
 import { SATURATED_SHARE } from "../infer/preprocess.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
@@ -131,7 +131,9 @@ export async function main(args: string[]): Promise<void> {
     if (error instanceof HandwritingError) throw new UsageError(error.message);
     throw error;
   }
-  const modelFiles = values.model?.length ? values.model : await listModels(values.out!, "onnx");
+  const modelFiles = values.model?.length
+    ? values.model
+    : await classifierFiles(await listModels(values.out!, "onnx"));
   let sets: Array<{ set: DigitSet; source: string }>;
   try {
     sets = await twoPathSets(uspsSplit, mnistCount);

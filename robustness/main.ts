@@ -15,7 +15,7 @@ import {
   subset,
   VALIDATION_SIZE,
 } from "../data/mnist.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
 import { writeJsonAtomic } from "../util/files.ts";
@@ -138,7 +138,9 @@ export async function main(args: string[]): Promise<void> {
   );
   const seed = intFlag(values.seed, "seed", 0, 0, 2 ** 31 - 1);
   const outDir = values.out!;
-  const files = values.model?.length ? values.model : await listModels(outDir, "onnx");
+  const files = values.model?.length
+    ? values.model
+    : await classifierFiles(await listModels(outDir, "onnx"));
 
   const taken = new Set<string>();
   const models: NamedClassifier[] = [];

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { onnx } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
-import { argmaxRows, OnnxClassifier } from "../infer/classifier.ts";
+import { argmaxRows, classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { exportTurned, mergeTurned, TurnedError } from "../export/turned.ts";
 import { GraphBuilder, tensorValueInfo } from "../export/onnx_graph.ts";
@@ -248,7 +248,7 @@ Deno.test("train:turn trains, resumes and refuses another seed; the angle networ
   assert.equal(exported.code, 0, exported.stderr);
 });
 
-Deno.test("the lab serves a turned model and leaves the angle network beside it out", async () => {
+Deno.test("the lab and the evaluations take a turned model and leave the angle network beside it out", async () => {
   await using temp = await tempDir();
   const classifier = await Deno.readFile(BASELINE);
   const angle = constantAngleNetwork(0.5);
@@ -256,6 +256,11 @@ Deno.test("the lab serves a turned model and leaves the angle network beside it 
   await Deno.writeFile(
     join(temp.path, "turned.onnx"),
     onnx.ModelProto.encode(mergeTurned(classifier, angle, settingsOf("confident"))).finish(),
+  );
+  // The folder's listing for eval:robustness and eval:handwriting leaves it out too.
+  assert.deepEqual(
+    await classifierFiles([join(temp.path, "turn.onnx"), join(temp.path, "turned.onnx"), BASELINE]),
+    [join(temp.path, "turned.onnx"), BASELINE],
   );
   const served = await loadServedModels(temp.path, temp.path, { threads: 1 });
   try {
