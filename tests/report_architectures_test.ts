@@ -220,3 +220,54 @@ Deno.test("runs on a named recipe in a folder below the results join the familie
     "VGG-style CNN (pairs of convs, 2× wider), other recipe",
   ]);
 });
+
+Deno.test("a turned model's folder joins the table as one row, its seeds paired with the robust CNN's", async () => {
+  await using dir = await tempDir();
+  const results = join(dir.path, "results");
+  const write = async (folder: string, file: string, value: unknown) => {
+    await Deno.mkdir(join(results, folder), { recursive: true });
+    await Deno.writeTextFile(join(results, folder, file), JSON.stringify(value));
+  };
+  await write("metrics", "robust_metrics.json", {
+    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+    test_accuracy: 0.995,
+    test_loss: 0.1,
+    test_accuracy_augmented: 0.99,
+    config: {},
+  });
+  await write("metrics", "robust_seeds.json", seedsFile("robust", [0.995, 0.996]));
+  await write("metrics", "robustness.json", { models: {}, families: {}, config: { images: 1 } });
+  const turnedRobustness = {
+    clean: 0.997,
+    clean_mean_confidence: 1,
+    families: {},
+    summary: { families: { rotation: 0.98, elastic: 0.9 }, mnist_c_mean: 0.985, worst: null },
+  };
+  // Seed 43's folder first on disk order or not, the lowest seed's figures are the row's.
+  for (
+    const [folder, seed, accuracy] of [["turned/seeds/seed-43", 43, 0.998], [
+      "turned",
+      42,
+      0.997,
+    ]] as const
+  ) {
+    await write(`${folder}/metrics`, "turn_training.json", { seed });
+    await write(`${folder}/metrics`, "turned_test.json", testSet(accuracy));
+    await write(`${folder}/metrics`, "robustness.json", {
+      models: { turned: { ...turnedRobustness, clean: accuracy } },
+      families: {},
+      config: { images: 1 },
+    });
+  }
+  const families = await withRecipeRuns(await readMetrics(join(results, "metrics")), results);
+  assert.deepEqual(families.turnedRuns?.map((run) => run.seed), [42, 43]);
+  assert.equal(families.robustness?.models.turned.clean, 0.997);
+  const row = architecturesMarkdown(families)!.split("\n")
+    .find((line) => line.startsWith("| VGG-style CNN, mild recipe, behind a learned turn"));
+  assert.match(row!, /\| 99\.75% ± 0\.07% \(2 seeds\) \| \+0\.20 \(.*\), over 2 seeds/);
+  assert.match(
+    row!,
+    /\| 98\.50% \| – \| 98\.00% \| 90\.00% \|/,
+    "MNIST-C mean, worst, rotation, elastic",
+  );
+});
