@@ -53,12 +53,17 @@ export {
 export { MultiHeadSelfAttention, PositionEmbedding } from "./models/attention_layers.ts";
 export { layerMultiplyAdds, multiplyAdds } from "./models/cost.ts";
 export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
+export { buildTurnNetwork, TURN_MODEL_NAME, TURNED_MODEL_NAME } from "./models/turn.ts";
 export {
   augmentBatch,
   type AugmentRanges,
+  MAX_TURN,
   ROBUST_AUGMENTATION,
   STROKE_KEEPING_AUGMENTATION,
   TRAINING_AUGMENTATION,
+  TURN_AUGMENTATION,
+  turnBatch,
+  turnEach,
 } from "./transforms/augment.ts";
 export {
   type AppearanceJitter,
@@ -103,6 +108,24 @@ export {
   mergeEnsemble,
 } from "./export/ensemble.ts";
 export { type Choice, chooseMembers } from "./export/ensemble_choice.ts";
+export {
+  DEFAULT_GATE_DEGREES,
+  exportTurned,
+  mergeTurned,
+  readAngles,
+  TURN_PICKS,
+  TurnedError,
+  type TurnPick,
+  type TurnSettings,
+} from "./export/turned.ts";
+export {
+  readTurns,
+  trainTurnNetwork,
+  TURN_DEFAULTS,
+  type TurnConfig,
+  turnError,
+  TurnTrainingError,
+} from "./train/turn.ts";
 export {
   type SeedRun,
   seedRunDir,

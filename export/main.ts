@@ -10,22 +10,15 @@
 import { basename, join } from "node:path";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
-import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
+import { commandLine, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
 import type { Layout } from "./convert.ts";
 import { runEnsembleExport } from "./ensemble_run.ts";
 import { exportModel } from "./export_model.ts";
 import { MAX_ABS_DIFFERENCE } from "./verify.ts";
-import {
-  DEFAULT_GATE_DEGREES,
-  exportTurned,
-  TURN_PICKS,
-  TURNED_TOLERANCE,
-  type TurnPick,
-} from "./turned.ts";
+import { DEFAULT_GATE_DEGREES } from "./turned.ts";
+import { runTurnedExport } from "./turned_run.ts";
 import { TURN_MODEL_NAME } from "../models/turn.ts";
-import { MAX_TURN, turnEach } from "../transforms/augment.ts";
-import { Random } from "../util/random.ts";
 
 const VERIFICATION_IMAGES = 1000;
 
@@ -164,74 +157,6 @@ export async function main(args: string[]): Promise<void> {
 /** A trained model's figures: a classifier's metrics, the angle network's training record. */
 function metricsFileOf(name: string): string {
   return name === TURN_MODEL_NAME ? `${name}_training.json` : `${name}_metrics.json`;
-}
-
-/** Seed of the turns given to the verification digits, so that the turn path is checked. */
-const VERIFICATION_TURN_SEED = 4241;
-
-async function readModelFile(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`There is no ${what} at ${path}.`);
-    }
-    throw error;
-  }
-}
-
-async function runTurnedExport(
-  values: { turned?: string; turn?: string; out?: string; gate?: string; pick?: string },
-  indices: number[],
-  command: string,
-): Promise<void> {
-  const classifierPath = values.turned!;
-  if (!values.turn) {
-    throw new UsageError(
-      "--turned needs --turn ANGLE.onnx, the angle network's export (deno task train:turn).",
-    );
-  }
-  const onnxPath = values.out ?? classifierPath.replace(/\.onnx$/, "") + "-turned.onnx";
-  if (!onnxPath.endsWith(".onnx")) {
-    throw new UsageError(
-      `With --turned, --out names the ONNX file (ending in .onnx), got "${onnxPath}".`,
-    );
-  }
-  const gateDegrees = intFlag(values.gate, "gate", DEFAULT_GATE_DEGREES, 0, 89);
-  const pick = (values.pick ?? "gate") as TurnPick;
-  if (!TURN_PICKS.includes(pick)) {
-    throw new UsageError(`--pick must be ${TURN_PICKS.join(" or ")}, got "${values.pick}".`);
-  }
-  const classifier = await readModelFile(classifierPath, "classifier");
-  const angle = await readModelFile(values.turn, "angle network");
-  const data = await loadMnist();
-  const pixels = pixelsOf(data.test, indices);
-  const random = new Random(VERIFICATION_TURN_SEED);
-  const turns = indices.map(() => random.uniform(-MAX_TURN, MAX_TURN));
-  const verificationPixels = new Float32Array(pixels.length * 2);
-  verificationPixels.set(pixels);
-  verificationPixels.set(turnEach(pixels, turns), pixels.length);
-  const started = performance.now();
-  const result = await exportTurned({
-    classifier,
-    angle,
-    settings: { gateDegrees, pick },
-    onnxPath,
-    verificationPixels,
-    name: basename(onnxPath, ".onnx"),
-    command,
-  });
-  console.log(
-    `${classifierPath} behind ${values.turn} -> ${onnxPath} (${
-      (result.bytes / 1024).toFixed(0)
-    } KiB, gate ${gateDegrees}°, pick ${pick}, ${
-      ((performance.now() - started) / 1000).toFixed(1)
-    } s): on ${result.images} test images (half turned within ±60°), largest difference from ` +
-      `the pieces run one by one ${
-        result.maxAbsDifference.toExponential(2)
-      } (limit ${TURNED_TOLERANCE})` +
-      (result.atGate ? `, ${result.atGate} read at the gate left out` : ""),
-  );
 }
 
 if (import.meta.main) await runMain(() => main(Deno.args));
