@@ -37,8 +37,6 @@ export interface ClassifierInfo {
   fixedBatch?: number;
   /** The model's `metadata_props` (this project's exporter writes preprocessing, labels, metrics). */
   metadata: Record<string, string>;
-  /** Outputs per image where the model states it (10 for a classifier), else undefined. */
-  outputsPerImage?: number;
 }
 
 /** The `metadata_props` of an ONNX model's bytes; empty when there are none or they cannot be read. */
@@ -76,12 +74,6 @@ export async function classifierFiles(files: string[]): Promise<string[]> {
     }
   }
   return kept;
-}
-
-/** The static size of an output's last dimension (per image), if the model states one. */
-function outputsPerImage(output: ort.InferenceSession.ValueMetadata | undefined) {
-  const last = output?.isTensor ? output.shape.at(-1) : undefined;
-  return typeof last === "number" && last > 0 ? last : undefined;
 }
 
 export class OnnxClassifier {
@@ -167,7 +159,6 @@ export class OnnxClassifier {
       layout,
       fixedBatch: typeof batch === "number" && batch > 0 ? batch : undefined,
       metadata: onnxMetadata(bytes),
-      outputsPerImage: outputsPerImage(output),
     });
   }
 

@@ -2,8 +2,8 @@
  * The metrics files the report is made from, read and checked: a missing
  * optional file is skipped, a malformed one is named in one sentence.
  */
-import { TURNED_MODEL_NAME } from "../models/turn.ts";
 import { join, relative } from "node:path";
+import { TURNED_MODEL_NAME } from "../models/turn.ts";
 import { exists } from "../util/files.ts";
 
 export type { EpochRecord } from "../train/records.ts";

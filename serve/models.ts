@@ -5,7 +5,7 @@
  * files beside the models).
  */
 import { basename, join } from "node:path";
-import { type InputLayout, OnnxClassifier } from "../infer/classifier.ts";
+import { classifierFiles, type InputLayout, OnnxClassifier } from "../infer/classifier.ts";
 import { UsageError } from "../util/cli.ts";
 import { exists } from "../util/files.ts";
 import { PredictionBatcher } from "./batcher.ts";
@@ -79,19 +79,13 @@ export async function loadServedModels(
     throw new UsageError(`${modelsDir} holds no .onnx models: run deno task export first.`);
   }
   const models: ServedModel[] = [];
-  for (const file of files.sort()) {
+  // An angle network (train:turn) may sit beside the turned model it serves: left out.
+  for (const file of await classifierFiles(files.sort())) {
     const name = basename(file, ".onnx");
     const classifier = await OnnxClassifier.load(file, {
       threads: options.threads,
       spinning: false,
     });
-    const outputs = classifier.info.outputsPerImage;
-    if (outputs !== undefined && outputs !== 10) {
-      // An angle network (train:turn) sits beside the turned model it serves.
-      console.log(`left out ${file}: not a classifier (${outputs} output an image, not 10)`);
-      await classifier.release();
-      continue;
-    }
     const metadata = parseValues(classifier.info.metadata);
     const test = await readTestMetrics(join(metricsDir, `${name}_test.json`));
     const training = metadata.training_metrics as { test_accuracy?: number } | undefined;

@@ -237,6 +237,10 @@ Deno.test("train:turn trains, resumes and refuses another seed; the angle networ
   const twice = JSON.parse(await Deno.readTextFile(metricsPath));
   assert.equal(twice.history.length, 2);
   assert.deepEqual(twice.history[0], once.history[0]);
+  // Resumed without --epochs, a finished run keeps its own count: nothing more to train.
+  const same = await runScript("train/turn_main.ts", [...flags, "--resume"]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal(JSON.parse(await Deno.readTextFile(metricsPath)).history.length, 2);
   const other = await runScript("train/turn_main.ts", [...flags, "--resume", "--seed", "7"]);
   assert.equal(other.code, 1);
   assert.match(other.stderr, /^error: --resume continues the run in .* with its own seed \(42\)/);

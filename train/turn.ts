@@ -160,6 +160,8 @@ export async function trainTurnNetwork(options: {
   outDir: string;
   command: string;
   resume?: boolean;
+  /** With `resume`: whether `config.epochs` was asked for (else the run keeps its own). */
+  epochsGiven?: boolean;
   hooks?: TurnHooks;
 }): Promise<{ modelDir: string; metrics: Record<string, unknown> }> {
   const paths = turnPaths(options.outDir);
@@ -190,7 +192,8 @@ export async function trainTurnNetwork(options: {
       model.setWeights(checkpoint.weights);
       await optimizer.setWeights(checkpoint.optimizer);
       tf.dispose([...checkpoint.weights, ...checkpoint.optimizer.map((n) => n.tensor)]);
-      state = { ...checkpoint.state, config: { ...checkpoint.state.config, epochs: asked.epochs } };
+      const epochs = options.epochsGiven === false ? checkpoint.state.config.epochs : asked.epochs;
+      state = { ...checkpoint.state, config: { ...checkpoint.state.config, epochs } };
     }
     const { config } = state;
     const { train, validation } = splitTrainValidation(

@@ -78,8 +78,10 @@ export async function main(args: string[]): Promise<void> {
   sayFallback(await useEngine(engine));
   const outDir = values.out!;
   console.log(
-    `${values.resume ? "Continuing" : "Training"} the angle network, seed ${config.seed}, ` +
-      `${config.epochs} epochs -> ${turnPaths(outDir).modelDir}`,
+    `${values.resume ? "Continuing" : "Training"} the angle network, seed ${config.seed}` +
+      `${values.resume && values.epochs === undefined ? "" : `, ${config.epochs} epochs`} -> ${
+        turnPaths(outDir).modelDir
+      }`,
   );
   const { metrics } = await trainTurnNetwork({
     train: data.train,
@@ -88,6 +90,7 @@ export async function main(args: string[]): Promise<void> {
     outDir,
     command: commandLine("deno task train:turn", args),
     resume: values.resume,
+    epochsGiven: values.epochs !== undefined,
     hooks: {
       epochEnd: (record, epochs) =>
         console.log(
