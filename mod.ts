@@ -53,7 +53,7 @@ export {
 export { MultiHeadSelfAttention, PositionEmbedding } from "./models/attention_layers.ts";
 export { layerMultiplyAdds, multiplyAdds } from "./models/cost.ts";
 export { loadLayersModel, saveLayersModel } from "./models/layers_io.ts";
-export { buildTurnNetwork, TURN_MODEL_NAME, TURNED_MODEL_NAME } from "./models/turn.ts";
+export { buildTurnNetwork, TURN_MODEL_NAME } from "./models/turn.ts";
 export {
   augmentBatch,
   type AugmentRanges,

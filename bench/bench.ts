@@ -38,11 +38,8 @@ import { saveLayersModel } from "../models/layers_io.ts";
 import { OnnxClassifier, onnxMetadata } from "../infer/classifier.ts";
 import { type EnsembleMember, mergeEnsemble } from "../export/ensemble.ts";
 import { mergeTurned, type TurnSettings } from "../export/turned.ts";
-import {
-  buildTurnNetwork,
-  TURN_MODEL_NAME,
-  TURNED_MODEL_NAME as TURNED_KEY,
-} from "../models/turn.ts";
+import { buildTurnNetwork, TURN_MODEL_NAME } from "../models/turn.ts";
+import { TURNED_MODEL_NAME as TURNED_KEY } from "../util/results_dir.ts";
 import { multiplyAdds } from "../models/cost.ts";
 import { commandLine, intFlag, parseFlags, runMain } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";

@@ -11,12 +11,6 @@ import { IMAGE_SIZE } from "./shapes.ts";
 export const TURN_MODEL_NAME = "turn";
 
 /**
- * The name a classifier behind the turn goes by in a results folder of its
- * own (models/turned.onnx, metrics/turned_test.json), and as a report row.
- */
-export const TURNED_MODEL_NAME = "turned";
-
-/**
  * Conv(32) → pool → Conv(64) → pool → Conv(64) → Dense(128) → Dense(1),
  * ReLU between: about 6 M multiply-adds, a quarter of the VGG's, sized so
  * that eight epochs train in minutes on one thread.

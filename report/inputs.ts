@@ -3,7 +3,7 @@
  * optional file is skipped, a malformed one is named in one sentence.
  */
 import { join, relative } from "node:path";
-import { TURNED_MODEL_NAME } from "../models/turn.ts";
+import { TURNED_MODEL_NAME } from "../util/results_dir.ts";
 import { exists } from "../util/files.ts";
 
 export type { EpochRecord } from "../train/records.ts";

@@ -8,6 +8,12 @@ import { exists } from "./files.ts";
 
 export type ModelKind = "tfjs" | "onnx";
 
+/**
+ * The name a classifier behind a learned turn goes by in a results folder of
+ * its own (models/turned.onnx, metrics/turned_test.json), and as a report row.
+ */
+export const TURNED_MODEL_NAME = "turned";
+
 const HINTS: Record<ModelKind, { missing: string; empty: string }> = {
   tfjs: {
     missing: "train a model first (deno task train:baseline) or pass --model DIR",
