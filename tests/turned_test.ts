@@ -21,18 +21,22 @@ import { tempDir } from "./temp_dir.ts";
 
 const BASELINE = join(import.meta.dirname!, "..", "results", "models", "baseline.onnx");
 
-/** An "angle network" that reads every digit as turned by `radians`: input · 0 + radians. */
-function constantAngleNetwork(radians: number, layout: "nhwc" | "nchw" = "nhwc"): Uint8Array {
+/** An "angle network" in ONNX reading each digit's turn as pixels · `weights` + `bias`. */
+function linearAngleNetwork(
+  weights: Float32Array,
+  bias: number,
+  layout: "nhwc" | "nchw" = "nhwc",
+): Uint8Array {
   const g = new GraphBuilder();
   const flat = g.node("Flatten", ["input"], "flat", { axis: 1 });
-  const zero = g.node("MatMul", [flat, g.constant("w", [784, 1], new Float32Array(784))], "zero");
-  g.node("Add", [zero, g.constant("radians", [1], [radians])], "out", {}, "angle");
+  const product = g.node("MatMul", [flat, g.constant("w", [784, 1], weights)], "product");
+  g.node("Add", [product, g.constant("bias", [1], [bias])], "out", {}, "angle");
   const shape = layout === "nhwc" ? ["N", 28, 28, 1] : ["N", 1, 28, 28];
   return onnx.ModelProto.encode(onnx.ModelProto.create({
     irVersion: 7,
     opsetImport: [{ domain: "", version: 13 }],
     graph: {
-      name: "constant_angle",
+      name: "linear_angle",
       node: g.nodes,
       initializer: g.initializers,
       input: [tensorValueInfo("input", shape)],
@@ -41,24 +45,13 @@ function constantAngleNetwork(radians: number, layout: "nhwc" | "nchw" = "nhwc")
   })).finish();
 }
 
-/** An "angle network" that reads each digit's mean ink times `scale` as its turn. */
-function inkAngleNetwork(scale: number): Uint8Array {
-  const g = new GraphBuilder();
-  const flat = g.node("Flatten", ["input"], "flat", { axis: 1 });
-  const weights = new Float32Array(784).fill(scale / 784);
-  g.node("MatMul", [flat, g.constant("w", [784, 1], weights)], "out", {}, "angle");
-  return onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: "", version: 13 }],
-    graph: {
-      name: "ink_angle",
-      node: g.nodes,
-      initializer: g.initializers,
-      input: [tensorValueInfo("input", ["N", 28, 28, 1])],
-      output: [tensorValueInfo("angle", ["N", 1])],
-    },
-  })).finish();
-}
+/** Reads every digit as turned by `radians`. */
+const constantAngleNetwork = (radians: number, layout: "nhwc" | "nchw" = "nhwc") =>
+  linearAngleNetwork(new Float32Array(784), radians, layout);
+
+/** Reads each digit's mean ink times `scale` as its turn. */
+const inkAngleNetwork = (scale: number) =>
+  linearAngleNetwork(new Float32Array(784).fill(scale / 784), 0);
 
 async function probabilities(bytes: Uint8Array, pixels: Float32Array): Promise<Float32Array> {
   const model = await OnnxClassifier.fromBytes(bytes, "model");
