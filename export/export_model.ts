@@ -46,28 +46,33 @@ export async function exportModel(options: {
 }): Promise<ExportResult> {
   const artifacts = await readLayersArtifacts(options.modelDir);
   const training = await trainingMetrics(options.metricsPath);
-  const onnxModel = convertToOnnx(artifacts, {
-    layout: options.layout,
-    metadata: {
-      model_name: artifacts.name,
-      preprocessing: {
-        input: "input",
-        layout: options.layout,
-        shape: options.layout === "nhwc" ? ["N", 28, 28, 1] : ["N", 1, 28, 28],
-        scale: "pixel / 255",
-        polarity: "ink bright (1) on a dark background (0), as in MNIST",
-        size: "28x28, digit fit in 20x20 and centred on its centre of mass",
-      },
-      class_labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-      ...(training ? { training_metrics: training } : {}),
-      exporter: `mnist-cnn-robustness tfjs-to-onnx ${EXPORTER_VERSION}`,
-      exported: new Date().toISOString(),
-    },
-  });
-  const bytes = encodeOnnx(onnxModel);
   const model = await loadLayersModel(options.modelDir);
+  let bytes: Uint8Array;
   let agreement: Agreement;
   try {
+    // A classifier names its ten classes; the angle network (train:turn) gives one value a digit.
+    const outputs = model.outputs[0].shape.at(-1);
+    const onnxModel = convertToOnnx(artifacts, {
+      layout: options.layout,
+      metadata: {
+        model_name: artifacts.name,
+        preprocessing: {
+          input: "input",
+          layout: options.layout,
+          shape: options.layout === "nhwc" ? ["N", 28, 28, 1] : ["N", 1, 28, 28],
+          scale: "pixel / 255",
+          polarity: "ink bright (1) on a dark background (0), as in MNIST",
+          size: "28x28, digit fit in 20x20 and centred on its centre of mass",
+        },
+        ...(outputs === 10
+          ? { class_labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] }
+          : { output: `${outputs} value(s) a digit, not class probabilities` }),
+        ...(training ? { training_metrics: training } : {}),
+        exporter: `mnist-cnn-robustness tfjs-to-onnx ${EXPORTER_VERSION}`,
+        exported: new Date().toISOString(),
+      },
+    });
+    bytes = encodeOnnx(onnxModel);
     agreement = await compareWithTfjs(bytes, model, options.verificationPixels, options.layout);
   } finally {
     model.dispose();

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { onnx } from "../deps.ts";
 import { tf } from "../deps_tfjs.ts";
 import { loadMnist, pixelsOf } from "../data/mnist.ts";
-import { argmaxRows, classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
+import { argmaxRows, classifierFiles, OnnxClassifier, onnxMetadata } from "../infer/classifier.ts";
 import { useWasmBackend } from "../kernels/backend.ts";
 import { exportTurned, mergeTurned, TurnedError } from "../export/turned.ts";
 import { GraphBuilder, tensorValueInfo } from "../export/onnx_graph.ts";
@@ -243,6 +243,10 @@ Deno.test("train:turn trains, resumes and refuses another seed; the angle networ
     ...["--model", join(temp.path, "models", "turn"), "--out", onnxPath],
   ]);
   assert.equal(exported.code, 0, exported.stderr);
+  // Its metadata names no classes: it gives an angle.
+  const metadata = onnxMetadata(await Deno.readFile(onnxPath));
+  assert.equal(metadata.class_labels, undefined);
+  assert.match(metadata.output, /^1 value\(s\) a digit/);
 });
 
 Deno.test("the lab and the evaluations take a turned model and leave the angle network beside it out", async () => {
