@@ -5,7 +5,7 @@
  * single model is.
  */
 import { onnx, type OnnxTypes } from "../deps.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { predictOnce } from "../infer/classifier.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { EXPORTER_VERSION, PRODUCER_NAME } from "./convert.ts";
 import {
@@ -128,25 +128,16 @@ export function mergeEnsemble(
   });
 }
 
-async function probabilities(bytes: Uint8Array, name: string, pixels: Float32Array) {
-  const classifier = await OnnxClassifier.fromBytes(bytes, name);
-  try {
-    return await classifier.predict(pixels);
-  } finally {
-    await classifier.release();
-  }
-}
-
 /** Largest |ensemble − mean of members| over `pixels` (count × 784 in [0, 1]). */
 export async function ensembleDifference(
   ensemble: Uint8Array,
   members: EnsembleMember[],
   pixels: Float32Array,
 ): Promise<number> {
-  const together = await probabilities(ensemble, "the ensemble", pixels);
+  const together = await predictOnce(ensemble, "the ensemble", pixels);
   const mean = new Float64Array(together.length);
   for (const member of members) {
-    const separately = await probabilities(member.bytes, member.name, pixels);
+    const separately = await predictOnce(member.bytes, member.name, pixels);
     separately.forEach((value, i) => mean[i] += value / members.length);
   }
   let largest = 0;

@@ -8,7 +8,7 @@
  * command that runs one runs this.
  */
 import { onnx, type OnnxTypes, ort } from "../deps.ts";
-import { OnnxClassifier } from "../infer/classifier.ts";
+import { predictOnce } from "../infer/classifier.ts";
 import { turnEach } from "../transforms/augment.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { EXPORTER_VERSION, PRODUCER_NAME } from "./convert.ts";
@@ -201,6 +201,7 @@ export function mergeTurned(
     g.node("ScatterND", [asIs, at, chosen], "output", {}, "probabilities");
   }
   const first = metadataOf(classifier);
+  const angleTraining = metadataOf(angle).training_metrics;
   const entries: Record<string, unknown> = {
     model_name: name,
     ...(first.preprocessing ? { preprocessing: first.preprocessing } : {}),
@@ -212,9 +213,7 @@ export function mergeTurned(
       ...(first.training_metrics
         ? { classifier_training: JSON.parse(first.training_metrics) }
         : {}),
-      ...(metadataOf(angle).training_metrics
-        ? { angle_training: JSON.parse(metadataOf(angle).training_metrics) }
-        : {}),
+      ...(angleTraining ? { angle_training: JSON.parse(angleTraining) } : {}),
     },
     ...(command ? { command } : {}),
     exporter: `${PRODUCER_NAME} turned ${EXPORTER_VERSION}`,
@@ -240,15 +239,6 @@ export function mergeTurned(
       value: typeof value === "string" ? value : JSON.stringify(value),
     })),
   });
-}
-
-async function run(bytes: Uint8Array, what: string, pixels: Float32Array): Promise<Float32Array> {
-  const model = await OnnxClassifier.fromBytes(bytes, what);
-  try {
-    return await model.predict(pixels);
-  } finally {
-    await model.release();
-  }
 }
 
 /** The angles (radians) an exported angle network reads for `pixels`, nhwc or nchw alike. */
@@ -282,8 +272,8 @@ export async function turnedReference(
   const angles = await readAngles(angleBytes, pixels);
   const gate = settings.gateDegrees * Math.PI / 180;
   const back = Array.from(angles, (a) => Math.abs(a) > gate ? -a : 0);
-  const asIs = await run(classifierBytes, "the classifier", pixels);
-  const turnedBack = await run(classifierBytes, "the classifier", turnEach(pixels, back));
+  const asIs = await predictOnce(classifierBytes, "the classifier", pixels);
+  const turnedBack = await predictOnce(classifierBytes, "the classifier", turnEach(pixels, back));
   const probabilities = new Float32Array(asIs.length);
   for (let i = 0; i < angles.length; i++) {
     const row = (p: Float32Array) => p.subarray(i * 10, i * 10 + 10);
@@ -324,7 +314,7 @@ export async function exportTurned(options: {
   const bytes = onnx.ModelProto.encode(model).finish();
   let together: Float32Array;
   try {
-    together = await run(bytes, "the turned model", options.verificationPixels);
+    together = await predictOnce(bytes, "the turned model", options.verificationPixels);
   } catch (error) {
     throw new TurnedError(`ONNX Runtime cannot run the turned model: ${(error as Error).message}`);
   }

@@ -203,3 +203,17 @@ export class OnnxClassifier {
     await this.#session.release();
   }
 }
+
+/** Class probabilities of a model given as bytes, in a session opened and closed for this call. */
+export async function predictOnce(
+  bytes: Uint8Array,
+  path: string,
+  pixels: Float32Array,
+): Promise<Float32Array> {
+  const classifier = await OnnxClassifier.fromBytes(bytes, path);
+  try {
+    return await classifier.predict(pixels);
+  } finally {
+    await classifier.release();
+  }
+}
