@@ -82,6 +82,34 @@ function trainableVariables(model: tf.LayersModel): tf.Variable[] {
 }
 
 /**
+ * The value of `loss` (built inside the call) and its gradients with respect
+ * to the model's trainable weights, concatenated in `model.trainableWeights`
+ * order, into `out` when given (its size must match), else a new array.
+ */
+export function flatGradients(
+  model: tf.LayersModel,
+  loss: () => tf.Scalar,
+  out?: Float32Array,
+): { value: number; gradients: Float32Array } {
+  const variables = trainableVariables(model);
+  const { value, grads } = tf.tidy(() => tf.variableGrads(loss, variables));
+  const size = variables.reduce((sum, v) => sum + v.size, 0);
+  if (out && out.length !== size) {
+    tf.dispose([value, ...Object.values(grads)]);
+    throw new Error(`The model has ${size} trainable values, not ${out.length}.`);
+  }
+  const gradients = out ?? new Float32Array(size);
+  let offset = 0;
+  for (const variable of variables) {
+    gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
+    offset += variable.size;
+  }
+  const result = { value: value.dataSync()[0], gradients };
+  tf.dispose([value, ...Object.values(grads)]);
+  return result;
+}
+
+/**
  * Gradients of (summed loss over this shard) / `batchSize`: one worker's part
  * of a step whose batch of `batchSize` images is split between workers, so
  * that the parts add up to the gradient of the whole batch's mean loss.
@@ -97,34 +125,28 @@ export function shardGradients(
   soft?: SoftTargets,
 ): ShardGradients {
   const count = labels.length;
-  const variables = trainableVariables(model);
   let correct: tf.Scalar | undefined;
-  const { value, grads } = tf.tidy(() => {
-    const x = tf.tensor4d(pixels, [count, 28, 28, 1]);
-    const y = tf.tensor1d(Int32Array.from(labels), "int32");
-    return tf.variableGrads(() => {
+  let value: number;
+  let gradients: Float32Array;
+  try {
+    ({ value, gradients } = flatGradients(model, () => {
+      const x = tf.tensor4d(pixels, [count, 28, 28, 1]);
+      const y = tf.tensor1d(Int32Array.from(labels), "int32");
       const probabilities = model.apply(x, { training: true }) as tf.Tensor;
       correct = tf.keep(countCorrect(y, probabilities));
       return tf.mul(crossEntropy(y, probabilities, soft), count / batchSize) as tf.Scalar;
-    }, variables);
-  });
-  const size = variables.reduce((sum, v) => sum + v.size, 0);
-  if (out && out.length !== size) {
-    throw new Error(`The model has ${size} trainable values, not ${out.length}.`);
-  }
-  const gradients = out ?? new Float32Array(size);
-  let offset = 0;
-  for (const variable of variables) {
-    gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
-    offset += variable.size;
+    }, out));
+  } catch (error) {
+    correct?.dispose();
+    throw error;
   }
   const result = {
     gradients,
-    lossSum: value.dataSync()[0] * batchSize,
-    loss: value.dataSync()[0] * batchSize / count,
+    lossSum: value * batchSize,
+    loss: value * batchSize / count,
     correct: correct!.dataSync()[0],
   };
-  tf.dispose([value, correct!, ...Object.values(grads)]);
+  correct!.dispose();
   return result;
 }
 

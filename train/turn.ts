@@ -15,6 +15,7 @@ import { MAX_TURN, turnBatch } from "../transforms/augment.ts";
 import { writeJsonAtomic } from "../util/files.ts";
 import { Random, type RandomState, withMathRandom } from "../util/random.ts";
 import { FlatAdam } from "./adam.ts";
+import { flatGradients } from "./steps.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
 export interface TurnConfig {
@@ -126,24 +127,12 @@ function batchGradients(
   pixels: Float32Array,
   turns: Float32Array,
 ): { loss: number; gradients: Float32Array } {
-  const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
-  const { value, grads } = tf.tidy(() => {
+  const { value, gradients } = flatGradients(model, () => {
     const x = tf.tensor4d(pixels, [turns.length, 28, 28, 1]);
     const y = tf.tensor2d(turns, [turns.length, 1]);
-    return tf.variableGrads(
-      () => tf.mean(tf.square(tf.sub(model.apply(x, { training: true }) as tf.Tensor, y))),
-      variables,
-    );
+    return tf.mean(tf.square(tf.sub(model.apply(x, { training: true }) as tf.Tensor, y)));
   });
-  const gradients = new Float32Array(variables.reduce((sum, v) => sum + v.size, 0));
-  let offset = 0;
-  for (const variable of variables) {
-    gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
-    offset += variable.size;
-  }
-  const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return { loss, gradients };
+  return { loss: value, gradients };
 }
 
 const SAME_ON_RESUME = ["seed", "batchSize", "validation", "limit"] as const;
