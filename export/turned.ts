@@ -103,6 +103,19 @@ export function mergeTurned(
       } (export them with the same --layout).`,
     );
   }
+  // Refused here, by name, rather than by ONNX Runtime once the graph is built.
+  const outputs = (model: OnnxTypes.ModelProto) =>
+    inputDims(model.graph?.output?.[0]).slice(1).join("×");
+  if (outputs(classifier) !== "10") {
+    throw new TurnedError(
+      `The classifier gives ${outputs(classifier) || "no"} values a digit, not 10 class scores.`,
+    );
+  }
+  if (outputs(angle) !== "1") {
+    throw new TurnedError(
+      `The angle network gives ${outputs(angle) || "no"} values a digit, not one angle.`,
+    );
+  }
   const opset = Math.max(
     TURN_OPSET,
     checked(() => opsetOf(classifier, "The classifier")),

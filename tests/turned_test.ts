@@ -176,6 +176,19 @@ Deno.test("export --turned writes only a model that matches its pieces; bad piec
     (error: Error) =>
       error instanceof TurnedError && /angle network takes \["N",1,28,28\]/.test(error.message),
   );
+  // The pieces swapped: each refused for what it gives.
+  assert.throws(
+    () => mergeTurned(constantAngleNetwork(0.5), constantAngleNetwork(0.5), settingsOf("gate")),
+    (error: Error) =>
+      error instanceof TurnedError &&
+      error.message === "The classifier gives 1 values a digit, not 10 class scores.",
+  );
+  assert.throws(
+    () => mergeTurned(classifier, classifier, settingsOf("gate")),
+    (error: Error) =>
+      error instanceof TurnedError &&
+      error.message === "The angle network gives 10 values a digit, not one angle.",
+  );
   assert.throws(
     () => mergeTurned(new Uint8Array([1, 2, 3]), constantAngleNetwork(0.5), settingsOf("gate")),
     (error: Error) =>
