@@ -61,7 +61,28 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   await assertRefused(
     "train/main.ts",
     ["--model", "vgg", "--recipe", "robust"],
-    /^error: --recipe must be one of clean, light, mild, mild-turn, mild-robust, mild-mix, mild-mix-settle, mild-mix-mild, mild-mix-again, mild-mix-stroke, got "robust"\.$/,
+    /^error: --recipe must be one of clean, light, mild, mild-turn, mild-robust, mild-mix, mild-mix-settle, mild-mix-mild, mild-mix-again, mild-mix-stroke, mild-shift, got "robust"\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    ["--model", "vgg", "--recipe", "mild", "--start-from", "results/mild"],
+    /^error: --start-from begins a recipe's finishing stage, and recipe mild has none\.$/,
+  );
+  await assertRefused(
+    "train/main.ts",
+    [
+      "--model",
+      "vgg",
+      "--recipe",
+      "mild-shift",
+      "--seeds",
+      "2",
+      "--start-from",
+      "results/mild",
+      "--queue",
+      "redis://127.0.0.1:1",
+    ],
+    /^error: --start-from cannot go with --queue: the finished runs are here\.$/,
   );
   await assertRefused(
     "train/main.ts",

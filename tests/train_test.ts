@@ -231,6 +231,31 @@ Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage 
   assert.deepEqual(named("mild-robust").finish!.augmentation, own.augmentation);
 });
 
+Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentation with the robust recipe's shifts", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mild, shift, own] = [
+    named("mild"),
+    named("mild-shift"),
+    defaultConfig("vgg", RECIPES.vgg, 3),
+  ];
+  assert.ok(beginsRecipe(mild, mild.epochs, shift), "a finished mild run is its start");
+  assert.equal(shift.finish!.fromEpoch, mild.epochs + 1);
+  assert.deepEqual(
+    { ...shift.finish, augmentation: undefined, fromEpoch: undefined },
+    { ...own.finish, augmentation: undefined, fromEpoch: undefined },
+    "the robust recipe's stage settings",
+  );
+  const stage = shift.finish!.augmentation!;
+  assert.equal(stage.translation, own.augmentation!.translation, "±4.2 px");
+  assert.notEqual(stage.translation, mild.augmentation!.translation);
+  assert.deepEqual(
+    { ...stage, translation: 0 },
+    { ...mild.augmentation, translation: 0 },
+    "only shifts",
+  );
+});
+
 Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {
   const named = (name: string) =>
     defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });

@@ -86,6 +86,10 @@ Flags:
                    its own values); a run that stopped before the recipe's finishing stage
                    goes on into the stage the recipe has now, whatever stage (or none) it was
                    trained with
+  --start-from DIR begin the recipe's finishing stage from the finished run of its first part
+                   in DIR (laid out as --out; with --seeds, each seed's from its own), instead
+                   of training that part again: same seed, split and settings; Adam's state and
+                   the random streams start afresh (the metrics record it as started_from)
   --engine E       native (BLIS or OpenBLAS through FFI), wasm, or auto (default: native where it can
                    be built, else wasm, saying so)
   --queue URL      with --seeds: run each seed as a job on the grid's queue (redis://HOST:PORT)
@@ -122,6 +126,7 @@ export async function main(args: string[]): Promise<void> {
     out: { type: "string", default: "results" },
     data: { type: "string" },
     resume: { type: "boolean", default: false },
+    "start-from": { type: "string" },
     blind: { type: "boolean", default: false },
     teacher: { type: "string" },
     distill: { type: "string" },
@@ -167,7 +172,18 @@ export async function main(args: string[]): Promise<void> {
   };
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
+  const startFrom = values["start-from"];
+  if (startFrom !== undefined && !config.finish) {
+    throw new UsageError(
+      `--start-from begins a recipe's finishing stage, and ${
+        named ? `recipe ${named.name}` : `${model}'s own recipe`
+      } has none.`,
+    );
+  }
   if (values.queue) {
+    if (startFrom !== undefined) {
+      throw new UsageError("--start-from cannot go with --queue: the finished runs are here.");
+    }
     if (values.data) {
       throw new UsageError("--data cannot go with --queue: each worker reads its own MNIST.");
     }
@@ -214,7 +230,10 @@ export async function main(args: string[]): Promise<void> {
       config,
       outDir: values.out!,
       command,
-      resume: values.resume,
+      // With --start-from, --resume goes on from a checkpoint where there is one.
+      resume: values.resume &&
+        (startFrom === undefined || await exists(outputPaths(values.out!, model).checkpoint)),
+      startFrom,
       unchangeable,
       hooks: hooks(),
     });
@@ -247,6 +266,7 @@ export async function main(args: string[]): Promise<void> {
       outDir,
       command,
       resume,
+      ...(startFrom === undefined ? {} : { startFrom: seedRunDir(startFrom, config.seed, seed) }),
       unchangeable: { ...unchangeable, seed: undefined },
       hooks: hooks(),
     });

@@ -20,7 +20,7 @@ import {
   buildArchitecture,
   type ModelName,
 } from "../models/architectures.ts";
-import { saveLayersModel } from "../models/layers_io.ts";
+import { loadLayersModel, saveLayersModel } from "../models/layers_io.ts";
 import {
   augmentBatch,
   AUGMENTED_TEST_SEED,
@@ -64,6 +64,7 @@ import {
 } from "./batch_norm_stats.ts";
 import { WeightAverage } from "./weight_average.ts";
 import { beginsRecipe } from "./seeds.ts";
+import { exists } from "../util/files.ts";
 
 /** Data-parallel workers by default: the two cores of the machines this was built for. */
 export const DEFAULT_WORKERS = 2;
@@ -109,6 +110,17 @@ export interface RunState {
   started: string;
   /** Updates of the weight average so far (when the recipe keeps one). */
   averageUpdates?: number;
+  /** The finished run its finishing stage began from (`--start-from`), if any. */
+  startedFrom?: StartedFrom;
+}
+
+/** A run whose saved model began another run's finishing stage. */
+export interface StartedFrom {
+  folder: string;
+  command: string;
+  date: string;
+  /** Its epochs: the first part of the recipe that went on from it. */
+  epochs: number;
 }
 
 export interface TrainHooks {
@@ -147,6 +159,8 @@ export interface Metrics {
   wall_seconds: number;
   /** The training engine of the run's last command (kernels/engine.ts). */
   engine: EngineName;
+  /** The finished run whose saved model began the finishing stage (`--start-from`). */
+  started_from?: StartedFrom;
   /** What the native engine's convolutions ran on ("oneDNN 2.6", "im2col + BLIS"). */
   convolutions?: string;
 }
@@ -186,6 +200,11 @@ export interface TrainOptions {
   hooks?: TrainHooks;
   /** The training worker module (tests swap in faulty ones). */
   workerUrl?: URL;
+  /**
+   * Instead of training the recipe's first part, begin its finishing stage
+   * from the finished run of that part in this folder (laid out as `outDir`).
+   */
+  startFrom?: string;
 }
 
 /** A run's live parts: what a fresh start builds and a checkpoint restores. */
@@ -383,6 +402,109 @@ async function resumeRun(
   }
 }
 
+/**
+ * A run that begins the asked recipe's finishing stage from the saved model of
+ * a finished run of its first part in `folder`: the same seed, data split and
+ * settings, as many epochs as come before the stage. The stage would begin
+ * from those weights on --resume too (the averaged weights the model was saved
+ * with); what a checkpoint would add, Adam's moments and the random streams'
+ * places, starts afresh (the streams from the seed, apart from the first
+ * part's), so the run is its own, not the resumed one step for step.
+ */
+async function startFromFinished(
+  folder: string,
+  asked: TrainConfig,
+  command: string,
+): Promise<Run> {
+  const refuse = (why: string) => new TrainingError(`--start-from ${folder}: ${why}`);
+  const finish = asked.finish;
+  if (!finish) {
+    throw new TrainingError(
+      `--start-from begins a recipe's finishing stage, and ${
+        asked.recipeName ? `recipe ${asked.recipeName}` : `${asked.model}'s own recipe`
+      } has none.`,
+    );
+  }
+  const paths = outputPaths(folder, asked.model);
+  if (!(await exists(paths.metrics))) {
+    throw refuse(`there is no finished ${asked.model} run here (no ${paths.metrics}).`);
+  }
+  let source: Metrics;
+  try {
+    source = JSON.parse(await Deno.readTextFile(paths.metrics));
+  } catch (error) {
+    throw refuse(`${paths.metrics} could not be read: ${(error as Error).message}.`);
+  }
+  if (source.seed !== asked.seed) {
+    throw refuse(`its run has seed ${source.seed}, this one ${asked.seed}.`);
+  }
+  for (const key of ["limit", "validation"] as const) {
+    const own = ownSetting(source.config, key);
+    if (own !== ownSetting(asked, key)) {
+      throw refuse(
+        `its run has ${FLAG_NAMES[key]} ${own ?? "none"}, this one ${
+          ownSetting(asked, key) ?? "none"
+        }.`,
+      );
+    }
+  }
+  const before = finish.fromEpoch - 1;
+  if (
+    source.history.length !== before ||
+    !beginsFinishingRecipe(source.config as TrainConfig, before, asked)
+  ) {
+    throw refuse(
+      `its run (${
+        source.config.recipeName ?? "its model's own recipe"
+      }, ${source.history.length} epochs) is not the first ${before} epochs of ${
+        asked.recipeName ?? "this recipe"
+      }.`,
+    );
+  }
+  const config = withArchitecture(asked);
+  const model = buildSeeded(config, new Random(0));
+  let saved: tf.LayersModel | undefined;
+  try {
+    saved = await loadLayersModel(paths.modelDir);
+  } catch (error) {
+    model.dispose();
+    throw refuse(`its model in ${paths.modelDir} could not be read: ${(error as Error).message}`);
+  }
+  try {
+    const weights = saved.getWeights();
+    if (!hasWeightShapes(model, weights.map((weight) => weight.shape))) {
+      throw refuse(`its model is of another architecture than this ${asked.model}.`);
+    }
+    model.setWeights(weights);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  } finally {
+    saved.dispose();
+  }
+  // Streams of their own: the first part drew from seed and seed + 1.
+  const tfRandom = new Random(config.seed + 2);
+  return {
+    config,
+    model,
+    tfRandom,
+    optimizer: FlatAdam.forModel(model, config.learningRate),
+    average: config.weightAverageDecay > 0
+      ? new WeightAverage(model, config.weightAverageDecay)
+      : undefined,
+    state: {
+      config,
+      epochsDone: before,
+      history: [...source.history],
+      dataRandom: new Random(config.seed + 3).state,
+      tfRandom: tfRandom.state,
+      command,
+      started: new Date().toISOString(),
+      startedFrom: { folder, command: source.command, date: source.date, epochs: before },
+    },
+  };
+}
+
 /** Hands the run's state to every worker. */
 async function pushState(pool: WorkerPool, run: Run): Promise<void> {
   await pool.load(await encodeReplica(run.model, run.optimizer, run.average));
@@ -422,6 +544,8 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
   const paths = outputPaths(outDir, options.config.model);
   const run = options.resume
     ? await resumeRun(paths.checkpoint, outDir, options.config, options.unchangeable)
+    : options.startFrom !== undefined
+    ? await startFromFinished(options.startFrom, options.config, options.command)
     : startRun(options.config, options.command);
   const { config, state, model, optimizer, tfRandom, average } = run;
 
@@ -631,6 +755,7 @@ export async function trainModel(data: Mnist, options: TrainOptions): Promise<Tr
       wall_seconds: state.history.reduce((sum, r) => sum + (r.wall_seconds ?? r.seconds), 0),
       engine,
       ...(convolutions ? { convolutions } : {}),
+      ...(state.startedFrom ? { started_from: state.startedFrom } : {}),
     };
     await saveLayersModel(model, paths.modelDir);
     await writeJsonAtomic(paths.metrics, metrics);
