@@ -9,10 +9,11 @@ import { pct, signedPoints, table } from "./format.ts";
 import {
   architectureOfKey,
   isRecipeKey,
+  isTurnedKey,
+  recipeKey,
   recipeOfKey,
   type ReportInputs,
   type TrainingMetrics,
-  TURNED_KEY,
 } from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
@@ -50,20 +51,28 @@ const LABELS: Record<string, string> = {
   "vgg:mild-mix-stroke":
     "VGG-style CNN, mild-mix-stroke recipe (mild-mix, then the robust recipe's finish)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
+  "vgg:mild-shift": "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts)",
   turned: "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
 };
 
-/** A row's label; a recipe without words of its own is named after its architecture's. */
+/**
+ * A row's label; a recipe without words of its own is named after its
+ * architecture's, and a turn in front of a recipe's VGG after that VGG's.
+ */
 function labelOf(key: string): string {
-  return LABELS[key] ??
-    `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${recipeOfKey(key)} recipe`;
+  if (LABELS[key]) return LABELS[key];
+  if (isTurnedKey(key)) {
+    return `${labelOf(recipeKey("vgg", recipeOfKey(key)))}, behind a learned turn (one ONNX file)`;
+  }
+  return `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${recipeOfKey(key)} recipe`;
 }
 
 /** The rows present in `inputs`, each recipe's after its architecture. */
 export function familyRows(inputs: ReportInputs): string[] {
-  const recipeKeys = Object.keys(inputs.training).filter(isRecipeKey).sort();
+  const recipeKeys = [...Object.keys(inputs.training), ...Object.keys(inputs.turnedRuns ?? {})]
+    .filter(isRecipeKey).sort();
   return FAMILY_ROWS.flatMap((model) => [
     model,
     ...recipeKeys.filter((key) => architectureOfKey(key) === model),
@@ -83,8 +92,8 @@ export function testAccuracyBySeed(inputs: ReportInputs, model: string): Map<num
     const own = inputs.testSets.committee;
     return own ? new Map([[NO_SEED, own.accuracy]]) : new Map();
   }
-  if (model === TURNED_KEY) {
-    return new Map((inputs.turnedRuns ?? []).map((run) => [run.seed, run.test.accuracy]));
+  if (isTurnedKey(model)) {
+    return new Map((inputs.turnedRuns?.[model] ?? []).map((run) => [run.seed, run.test.accuracy]));
   }
   if (model === "ensemble") {
     const runs = inputs.ensembleRuns.map((run) => [run.seed, run.test.accuracy] as const);
@@ -205,9 +214,9 @@ export function architecturesMarkdown(
   const families =
     present.filter((model) =>
       model !== REFERENCE && model !== "ensemble" && model !== "committee" &&
-      model !== TURNED_KEY && !isRecipeKey(model)
+      !isTurnedKey(model) && !isRecipeKey(model)
     ).length;
-  const recipes = present.filter(isRecipeKey);
+  const recipes = present.filter((model) => isRecipeKey(model) && !isTurnedKey(model));
   const out = [
     "## How close a small network gets to the state of the art",
     "",
@@ -220,8 +229,8 @@ export function architecturesMarkdown(
         recipes.map((key) => `"${labelOf(key)}"`).join(", ")
       } trained on a named recipe instead (\`train --recipe\`, train/recipes.ts's NAMED_RECIPES)`
       : "") +
-    (present.includes(TURNED_KEY)
-      ? "; the mild-recipe VGG behind a learned turn (`deno task train:turn`, then " +
+    (present.some(isTurnedKey)
+      ? "; VGGs behind a learned turn (`deno task train:turn`, then " +
         "`export --turned`: an angle network reads how far each digit is turned, the graph turns " +
         "it back, the classifier reads it, as its metadata's pick says), one ONNX file whose " +
         "two parts trained apart (no seconds an epoch)"

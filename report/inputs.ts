@@ -160,12 +160,24 @@ export interface ReportInputs {
   batchNormShift?: BatchNormShiftMetrics;
   /** The ensemble's test-set metrics (`ensemble_test.json`) in each seed's results folder. */
   ensembleRuns: Array<{ seed: number; test: TestSetMetrics }>;
-  /** A classifier behind a learned turn (`export --turned`), seed by seed (withRecipeRuns). */
-  turnedRuns?: TurnedRunMetrics[];
+  /**
+   * Classifiers behind a learned turn (`export --turned`), seed by seed, by
+   * row key (withRecipeRuns): "turned" where the angle network trained in the
+   * same folder, "turned:RECIPE" for a named recipe's run with a turn in front.
+   */
+  turnedRuns?: Record<string, TurnedRunMetrics[]>;
 }
 
 /** The key a turned model's files go by: models/turned.onnx, metrics/turned_test.json. */
 export const TURNED_KEY = TURNED_MODEL_NAME;
+
+/** What `train:turn` writes beside its angle network. */
+const TURN_TRAINING_FILE = "turn_training.json";
+
+/** Whether a row key names a classifier behind a learned turn ("turned", "turned:mild-shift"). */
+export function isTurnedKey(key: string): boolean {
+  return key.split(":")[0] === TURNED_KEY;
+}
 
 /** One seed of a turned model: its test set and, when evaluated, robustness and handwriting. */
 export interface TurnedRunMetrics {
@@ -349,7 +361,7 @@ export async function readTurnedRuns(runDir: string): Promise<TurnedRunMetrics[]
     const testPath = join(dir, `${TURNED_KEY}_test.json`);
     if (!(await exists(testPath))) continue;
     const training = await readJson<{ seed: number }>(
-      join(dir, "turn_training.json"),
+      await seedSource(dir),
       (value) => isNumber(value.seed) ? undefined : `"seed" is missing or not a number`,
     );
     const optional = async <T>(
@@ -364,6 +376,21 @@ export async function readTurnedRuns(runDir: string): Promise<TurnedRunMetrics[]
     });
   }
   return runs.sort((a, b) => a.seed - b.seed);
+}
+
+/**
+ * The metrics file that names a turned model's seed: the angle network's
+ * where it trained in the folder, else the classifier's run trained there.
+ */
+async function seedSource(metricsDir: string): Promise<string> {
+  const angle = join(metricsDir, TURN_TRAINING_FILE);
+  if (await exists(angle)) return angle;
+  for await (const entry of Deno.readDir(metricsDir)) {
+    if (entry.isFile && entry.name.endsWith("_metrics.json")) return join(metricsDir, entry.name);
+  }
+  throw new MetricsError(
+    `${metricsDir} has a turned model's test set but neither ${TURN_TRAINING_FILE} nor a classifier's *_metrics.json to name its seed.`,
+  );
 }
 
 /** The row key of a model trained on a named recipe: "vgg:clean". */
@@ -414,37 +441,50 @@ export async function withRecipeRuns(
   for await (const entry of Deno.readDir(resultsDir)) {
     const metricsDir = join(resultsDir, entry.name, "metrics");
     if (!entry.isDirectory || !(await exists(metricsDir))) continue;
-    if (await exists(join(metricsDir, `${TURNED_KEY}_test.json`))) {
-      const turned = await readTurnedRuns(join(resultsDir, entry.name));
-      const first = turned[0];
-      inputs.turnedRuns = turned;
-      inputs.testSets[TURNED_KEY] = first.test;
-      const robustness = first.robustness?.models[TURNED_KEY];
-      if (robustness && inputs.robustness) inputs.robustness.models[TURNED_KEY] = robustness;
-      const handwriting = first.handwriting?.models[TURNED_KEY];
-      if (handwriting && inputs.handwriting) inputs.handwriting.models[TURNED_KEY] = handwriting;
-      continue;
-    }
-    let runs: ReportInputs;
-    try {
-      runs = await readMetrics(metricsDir);
-    } catch (error) {
-      if (error instanceof MetricsError && !/holds no/.test(error.message)) throw error;
-      continue;
-    }
-    for (const [model, training] of Object.entries(runs.training)) {
-      const recipe = training.config?.recipeName;
-      if (!recipe) continue;
-      const key = recipeKey(model, recipe);
-      inputs.training[key] = training;
-      if (runs.seeds[model]) inputs.seeds[key] = runs.seeds[model];
-      if (runs.seedRuns[model]) inputs.seedRuns[key] = runs.seedRuns[model];
-      if (runs.testSets[model]) inputs.testSets[key] = runs.testSets[model];
-      const robustness = runs.robustness?.models[model];
-      if (robustness && inputs.robustness) inputs.robustness.models[key] = robustness;
-      const handwriting = runs.handwriting?.models[model];
-      if (handwriting && inputs.handwriting) inputs.handwriting.models[key] = handwriting;
-    }
+    const turned = await exists(join(metricsDir, `${TURNED_KEY}_test.json`));
+    // The angle network's own folder holds no classifier run.
+    const angleHere = turned && await exists(join(metricsDir, TURN_TRAINING_FILE));
+    const recipes = angleHere ? [] : await addRecipeRuns(inputs, metricsDir);
+    if (!turned) continue;
+    const key = !angleHere && recipes.length === 1 ? recipeKey(TURNED_KEY, recipes[0]) : TURNED_KEY;
+    const runs = await readTurnedRuns(join(resultsDir, entry.name));
+    const first = runs[0];
+    inputs.turnedRuns = { ...inputs.turnedRuns, [key]: runs };
+    inputs.testSets[key] = first.test;
+    const robustness = first.robustness?.models[TURNED_KEY];
+    if (robustness && inputs.robustness) inputs.robustness.models[key] = robustness;
+    const handwriting = first.handwriting?.models[TURNED_KEY];
+    if (handwriting && inputs.handwriting) inputs.handwriting.models[key] = handwriting;
   }
   return inputs;
+}
+
+/**
+ * The runs on named recipes in one results folder's metrics, added to
+ * `inputs` under recipe keys; returns the recipes' names.
+ */
+async function addRecipeRuns(inputs: ReportInputs, metricsDir: string): Promise<string[]> {
+  let runs: ReportInputs;
+  try {
+    runs = await readMetrics(metricsDir);
+  } catch (error) {
+    if (error instanceof MetricsError && !/holds no/.test(error.message)) throw error;
+    return [];
+  }
+  const recipes: string[] = [];
+  for (const [model, training] of Object.entries(runs.training)) {
+    const recipe = training.config?.recipeName;
+    if (!recipe) continue;
+    recipes.push(recipe);
+    const key = recipeKey(model, recipe);
+    inputs.training[key] = training;
+    if (runs.seeds[model]) inputs.seeds[key] = runs.seeds[model];
+    if (runs.seedRuns[model]) inputs.seedRuns[key] = runs.seedRuns[model];
+    if (runs.testSets[model]) inputs.testSets[key] = runs.testSets[model];
+    const robustness = runs.robustness?.models[model];
+    if (robustness && inputs.robustness) inputs.robustness.models[key] = robustness;
+    const handwriting = runs.handwriting?.models[model];
+    if (handwriting && inputs.handwriting) inputs.handwriting.models[key] = handwriting;
+  }
+  return recipes;
 }

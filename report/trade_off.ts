@@ -7,7 +7,7 @@
  * the plot asks is whether one network reaches the corner ensembles reach.
  */
 import { summarize, tQuantile975 } from "../util/stats.ts";
-import { isRecipeKey, recipeOfKey, type ReportInputs } from "./inputs.ts";
+import { isRecipeKey, isTurnedKey, recipeOfKey, type ReportInputs } from "./inputs.ts";
 import { familyRows, testAccuracyBySeed } from "./architectures.ts";
 
 /** The clean accuracy the single-architecture target asks for, over three seeds. */
@@ -43,7 +43,11 @@ export function tradeOffPoints(inputs: ReportInputs): TradeOffPoint[] {
     const ensemble = row === "ensemble" || row === "committee";
     return [{
       row,
-      label: isRecipeKey(row) ? recipeOfKey(row) : row,
+      label: isTurnedKey(row) && isRecipeKey(row)
+        ? `turned (${recipeOfKey(row)})`
+        : isRecipeKey(row)
+        ? recipeOfKey(row)
+        : row,
       kind: ensemble ? "ensemble" : "single network",
       seeds: summary.n,
       clean: summary.mean,

@@ -259,15 +259,54 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
       config: { images: 1 },
     });
   }
+  // A named recipe's VGG with a turn in front, in its own folder: the seed is its run's.
+  for (
+    const [folder, seed, accuracy] of [["shift", 42, 0.993], [
+      "shift/seeds/seed-43",
+      43,
+      0.994,
+    ]] as const
+  ) {
+    await write(`${folder}/metrics`, "vgg_metrics.json", {
+      seed,
+      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+      test_accuracy: accuracy - 0.001,
+      test_loss: 0.1,
+      test_accuracy_augmented: 0.99,
+      config: { recipeName: "mild-shift" },
+    });
+    await write(`${folder}/metrics`, "turned_test.json", testSet(accuracy));
+    await write(`${folder}/metrics`, "robustness.json", {
+      models: { turned: { ...turnedRobustness, clean: accuracy } },
+      families: {},
+      config: { images: 1 },
+    });
+  }
   const families = await withRecipeRuns(await readMetrics(join(results, "metrics")), results);
-  assert.deepEqual(families.turnedRuns?.map((run) => run.seed), [42, 43]);
+  assert.deepEqual(Object.keys(families.turnedRuns!).sort(), ["turned", "turned:mild-shift"]);
+  assert.deepEqual(families.turnedRuns?.turned.map((run) => run.seed), [42, 43]);
+  assert.deepEqual(families.turnedRuns?.["turned:mild-shift"].map((run) => run.seed), [42, 43]);
   assert.equal(families.robustness?.models.turned.clean, 0.997);
-  const row = architecturesMarkdown(families)!.split("\n")
-    .find((line) => line.startsWith("| VGG-style CNN, mild recipe, behind a learned turn"));
+  assert.equal(families.robustness?.models["turned:mild-shift"].clean, 0.993);
+  const lines = architecturesMarkdown(families)!.split("\n");
+  const row = lines.find((line) =>
+    line.startsWith("| VGG-style CNN, mild recipe, behind a learned turn")
+  );
   assert.match(row!, /\| 99\.75% ± 0\.07% \(2 seeds\) \| \+0\.20 \(.*\), over 2 seeds/);
   assert.match(
     row!,
     /\| 98\.50% \| – \| 98\.00% \| 90\.00% \|/,
     "MNIST-C mean, worst, rotation, elastic",
   );
+  const labels = lines.filter((line) => /^\| [A-Za-z]/.test(line)).map((line) =>
+    line.split(" | ")[0].slice(2)
+  );
+  assert.deepEqual(labels.slice(1), [
+    "robust CNN (plain, 6 convs)",
+    "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts)",
+    "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
+    "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts), behind a learned turn (one ONNX file)",
+  ]);
+  const shifted = lines.find((line) => line.startsWith(`| ${labels.at(-1)}`));
+  assert.match(shifted!, /\| 99\.35% ± 0\.07% \(2 seeds\) \| −0\.20 \(.*\), over 2 seeds/);
 });
