@@ -271,19 +271,23 @@ export async function runAblation(
       }
       const runsDir = paths.seedRuns(seed);
       const runPaths = outputPaths(runsDir, variant.name);
-      // Trained before the ablation was interrupted, or mid-way through training.
-      const finished = await finishedRun(runPaths.metrics, runPaths.modelDir, settings, seed);
-      const resume = !finished && await exists(runPaths.checkpoint);
       const index = seedIndex * variants.length + variantIndex;
       const job = jobs.get(`${variant.name}/${seed}`);
+      // A queued run is the job's: a worker on this machine writes its metrics in place
+      // before its ONNX file, so finding them here does not mean the run is done.
+      const finished = job
+        ? undefined
+        : await finishedRun(runPaths.metrics, runPaths.modelDir, settings, seed);
+      // Trained before the ablation was interrupted, or mid-way through training.
+      const resume = !job && !finished && await exists(runPaths.checkpoint);
       let metrics: Metrics;
-      if (finished) {
-        metrics = finished;
-      } else if (job && queue) {
+      if (job && queue) {
         hooks.queued?.(variant, index, total, seed);
         const result = await queue.following(queue.result(job), (line) => hooks.say?.(line));
         await writeFiles(outDir, result.files);
         metrics = result.metrics;
+      } else if (finished) {
+        metrics = finished;
       } else {
         metrics = (await trainModel(data, {
           config: runConfig(variant, seed),

@@ -11,6 +11,9 @@ import {
 } from "../ablation/variants.ts";
 import { ablationMarkdown, differenceText } from "../report/ablation.ts";
 import { tempDir } from "./temp_dir.ts";
+import type { GridClient } from "../grid/queue.ts";
+import { runSpec } from "../grid/run.ts";
+import type { RunResult, RunSpec } from "../grid/spec.ts";
 
 await useWasmBackend();
 const data = await loadMnist();
@@ -264,4 +267,45 @@ Deno.test("differences over seeds: 'within noise' exactly when the interval hold
   // A single common seed gives no interval.
   const single = { ...file, runs: file.runs!.filter((r) => r.seed === 1) };
   assert.match(differenceText(single, "better", "a", "test_accuracy"), /one seed, no interval/);
+});
+
+Deno.test("a queued run is read from its job, not from the metrics a worker on this machine wrote before its ONNX file", async () => {
+  await using outTemp = await tempDir("ablation-queue-test-");
+  const settings = {
+    ...ABLATION_SCHEDULE,
+    epochs: 1,
+    seed: 3,
+    seeds: [3],
+    limit: 256,
+    workers: 1,
+    evalImages: 50,
+  };
+  const results = new Map<string, Promise<RunResult>>();
+  // A worker on this machine, caught between writing its metrics and its ONNX file.
+  const queue = {
+    async submit(specs: RunSpec[]) {
+      for (const spec of specs) {
+        results.set(
+          spec.id,
+          runSpec(data, spec).then(async (result) => {
+            await Deno.remove(spec.onnxPath!);
+            return result;
+          }),
+        );
+      }
+      await Promise.all(results.values());
+    },
+    result: (spec: RunSpec) => results.get(spec.id)!,
+    following: <T>(work: Promise<T>) => work,
+  } as unknown as GridClient;
+  const file = await runAblation(data, {
+    outDir: outTemp.path,
+    variants: [variantByName("baseline")!],
+    settings,
+    command: "queued",
+    queue,
+  });
+  assert.equal(file.runs!.length, 1);
+  assert.notEqual(file.runs![0].robustness, null, "measured on the ONNX file the job returned");
+  assert.equal(typeof file.runs![0].predictions, "string");
 });
