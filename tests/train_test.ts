@@ -231,7 +231,7 @@ Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage 
   assert.deepEqual(named("mild-robust").finish!.augmentation, own.augmentation);
 });
 
-Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentation with the robust recipe's shifts", () => {
+Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentation with the robust recipe's shifts; mild-shift-stroke the same with the robust stage's appearance", () => {
   const named = (name: string) =>
     defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mild, shift, own] = [
@@ -254,6 +254,18 @@ Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentat
     { ...mild.augmentation, translation: 0 },
     "only shifts",
   );
+  // mild-shift-stroke: the same stage with the robust recipe's own stage's appearance.
+  const stroke = named("mild-shift-stroke");
+  assert.ok(beginsRecipe(mild, mild.epochs, stroke), "a finished mild run is its start too");
+  assert.deepEqual({ ...stroke.finish, augmentation: undefined }, {
+    ...shift.finish,
+    augmentation: undefined,
+  });
+  assert.deepEqual(stroke.finish!.augmentation, {
+    ...stage,
+    appearance: own.finish!.augmentation!.appearance,
+  });
+  assert.notDeepEqual(stroke.finish!.augmentation!.appearance, stage.appearance);
 });
 
 Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {

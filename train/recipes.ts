@@ -11,6 +11,7 @@ import {
   MILD_MIXED_AUGMENTATION,
   MILD_SETTLING_AUGMENTATION,
   MILD_SHIFTING_AUGMENTATION,
+  MILD_SHIFTING_STROKE_AUGMENTATION,
   MILD_TURNING_AUGMENTATION,
   ROBUST_AUGMENTATION,
   STROKE_KEEPING_AUGMENTATION,
@@ -271,6 +272,14 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     recipe: scheduleThenFinishOn(MILD_SHIFTING_AUGMENTATION),
     augmentation: MILD_AUGMENTATION,
     summary: "the mild recipe, then 5 epochs on it with the robust recipe's wider shifts",
+  },
+  // `mild-shift-stroke`: mild-shift's stage with the robust recipe's own
+  // finishing-stage appearance (MILD_SHIFTING_STROKE_AUGMENTATION), fixed
+  // before it ran, after mild-shift lost zigzag on seed 43.
+  "mild-shift-stroke": {
+    recipe: scheduleThenFinishOn(MILD_SHIFTING_STROKE_AUGMENTATION),
+    augmentation: MILD_AUGMENTATION,
+    summary: "mild-shift with the robust recipe's finishing-stage appearance in its stage",
   },
 };
 
