@@ -286,6 +286,24 @@ function startRun(given: TrainConfig, command: string): Run {
   const config = withArchitecture(given);
   const tfRandom = new Random(config.seed);
   const model = buildSeeded(config, tfRandom);
+  return runFrom(config, model, tfRandom, new Random(config.seed + 1), {
+    epochsDone: 0,
+    history: [],
+    command,
+  });
+}
+
+/**
+ * A run of `model` as its weights stand, with a fresh optimizer and weight
+ * average, the random streams given, and what the run has done so far.
+ */
+function runFrom(
+  config: TrainConfig,
+  model: tf.LayersModel,
+  tfRandom: Random,
+  dataRandom: Random,
+  done: Pick<RunState, "epochsDone" | "history" | "command" | "startedFrom">,
+): Run {
   return {
     config,
     model,
@@ -296,11 +314,9 @@ function startRun(given: TrainConfig, command: string): Run {
       : undefined,
     state: {
       config,
-      epochsDone: 0,
-      history: [],
-      dataRandom: new Random(config.seed + 1).state,
+      ...done,
+      dataRandom: dataRandom.state,
       tfRandom: tfRandom.state,
-      command,
       started: new Date().toISOString(),
     },
   };
@@ -483,26 +499,12 @@ async function startFromFinished(
     saved.dispose();
   }
   // Streams of their own: the first part drew from seed and seed + 1.
-  const tfRandom = new Random(config.seed + 2);
-  return {
-    config,
-    model,
-    tfRandom,
-    optimizer: FlatAdam.forModel(model, config.learningRate),
-    average: config.weightAverageDecay > 0
-      ? new WeightAverage(model, config.weightAverageDecay)
-      : undefined,
-    state: {
-      config,
-      epochsDone: before,
-      history: [...source.history],
-      dataRandom: new Random(config.seed + 3).state,
-      tfRandom: tfRandom.state,
-      command,
-      started: new Date().toISOString(),
-      startedFrom: { folder, command: source.command, date: source.date, epochs: before },
-    },
-  };
+  return runFrom(config, model, new Random(config.seed + 2), new Random(config.seed + 3), {
+    epochsDone: before,
+    history: [...source.history],
+    command,
+    startedFrom: { folder, command: source.command, date: source.date, epochs: before },
+  });
 }
 
 /** Hands the run's state to every worker. */
