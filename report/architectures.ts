@@ -52,6 +52,8 @@ const LABELS: Record<string, string> = {
     "VGG-style CNN, mild-mix-stroke recipe (mild-mix, then the robust recipe's finish)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
   "vgg:mild-shift": "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts)",
+  "vgg:mild-shift-stroke":
+    "VGG-style CNN, mild-shift-stroke recipe (mild-shift, on the robust finish's appearance)",
   turned: "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",
