@@ -22,6 +22,7 @@ import {
   defaultConfig,
   fitsArchitecture,
   type Metrics,
+  noStageToStart,
   outputPaths,
   ownSetting,
   type RunState,
@@ -173,13 +174,8 @@ export async function main(args: string[]): Promise<void> {
 
   const seedCount = intFlag(values.seeds, "seeds", 1, 1, 100);
   const startFrom = values["start-from"];
-  if (startFrom !== undefined && !config.finish) {
-    throw new UsageError(
-      `--start-from begins a recipe's finishing stage, and ${
-        named ? `recipe ${named.name}` : `${model}'s own recipe`
-      } has none.`,
-    );
-  }
+  // Refused before MNIST and the engine load.
+  if (startFrom !== undefined && !config.finish) throw new UsageError(noStageToStart(config));
   if (values.queue) {
     if (startFrom !== undefined) {
       throw new UsageError("--start-from cannot go with --queue: the finished runs are here.");

@@ -418,6 +418,13 @@ async function resumeRun(
   }
 }
 
+/** Why `--start-from` cannot go with a config whose recipe has no finishing stage. */
+export function noStageToStart(config: Pick<TrainConfig, "model" | "recipeName">): string {
+  return `--start-from begins a recipe's finishing stage, and ${
+    config.recipeName ? `recipe ${config.recipeName}` : `${config.model}'s own recipe`
+  } has none.`;
+}
+
 /**
  * A run that begins the asked recipe's finishing stage from the saved model of
  * a finished run of its first part in `folder`: the same seed, data split and
@@ -434,13 +441,7 @@ async function startFromFinished(
 ): Promise<Run> {
   const refuse = (why: string) => new TrainingError(`--start-from ${folder}: ${why}`);
   const finish = asked.finish;
-  if (!finish) {
-    throw new TrainingError(
-      `--start-from begins a recipe's finishing stage, and ${
-        asked.recipeName ? `recipe ${asked.recipeName}` : `${asked.model}'s own recipe`
-      } has none.`,
-    );
-  }
+  if (!finish) throw new TrainingError(noStageToStart(asked));
   const paths = outputPaths(folder, asked.model);
   if (!(await exists(paths.metrics))) {
     throw refuse(`there is no finished ${asked.model} run here (no ${paths.metrics}).`);
