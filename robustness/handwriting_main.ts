@@ -9,7 +9,7 @@
  * (with --usps-split train: handwriting_train.json, usps_train_mistakes_MODEL.png,
  * so that choosing on training digits never overwrites the reported figures).
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { DataError, loadTestSet, subset } from "../data/mnist.ts";
 import { loadUspsTest, loadUspsTrain } from "../data/usps.ts";
 import { VERSIONS } from "../deps.ts";
@@ -17,6 +17,7 @@ import { classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
 import { SATURATED_SHARE } from "../infer/preprocess.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { writeJsonAtomic } from "../util/files.ts";
+import { distinctModelNames, fileSafeName } from "../util/model_names.ts";
 import { listModels } from "../util/results_dir.ts";
 import {
   HANDWRITING_SETS,
@@ -134,6 +135,7 @@ export async function main(args: string[]): Promise<void> {
   const modelFiles = values.model?.length
     ? values.model
     : await classifierFiles(await listModels(values.out!, "onnx"));
+  const names = distinctModelNames(modelFiles);
   let sets: Array<{ set: DigitSet; source: string }>;
   try {
     sets = await twoPathSets(uspsSplit, mnistCount);
@@ -163,10 +165,10 @@ export async function main(args: string[]): Promise<void> {
       }
     > = {};
     const plots: string[] = [];
-    for (const file of modelFiles) {
+    for (const [i, file] of modelFiles.entries()) {
       const classifier = await OnnxClassifier.load(file);
       try {
-        const name = basename(file).replace(/\.onnx$/, "");
+        const name = names[i];
         const scores: TwoPathScore[] = [];
         for (const { set } of sets) {
           scores.push(await scoreTwoPaths(classifier, set, digitFiles.get(set.name)!));
@@ -190,7 +192,11 @@ export async function main(args: string[]): Promise<void> {
           `${name}, people-like: ${percent(saturated.accuracy)} with stroke saturation ` +
             `(${percent(plain.accuracy)} without); ${sources}`,
         );
-        const plot = join(values.out!, "plots", `usps_${trainSuffix}mistakes_${name}.png`);
+        const plot = join(
+          values.out!,
+          "plots",
+          `usps_${trainSuffix}mistakes_${fileSafeName(name)}.png`,
+        );
         await writeMistakesPicture(sets[0].set, usps, name, uspsSplit, plot);
         plots.push(plot);
       } finally {

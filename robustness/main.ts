@@ -5,7 +5,7 @@
  * deformation, noise, blur and the MNIST-C corruptions, for every model
  * given (ONNX, through ONNX Runtime: ours or any other MNIST classifier).
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { VERSIONS } from "../deps.ts";
 import {
   loadMnist,
@@ -19,6 +19,7 @@ import { classifierFiles, OnnxClassifier } from "../infer/classifier.ts";
 import { commandLine, intFlag, parseFlags, runMain, UsageError } from "../util/cli.ts";
 import { listModels } from "../util/results_dir.ts";
 import { writeJsonAtomic } from "../util/files.ts";
+import { distinctModelNames } from "../util/model_names.ts";
 import { Random } from "../util/random.ts";
 import { evaluateRobustness, type NamedClassifier, summarize } from "./evaluate.ts";
 import { compareFamilies, PAIRED_BOOTSTRAP } from "./paired.ts";
@@ -88,13 +89,6 @@ async function evaluationImages(
     : splitTrainValidation(train, splitSeed, undefined, validationSize).validation;
 }
 
-function modelName(file: string, taken: Set<string>): string {
-  let name = basename(file).replace(/\.onnx$/, "");
-  if (taken.has(name)) name = `${basename(join(file, "..", ".."))}/${name}`;
-  taken.add(name);
-  return name;
-}
-
 function percent(value: number | null | undefined): string {
   return value === null || value === undefined ? "-" : `${(value * 100).toFixed(1)}%`;
 }
@@ -142,11 +136,11 @@ export async function main(args: string[]): Promise<void> {
     ? values.model
     : await classifierFiles(await listModels(outDir, "onnx"));
 
-  const taken = new Set<string>();
+  const names = distinctModelNames(files);
   const models: NamedClassifier[] = [];
   try {
-    for (const file of files) {
-      models.push({ name: modelName(file, taken), classifier: await OnnxClassifier.load(file) });
+    for (const [i, file] of files.entries()) {
+      models.push({ name: names[i], classifier: await OnnxClassifier.load(file) });
     }
     const pool = await evaluationImages(split, splitSeed, validationSize);
     const images = limit < pool.count
