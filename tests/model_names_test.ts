@@ -18,8 +18,14 @@ Deno.test("models of the same file name get names of their own, the first its pl
       "results/mild/models/vgg.onnx",
       "scratch/vgg.onnx",
     ]),
-    // models/ says nothing; the folders above it are added until the name is free.
-    ["vgg", "seed-43/vgg", "seeds/seed-43/vgg", "mild/vgg", "scratch/vgg"],
+    // models/ says nothing; the folders above it are added until they are the file's own.
+    [
+      "vgg",
+      "mild-shift/seeds/seed-43/vgg",
+      "mild-turn/seeds/seed-43/vgg",
+      "mild/vgg",
+      "scratch/vgg",
+    ],
   );
   assert.throws(
     () => distinctModelNames(["a/models/vgg.onnx", "b/vgg.onnx", "./a/models/vgg.onnx"]),
