@@ -160,8 +160,9 @@ export async function main(args: string[]): Promise<void> {
     const summaries = Object.fromEntries(
       Object.entries(results).map(([name, r]) => [name, summarize(r, families)]),
     );
+    const nameWidth = Math.max(14, ...names.map((name) => name.length + 1));
     console.log(
-      `\n${"model".padEnd(14)}${"clean".padStart(8)}${
+      `\n${"model".padEnd(nameWidth)}${"clean".padStart(8)}${
         families.filter((f) => f.group === "sweep").map((f) => f.name.padStart(15)).join("")
       }${"MNIST-C".padStart(10)}  worst case`,
     );
@@ -173,7 +174,7 @@ export async function main(args: string[]): Promise<void> {
         ? `${percent(s.worst.accuracy)} (${s.worst.family} ${s.worst.level})`
         : "-";
       console.log(
-        `${name.padEnd(14)}${percent(s.clean).padStart(8)}${sweeps}${
+        `${name.padEnd(nameWidth)}${percent(s.clean).padStart(8)}${sweeps}${
           percent(s.mnist_c_mean).padStart(10)
         }  ${worst}`,
       );
