@@ -446,7 +446,17 @@ export async function withRecipeRuns(
     const angleHere = turned && await exists(join(metricsDir, TURN_TRAINING_FILE));
     const recipes = angleHere ? [] : await addRecipeRuns(inputs, metricsDir);
     if (!turned) continue;
-    const key = !angleHere && recipes.length === 1 ? recipeKey(TURNED_KEY, recipes[0]) : TURNED_KEY;
+    if (!angleHere && recipes.length !== 1) {
+      // Which row would it be? Taking "turned" would replace the angle network's own.
+      throw new MetricsError(
+        `${join(resultsDir, entry.name)} holds a turned model's test set beside ${
+          recipes.length === 0
+            ? "no run on a named recipe"
+            : `runs on ${recipes.length} named recipes (${recipes.join(", ")})`
+        }, so the report cannot tell which row it is: keep a turned model beside its angle network's run or one named recipe's run.`,
+      );
+    }
+    const key = angleHere ? TURNED_KEY : recipeKey(TURNED_KEY, recipes[0]);
     const runs = await readTurnedRuns(join(resultsDir, entry.name));
     const first = runs[0];
     inputs.turnedRuns = { ...inputs.turnedRuns, [key]: runs };

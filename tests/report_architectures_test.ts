@@ -309,4 +309,23 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
   ]);
   const shifted = lines.find((line) => line.startsWith(`| ${labels.at(-1)}`));
   assert.match(shifted!, /\| 99\.35% ± 0\.07% \(2 seeds\) \| −0\.20 \(.*\), over 2 seeds/);
+  // A turned model beside a run on the model's own recipe has no row to take: said, not
+  // filed as the angle network's ("turned"), whose row it would have replaced.
+  await write("own/metrics", "vgg_metrics.json", {
+    seed: 42,
+    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+    test_accuracy: 0.99,
+    test_loss: 0.1,
+    test_accuracy_augmented: 0.99,
+    config: {},
+  });
+  await write("own/metrics", "turned_test.json", testSet(0.991));
+  await assert.rejects(
+    withRecipeRuns(await readMetrics(join(results, "metrics")), results),
+    (error: Error) =>
+      error.message ===
+        `${
+          join(results, "own")
+        } holds a turned model's test set beside no run on a named recipe, so the report cannot tell which row it is: keep a turned model beside its angle network's run or one named recipe's run.`,
+  );
 });
