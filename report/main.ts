@@ -28,6 +28,8 @@ Usage: deno task report [--out DIR]
 
 export async function writeReport(outDir: string, command: string): Promise<string[]> {
   const inputs: ReportInputs = await readMetrics(join(outDir, "metrics"));
+  // Every metrics file is read before anything is written, so a refusal leaves the old report whole.
+  const families = await withRecipeRuns(inputs, outDir);
   const plots = join(outDir, "plots");
   const written: string[] = [];
   const plot = async (file: string, spec: Record<string, unknown>) => {
@@ -74,7 +76,6 @@ export async function writeReport(outDir: string, command: string): Promise<stri
       await plot("ablation_rotation.png", rotationSweepSpec(inputs.ablation));
     }
   }
-  const families = await withRecipeRuns(inputs, outDir);
   const tradeOff = tradeOffPoints(families);
   const robustRotation = families.robustness?.models.robust?.summary?.families.rotation;
   const tradeOffPlot = tradeOff.length >= 2 && robustRotation != null;

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { architecturesMarkdown, differenceOverSeeds, trainedOn } from "../report/architectures.ts";
 import { readMetrics, type ReportInputs, withRecipeRuns } from "../report/inputs.ts";
+import { writeReport } from "../report/main.ts";
 import { tempDir } from "./temp_dir.ts";
 
 const seedsFile = (model: string, accuracies: number[]) => ({
@@ -328,4 +330,8 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
           join(results, "own")
         } holds a turned model's test set beside no run on a named recipe, so the report cannot tell which row it is: keep a turned model beside its angle network's run or one named recipe's run.`,
   );
+  // The whole report is refused before a plot is written.
+  await assert.rejects(writeReport(results, "deno task report"), /cannot tell which row it is/);
+  assert.equal(existsSync(join(results, "plots")), false);
+  assert.equal(existsSync(join(results, "REPORT.md")), false);
 });
