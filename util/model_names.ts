@@ -20,7 +20,7 @@ export function distinctModelNames(files: readonly string[]): string[] {
     const folder = basename(dirname(absolute)) === "models"
       ? dirname(dirname(absolute))
       : dirname(absolute);
-    return { plain: basename(file).replace(/\.onnx$/, ""), folders: folder.split(sep) };
+    return { plain: basename(file, ".onnx"), folders: folder.split(sep) };
   });
   const taken = new Set<string>();
   return entries.map(({ plain, folders }, i) => {
