@@ -268,6 +268,17 @@ Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentat
   assert.notDeepEqual(stroke.finish!.augmentation!.appearance, stage.appearance);
 });
 
+Deno.test("mild-mix-shift is the mild-mix recipe's epochs, then mild-shift's stage", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mix, shift, mixShift] = [named("mild-mix"), named("mild-shift"), named("mild-mix-shift")];
+  assert.ok(beginsRecipe(mix, mix.epochs, mixShift), "a finished mild-mix run is its start");
+  assert.ok(!beginsRecipe(named("mild"), mix.epochs, mixShift), "a mild run is not");
+  assert.deepEqual(mixShift.augmentation, mix.augmentation);
+  assert.deepEqual(mixShift.finish, shift.finish, "mild-shift's stage, settings and augmentation");
+  assert.equal(mixShift.epochs, shift.epochs);
+});
+
 Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {
   const named = (name: string) =>
     defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });

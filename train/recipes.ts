@@ -281,6 +281,16 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     augmentation: MILD_AUGMENTATION,
     summary: "mild-shift with the robust recipe's finishing-stage appearance in its stage",
   },
+  // `mild-mix-shift`: mild-shift's stage after the mild-mix recipe instead of
+  // the mild one. Fixed before it ran: seed 43's zigzag loss behind the turn
+  // was its mild network's, there before any stage
+  // (results/diagnostics/seed43-stage/), and mild-mix's first part held
+  // zigzag on seed 43 (mild-mix-settle within 0.13 of the robust CNN).
+  "mild-mix-shift": {
+    recipe: scheduleThenFinishOn(MILD_SHIFTING_AUGMENTATION),
+    augmentation: MILD_MIXED_AUGMENTATION,
+    summary: "the mild-mix recipe, then mild-shift's stage",
+  },
 };
 
 /** Whether `epoch` (counted from 0) belongs to the recipe's finishing stage. */
