@@ -56,6 +56,8 @@ const LABELS: Record<string, string> = {
     "VGG-style CNN, mild-shift-stroke recipe (mild-shift, on the robust finish's appearance)",
   "vgg:mild-mix-shift":
     "VGG-style CNN, mild-mix-shift recipe (mild-mix, then 5 epochs with ±4.2 px shifts)",
+  "vgg:mild-mix-midshift":
+    "VGG-style CNN, mild-mix-midshift recipe (mild-mix, then 5 epochs with ±3.5 px shifts)",
   turned: "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
   ensemble: "ensemble (one ONNX file)",
   committee: "committee (one ONNX file, several seeds' models)",

@@ -279,6 +279,26 @@ Deno.test("mild-mix-shift is the mild-mix recipe's epochs, then mild-shift's sta
   assert.equal(mixShift.epochs, shift.epochs);
 });
 
+Deno.test("mild-mix-midshift is mild-mix-shift with the stage's shifts halfway to the robust recipe's", () => {
+  const named = (name: string) =>
+    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+  const [mix, mixMild, mixShift, mid] = [
+    named("mild-mix"),
+    named("mild-mix-mild"),
+    named("mild-mix-shift"),
+    named("mild-mix-midshift"),
+  ];
+  assert.ok(beginsRecipe(mix, mix.epochs, mid), "a finished mild-mix run is its start");
+  const [narrow, wide, half] = [mixMild, mixShift, mid].map((c) => c.finish!.augmentation!);
+  assert.ok(Math.abs(half.translation - (narrow.translation + wide.translation) / 2) < 1e-12);
+  assert.ok(narrow.translation < half.translation && half.translation < wide.translation);
+  assert.deepEqual({ ...half, translation: 0 }, { ...wide, translation: 0 }, "only shifts");
+  assert.deepEqual(
+    { ...mid.finish, augmentation: undefined },
+    { ...mixShift.finish, augmentation: undefined },
+  );
+});
+
 Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {
   const named = (name: string) =>
     defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
