@@ -7,6 +7,7 @@ import { type Mnist, pixelsOf, splitTrainValidation, VALIDATION_SIZE } from "../
 import { OnnxClassifier } from "../infer/classifier.ts";
 import { UsageError } from "../util/cli.ts";
 import { exists, writeJsonAtomic } from "../util/files.ts";
+import { type FileName, foldersToTellApart, qualifiedName } from "../util/model_names.ts";
 import { listModels } from "../util/results_dir.ts";
 import { Random } from "../util/random.ts";
 import { augmentBatch, ROBUST_AUGMENTATION } from "../transforms/augment.ts";
@@ -77,22 +78,15 @@ function metricsOf(candidate: Candidate): string {
  */
 export function distinctNames(candidates: Candidate[]): Candidate[] {
   // The folders above each file, nearest first, without the models/ folders.
-  const folders = candidates.map(({ path }) =>
-    dirname(path).split(/[\\/]/).filter((part) => part !== "" && part !== "." && part !== "models")
-      .reverse()
-  );
-  const depth = candidates.map(() => 0);
-  const nameAt = (i: number) =>
-    [...folders[i].slice(0, depth[i]).reverse(), candidates[i].name].join("/");
-  for (;;) {
-    const byName = new Map<string, number[]>();
-    candidates.forEach((_, i) => byName.set(nameAt(i), [...(byName.get(nameAt(i)) ?? []), i]));
-    const clashes = [...byName.values()].filter((group) => group.length > 1);
-    const deeper = clashes.flat().filter((i) => depth[i] < folders[i].length);
-    if (deeper.length === 0) break;
-    for (const i of deeper) depth[i]++;
-  }
-  return candidates.map((candidate, i) => ({ ...candidate, name: nameAt(i) }));
+  const files: FileName[] = candidates.map(({ name, path }) => ({
+    plain: name,
+    folders: dirname(path).split(/[\\/]/)
+      .filter((part) => part !== "" && part !== "." && part !== "models").reverse(),
+  }));
+  return candidates.map((candidate, i) => ({
+    ...candidate,
+    name: qualifiedName(files[i], foldersToTellApart(files, i) ?? files[i].folders.length),
+  }));
 }
 
 async function readMembers(candidates: Candidate[]): Promise<EnsembleMember[]> {

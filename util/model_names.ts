@@ -1,18 +1,57 @@
 /**
- * Names for the models of one evaluation, one a file, as its metrics files
- * key them: the file's name without `.onnx` ("vgg"), and where that name is
- * already taken by an earlier file, the folders above it (a `models/` folder
- * right above it left out) as far up as it takes to tell it from the other
- * files of that name ("mild/vgg", "mild-shift/seeds/seed-43/vgg" beside
- * "mild/seeds/seed-43/vgg"). The first file keeps the plain name, so a lone
- * model's key does not depend on where it lies.
+ * Names for models given as files, where several files share a name: the
+ * file's name without `.onnx` ("vgg"), qualified by as few of the folders
+ * above it as tell it from the other files of that name. Shared by the
+ * evaluation commands (distinctModelNames) and the ensemble export, which
+ * differ only in which files keep their plain name.
  */
 import { basename, dirname, resolve, sep } from "node:path";
 import { UsageError } from "./cli.ts";
 
+/** A file's plain name and the folders above it, nearest first. */
+export interface FileName {
+  plain: string;
+  folders: string[];
+}
+
+/** `file`'s name qualified by its nearest `depth` folders ("seed-43/vgg" at depth 1). */
+export function qualifiedName({ plain, folders }: FileName, depth: number): string {
+  return [...folders.slice(0, depth).reverse(), plain].join("/");
+}
+
+/**
+ * The fewest folders, `least` or more, that tell `files[i]` from every other
+ * file of its plain name (none of them with the same folders as deep), or
+ * undefined where even all its folders do not.
+ */
+export function foldersToTellApart(
+  files: readonly FileName[],
+  i: number,
+  least = 0,
+): number | undefined {
+  const own = files[i];
+  const sameAt = (other: FileName, depth: number) =>
+    qualifiedName(other, depth) === qualifiedName(own, depth);
+  for (let depth = least; depth <= own.folders.length; depth++) {
+    if (!files.some((other, j) => j !== i && other.plain === own.plain && sameAt(other, depth))) {
+      return depth;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Names for the models of one evaluation, one a file, as its metrics files
+ * key them: the first file of a name keeps it plain ("vgg"), so a lone
+ * model's key does not depend on where it lies; a later one takes the folders
+ * above it (a `models/` folder right above it left out) as far up as it takes
+ * to tell it from the other files of that name ("mild/vgg",
+ * "mild-shift/seeds/seed-43/vgg" beside "mild/seeds/seed-43/vgg": seed-43/vgg
+ * would not tell two runs' seed 43 apart). The same file twice is refused.
+ */
 export function distinctModelNames(files: readonly string[]): string[] {
   const seen = new Set<string>();
-  const entries = files.map((file) => {
+  const entries: FileName[] = files.map((file) => {
     const absolute = resolve(file);
     if (seen.has(absolute)) throw new UsageError(`${file} is given twice as a model.`);
     seen.add(absolute);
@@ -20,23 +59,14 @@ export function distinctModelNames(files: readonly string[]): string[] {
     const folder = basename(dirname(absolute)) === "models"
       ? dirname(dirname(absolute))
       : dirname(absolute);
-    return { plain: basename(file, ".onnx"), folders: folder.split(sep) };
+    return { plain: basename(file, ".onnx"), folders: folder.split(sep).reverse() };
   });
-  const taken = new Set<string>();
-  return entries.map(({ plain, folders }, i) => {
-    let name = plain;
-    // The folders above, nearest first, until they are this file's own among
-    // the files of its name: seed-43/vgg would not tell two runs' seed 43 apart.
-    for (let k = 1; taken.has(name) && k <= folders.length; k++) {
-      const suffix = folders.slice(-k).join("/");
-      const shared = entries.some((other, j) =>
-        j !== i && other.plain === plain && other.folders.slice(-k).join("/") === suffix
-      );
-      name = shared ? name : `${suffix}/${plain}`;
-    }
-    if (taken.has(name)) name = `${folders.join("/")}/${plain}`;
-    taken.add(name);
-    return name;
+  return entries.map((entry, i) => {
+    const first = !entries.slice(0, i).some((other) => other.plain === entry.plain);
+    return qualifiedName(
+      entry,
+      first ? 0 : foldersToTellApart(entries, i, 1) ?? entry.folders.length,
+    );
   });
 }
 
