@@ -191,9 +191,11 @@ Deno.test("the light recipe is the robust one with the appearance families half 
   assert.ok(!beginsRecipe(light, 2, own));
 });
 
+/** The VGG's configuration on a named recipe, as `train:vgg --recipe NAME` makes it. */
+const named = (name: string) =>
+  defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+
 Deno.test("the mild recipe is the clean one with the robust recipe's appearance families", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mild, clean, own] = [named("mild"), named("clean"), defaultConfig("vgg", RECIPES.vgg, 3)];
   assert.deepEqual({ ...mild.augmentation, appearance: undefined }, {
     ...clean.augmentation,
@@ -205,8 +207,6 @@ Deno.test("the mild recipe is the clean one with the robust recipe's appearance 
 });
 
 Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage on wide rotations that a finished mild run goes on into", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mild, own] = [named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
   for (const name of ["mild-turn", "mild-robust"]) {
     const turned = named(name);
@@ -232,8 +232,6 @@ Deno.test("mild-turn and mild-robust are the mild recipe's epochs, then a stage 
 });
 
 Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentation with the robust recipe's shifts; mild-shift-stroke the same with the robust stage's appearance", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mild, shift, own] = [
     named("mild"),
     named("mild-shift"),
@@ -269,8 +267,6 @@ Deno.test("mild-shift is the mild recipe's epochs, then a stage on its augmentat
 });
 
 Deno.test("mild-mix-shift is the mild-mix recipe's epochs, then mild-shift's stage", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mix, shift, mixShift] = [named("mild-mix"), named("mild-shift"), named("mild-mix-shift")];
   assert.ok(beginsRecipe(mix, mix.epochs, mixShift), "a finished mild-mix run is its start");
   assert.ok(!beginsRecipe(named("mild"), mix.epochs, mixShift), "a mild run is not");
@@ -280,8 +276,6 @@ Deno.test("mild-mix-shift is the mild-mix recipe's epochs, then mild-shift's sta
 });
 
 Deno.test("mild-mix-midshift is mild-mix-shift with the stage's shifts halfway to the robust recipe's", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mix, mixMild, mixShift, mid] = [
     named("mild-mix"),
     named("mild-mix-mild"),
@@ -300,8 +294,6 @@ Deno.test("mild-mix-midshift is mild-mix-shift with the stage's shifts halfway t
 });
 
 Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing else", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mix, mild] = [named("mild-mix"), named("mild")];
   assert.deepEqual({ ...mix.augmentation, wide: undefined }, {
     ...mild.augmentation,
@@ -313,8 +305,6 @@ Deno.test("mild-mix is the mild recipe with a wide-rotation share and nothing el
 });
 
 Deno.test("mild-mix-settle, -mild, -again and -stroke are mild-mix's epochs, then a stage that a finished mild-mix run goes on into", () => {
-  const named = (name: string) =>
-    defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
   const [mix, mild, own] = [named("mild-mix"), named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
   for (const name of ["mild-mix-settle", "mild-mix-mild", "mild-mix-again", "mild-mix-stroke"]) {
     const finished = named(name);
