@@ -8,9 +8,9 @@
 import { pct, signedPoints, table } from "./format.ts";
 import {
   architectureOfKey,
+  classifierOfTurnedKey,
   isRecipeKey,
   isTurnedKey,
-  recipeKey,
   recipeOfKey,
   type ReportInputs,
   type TrainingMetrics,
@@ -28,6 +28,7 @@ export const FAMILY_ROWS = [
   "separable",
   "vit",
   "vgg",
+  "vgg-gap",
   "turned",
   "ensemble",
   "committee",
@@ -40,6 +41,7 @@ const LABELS: Record<string, string> = {
   separable: "depthwise-separable CNN",
   vit: "vision transformer",
   vgg: "VGG-style CNN (pairs of convs, 2× wider)",
+  "vgg-gap": "VGG-style CNN with a global average head (no Flatten)",
   "vgg:clean": "VGG-style CNN, clean recipe (geometry only)",
   "vgg:light": "VGG-style CNN, light recipe (appearance half as often)",
   "vgg:mild": "VGG-style CNN, mild recipe (clean geometry, every appearance family)",
@@ -70,7 +72,7 @@ const LABELS: Record<string, string> = {
 function labelOf(key: string): string {
   if (LABELS[key]) return LABELS[key];
   if (isTurnedKey(key)) {
-    return `${labelOf(recipeKey("vgg", recipeOfKey(key)))}, behind a learned turn (one ONNX file)`;
+    return `${labelOf(classifierOfTurnedKey(key))}, behind a learned turn (one ONNX file)`;
   }
   return `${LABELS[architectureOfKey(key)] ?? architectureOfKey(key)}, ${recipeOfKey(key)} recipe`;
 }

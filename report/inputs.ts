@@ -408,9 +408,29 @@ export function isRecipeKey(key: string): boolean {
   return key.includes(":");
 }
 
-/** The named recipe behind a row key ("clean" for "vgg:clean"). */
+/** The named recipe behind a row key ("clean" for "vgg:clean" and for "turned:vgg-gap:clean"). */
 export function recipeOfKey(key: string): string {
-  return key.split(":")[1];
+  return key.split(":").at(-1)!;
+}
+
+/** The classifier the report's turned rows name by their recipe alone. */
+const TURNED_DEFAULT_CLASSIFIER = "vgg";
+
+/**
+ * The row key of a turned model in front of a named recipe's run: the VGG's
+ * "turned:mild-shift" (the keys before other classifiers had turns), another
+ * architecture's "turned:vgg-gap:mild".
+ */
+export function turnedKeyOf(classifierKey: string): string {
+  return architectureOfKey(classifierKey) === TURNED_DEFAULT_CLASSIFIER
+    ? recipeKey(TURNED_KEY, recipeOfKey(classifierKey))
+    : recipeKey(TURNED_KEY, classifierKey);
+}
+
+/** The classifier's row key behind a turned row on a named recipe ("vgg:mild-shift"). */
+export function classifierOfTurnedKey(key: string): string {
+  const rest = key.split(":").slice(1);
+  return rest.length === 1 ? recipeKey(TURNED_DEFAULT_CLASSIFIER, rest[0]) : rest.join(":");
 }
 
 /**
@@ -444,19 +464,19 @@ export async function withRecipeRuns(
     const turned = await exists(join(metricsDir, `${TURNED_KEY}_test.json`));
     // The angle network's own folder holds no classifier run.
     const angleHere = turned && await exists(join(metricsDir, TURN_TRAINING_FILE));
-    const recipes = angleHere ? [] : await addRecipeRuns(inputs, metricsDir);
+    const recipeRuns = angleHere ? [] : await addRecipeRuns(inputs, metricsDir);
     if (!turned) continue;
-    if (!angleHere && recipes.length !== 1) {
+    if (!angleHere && recipeRuns.length !== 1) {
       // Which row would it be? Taking "turned" would replace the angle network's own.
       throw new MetricsError(
         `${join(resultsDir, entry.name)} holds a turned model's test set beside ${
-          recipes.length === 0
+          recipeRuns.length === 0
             ? "no run on a named recipe"
-            : `runs on ${recipes.length} named recipes (${recipes.join(", ")})`
+            : `runs on ${recipeRuns.length} named recipes (${recipeRuns.join(", ")})`
         }, so the report cannot tell which row it is: keep a turned model beside its angle network's run or one named recipe's run.`,
       );
     }
-    const key = angleHere ? TURNED_KEY : recipeKey(TURNED_KEY, recipes[0]);
+    const key = angleHere ? TURNED_KEY : turnedKeyOf(recipeRuns[0]);
     const runs = await readTurnedRuns(join(resultsDir, entry.name));
     const first = runs[0];
     inputs.turnedRuns = { ...inputs.turnedRuns, [key]: runs };
@@ -471,7 +491,7 @@ export async function withRecipeRuns(
 
 /**
  * The runs on named recipes in one results folder's metrics, added to
- * `inputs` under recipe keys; returns the recipes' names.
+ * `inputs` under recipe keys; returns those keys ("vgg:mild").
  */
 async function addRecipeRuns(inputs: ReportInputs, metricsDir: string): Promise<string[]> {
   let runs: ReportInputs;
@@ -481,12 +501,12 @@ async function addRecipeRuns(inputs: ReportInputs, metricsDir: string): Promise<
     if (error instanceof MetricsError && !/holds no/.test(error.message)) throw error;
     return [];
   }
-  const recipes: string[] = [];
+  const keys: string[] = [];
   for (const [model, training] of Object.entries(runs.training)) {
     const recipe = training.config?.recipeName;
     if (!recipe) continue;
-    recipes.push(recipe);
     const key = recipeKey(model, recipe);
+    keys.push(key);
     inputs.training[key] = training;
     if (runs.seeds[model]) inputs.seeds[key] = runs.seeds[model];
     if (runs.seedRuns[model]) inputs.seedRuns[key] = runs.seedRuns[model];
@@ -496,5 +516,5 @@ async function addRecipeRuns(inputs: ReportInputs, metricsDir: string): Promise<
     const handwriting = runs.handwriting?.models[model];
     if (handwriting && inputs.handwriting) inputs.handwriting.models[key] = handwriting;
   }
-  return recipes;
+  return keys;
 }

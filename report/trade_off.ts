@@ -7,7 +7,14 @@
  * the plot asks is whether one network reaches the corner ensembles reach.
  */
 import { summarize, tQuantile975 } from "../util/stats.ts";
-import { isRecipeKey, isTurnedKey, recipeOfKey, type ReportInputs } from "./inputs.ts";
+import {
+  architectureOfKey,
+  classifierOfTurnedKey,
+  isRecipeKey,
+  isTurnedKey,
+  recipeOfKey,
+  type ReportInputs,
+} from "./inputs.ts";
 import { familyRows, testAccuracyBySeed } from "./architectures.ts";
 
 /** The clean accuracy the single-architecture target asks for, over three seeds. */
@@ -18,7 +25,7 @@ export const FAMILY_MARGIN = 0.01;
 export interface TradeOffPoint {
   /** The row's key: an architecture, "arch:recipe", "ensemble" or "committee". */
   row: string;
-  /** Short label for the plot: the recipe for recipe rows (all VGG-style so far), else the row. */
+  /** Short label for the plot: the recipe for the VGG's recipe rows, else the row's words. */
   label: string;
   kind: "single network" | "ensemble";
   seeds: number;
@@ -27,6 +34,15 @@ export interface TradeOffPoint {
   low: number;
   high: number;
   rotation: number;
+}
+
+/**
+ * A recipe run's words on the plot: its recipe, after its architecture where
+ * that is not the VGG ("mild", "vgg-gap, mild").
+ */
+function recipeWords(key: string): string {
+  const architecture = architectureOfKey(key);
+  return architecture === "vgg" ? recipeOfKey(key) : `${architecture}, ${recipeOfKey(key)}`;
 }
 
 /** One point per row that has clean test accuracy and a rotation sweep. */
@@ -44,9 +60,9 @@ export function tradeOffPoints(inputs: ReportInputs): TradeOffPoint[] {
     return [{
       row,
       label: isTurnedKey(row) && isRecipeKey(row)
-        ? `turned (${recipeOfKey(row)})`
+        ? `turned (${recipeWords(classifierOfTurnedKey(row))})`
         : isRecipeKey(row)
-        ? recipeOfKey(row)
+        ? recipeWords(row)
         : row,
       kind: ensemble ? "ensemble" : "single network",
       seeds: summary.n,

@@ -113,6 +113,29 @@ Deno.test("vgg: pairs of 3x3 BatchNorm convs 32, 32 | 64, 64 | 128, each block p
   model.dispose();
 });
 
+Deno.test("vgg-gap: the VGG's convolutions, then each channel's mean over the positions in place of Flatten", () => {
+  const [model, vgg] = [buildModel("vgg-gap"), buildModel("vgg")];
+  const classes = (m: tf.LayersModel) => m.layers.map((l) => l.getClassName());
+  // The same layers in the same order but the one that joins the last pool to Dense(128).
+  assert.deepEqual(
+    classes(model),
+    classes(vgg).map((name) => name === "Flatten" ? "GlobalAveragePooling2D" : name),
+  );
+  const pooled = model.layers[classes(model).indexOf("GlobalAveragePooling2D")];
+  assert.deepEqual(pooled.outputShape, [null, 128]);
+  // Dense(128) reads 128 features instead of 3 × 3 × 128.
+  assert.equal(vgg.countParams() - model.countParams(), (3 * 3 - 1) * 128 * 128);
+  // A digit moved by whole pooled positions gives the head the same features.
+  const pool = tf.layers.globalAveragePooling2d({});
+  const map = tf.tidy(() => tf.randomUniform([1, 3, 3, 128], 0, 1, "float32", 5));
+  const shifted = tf.tidy(() => tf.reverse(map, 1));
+  const [a, b] = [pool.apply(map) as tf.Tensor, pool.apply(shifted) as tf.Tensor];
+  assert.ok(tf.max(tf.abs(tf.sub(a, b))).arraySync() as number < 1e-6);
+  tf.dispose([map, shifted, a, b]);
+  model.dispose();
+  vgg.dispose();
+});
+
 /** Self-attention by the textbook, in float64 loops: the layer's reference. */
 function referenceAttention(
   x: number[][][],
@@ -228,6 +251,7 @@ Deno.test("each family exports to ONNX and verifies against tfjs within 1e-5", a
     resnet: ["Add", "Conv", "ReduceMean", "Softmax"],
     separable: ["Conv", "ReduceMean"],
     vit: ["Erf", "MatMul", "Reshape", "Softmax", "Transpose", "ReduceMean", "Sqrt"],
+    "vgg-gap": ["Conv", "MaxPool", "ReduceMean"],
   };
   for (const [name, ops] of Object.entries(expectedOps)) {
     await using dir = await tempDir();
@@ -258,7 +282,7 @@ Deno.test("each family exports to ONNX and verifies against tfjs within 1e-5", a
   }
 });
 
-for (const name of ["resnet", "separable", "vit"]) {
+for (const name of ["resnet", "separable", "vit", "vgg-gap"]) {
   Deno.test(`train:${name} trains one short epoch, resumes a second and exports with verification`, async () => {
     await using dir = await tempDir();
     const train = (extra: string[]) =>
@@ -272,8 +296,10 @@ for (const name of ["resnet", "separable", "vit"]) {
     );
     assert.equal(metrics.history.length, 2);
     assert.equal(
-      metrics.config.architecture.kind,
-      { resnet: "residual", separable: "separable", vit: "transformer" }[name],
+      metrics.config.architecture.kind ?? metrics.config.architecture.head,
+      { resnet: "residual", separable: "separable", vit: "transformer", "vgg-gap": "average" }[
+        name
+      ],
     );
     const exported = await runScript("export/main.ts", ["--out", dir.path]);
     assert.equal(exported.code, 0, exported.stderr);

@@ -41,7 +41,7 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   await assertRefused(
     "train/main.ts",
     ["--model", "tiny"],
-    /^error: --model must be one of baseline, improved, robust, resnet, separable, vit, vgg, got "tiny"\.$/,
+    /^error: --model must be one of baseline, improved, robust, resnet, separable, vit, vgg, vgg-gap, got "tiny"\.$/,
   );
   await assertRefused(
     "train/main.ts",

@@ -284,8 +284,24 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
       config: { images: 1 },
     });
   }
+  // Another architecture's run on the mild recipe with a turn in front: a row of its own,
+  // not the angle network's mild VGG's nor a VGG's "turned:mild".
+  await write("gap/metrics", "vgg-gap_metrics.json", {
+    seed: 42,
+    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+    test_accuracy: 0.995,
+    test_loss: 0.1,
+    test_accuracy_augmented: 0.99,
+    config: { recipeName: "mild" },
+  });
+  await write("gap/metrics", "turned_test.json", testSet(0.996));
   const families = await withRecipeRuns(await readMetrics(join(results, "metrics")), results);
-  assert.deepEqual(Object.keys(families.turnedRuns!).sort(), ["turned", "turned:mild-shift"]);
+  assert.deepEqual(Object.keys(families.turnedRuns!).sort(), [
+    "turned",
+    "turned:mild-shift",
+    "turned:vgg-gap:mild",
+  ]);
+  assert.deepEqual(families.turnedRuns?.["turned:vgg-gap:mild"].map((run) => run.seed), [42]);
   assert.deepEqual(families.turnedRuns?.turned.map((run) => run.seed), [42, 43]);
   assert.deepEqual(families.turnedRuns?.["turned:mild-shift"].map((run) => run.seed), [42, 43]);
   assert.equal(families.robustness?.models.turned.clean, 0.997);
@@ -306,10 +322,12 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
   assert.deepEqual(labels.slice(1), [
     "robust CNN (plain, 6 convs)",
     "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts)",
+    "VGG-style CNN with a global average head (no Flatten), mild recipe",
     "VGG-style CNN, mild recipe, behind a learned turn (one ONNX file)",
     "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts), behind a learned turn (one ONNX file)",
+    "VGG-style CNN with a global average head (no Flatten), mild recipe, behind a learned turn (one ONNX file)",
   ]);
-  const shifted = lines.find((line) => line.startsWith(`| ${labels.at(-1)}`));
+  const shifted = lines.find((line) => line.startsWith(`| ${labels.at(-2)}`));
   assert.match(shifted!, /\| 99\.35% ± 0\.07% \(2 seeds\) \| −0\.20 \(.*\), over 2 seeds/);
   // A turned model beside a run on the model's own recipe has no row to take: said, not
   // filed as the angle network's ("turned"), whose row it would have replaced.

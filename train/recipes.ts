@@ -135,6 +135,7 @@ export const RECIPES: Record<ModelName, Recipe> = {
   separable: ROBUST_RECIPE,
   vit: ROBUST_RECIPE,
   vgg: ROBUST_RECIPE,
+  "vgg-gap": ROBUST_RECIPE,
 };
 
 /** What each model trains on (null: the training images as they are). */
@@ -146,6 +147,7 @@ export const MODEL_AUGMENTATION: Record<ModelName, AugmentRanges | null> = {
   separable: ROBUST_AUGMENTATION,
   vit: ROBUST_AUGMENTATION,
   vgg: ROBUST_AUGMENTATION,
+  "vgg-gap": ROBUST_AUGMENTATION,
 };
 
 /**
