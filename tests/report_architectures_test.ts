@@ -25,6 +25,15 @@ const testSet = (accuracy: number) => ({
   confident_mistakes: [],
 });
 
+/** A training run's metrics file, as far as the report reads it. */
+const trainingMetrics = (test_accuracy: number, fields: Record<string, unknown> = {}) => ({
+  history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
+  test_accuracy,
+  test_loss: 0.1,
+  test_accuracy_augmented: 0.99,
+  ...fields,
+});
+
 function inputs(): ReportInputs {
   return {
     training: {},
@@ -129,12 +138,7 @@ Deno.test("readMetrics reads the ensemble's test metrics from every seed's folde
   );
   await Deno.writeTextFile(
     join(metrics, "robust_metrics.json"),
-    JSON.stringify({
-      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-      test_accuracy: 0.995,
-      test_loss: 0.1,
-      test_accuracy_augmented: 0.99,
-    }),
+    JSON.stringify(trainingMetrics(0.995)),
   );
   const read = await readMetrics(metrics);
   assert.deepEqual(read.ensembleRuns.map((run) => [run.seed, run.test.accuracy]), [[42, 0.997], [
@@ -147,13 +151,7 @@ Deno.test("runs on a named recipe in a folder below the results join the familie
   await using dir = await tempDir();
   const results = join(dir.path, "results");
   const training = (test_accuracy: number, config: Record<string, unknown>) =>
-    JSON.stringify({
-      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-      test_accuracy,
-      test_loss: 0.1,
-      test_accuracy_augmented: 0.99,
-      config,
-    });
+    JSON.stringify(trainingMetrics(test_accuracy, { config }));
   const write = async (folder: string, file: string, text: string) => {
     await Deno.mkdir(join(results, folder), { recursive: true });
     await Deno.writeTextFile(join(results, folder, file), text);
@@ -230,13 +228,7 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
     await Deno.mkdir(join(results, folder), { recursive: true });
     await Deno.writeTextFile(join(results, folder, file), JSON.stringify(value));
   };
-  await write("metrics", "robust_metrics.json", {
-    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-    test_accuracy: 0.995,
-    test_loss: 0.1,
-    test_accuracy_augmented: 0.99,
-    config: {},
-  });
+  await write("metrics", "robust_metrics.json", trainingMetrics(0.995, { config: {} }));
   await write("metrics", "robust_seeds.json", seedsFile("robust", [0.995, 0.996]));
   await write("metrics", "robustness.json", { models: {}, families: {}, config: { images: 1 } });
   const turnedRobustness = {
@@ -269,14 +261,11 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
       0.994,
     ]] as const
   ) {
-    await write(`${folder}/metrics`, "vgg_metrics.json", {
-      seed,
-      history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-      test_accuracy: accuracy - 0.001,
-      test_loss: 0.1,
-      test_accuracy_augmented: 0.99,
-      config: { recipeName: "mild-shift" },
-    });
+    await write(
+      `${folder}/metrics`,
+      "vgg_metrics.json",
+      trainingMetrics(accuracy - 0.001, { seed, config: { recipeName: "mild-shift" } }),
+    );
     await write(`${folder}/metrics`, "turned_test.json", testSet(accuracy));
     await write(`${folder}/metrics`, "robustness.json", {
       models: { turned: { ...turnedRobustness, clean: accuracy } },
@@ -286,14 +275,11 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
   }
   // Another architecture's run on the mild recipe with a turn in front: a row of its own,
   // not the angle network's mild VGG's nor a VGG's "turned:mild".
-  await write("gap/metrics", "vgg-gap_metrics.json", {
-    seed: 42,
-    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-    test_accuracy: 0.995,
-    test_loss: 0.1,
-    test_accuracy_augmented: 0.99,
-    config: { recipeName: "mild" },
-  });
+  await write(
+    "gap/metrics",
+    "vgg-gap_metrics.json",
+    trainingMetrics(0.995, { seed: 42, config: { recipeName: "mild" } }),
+  );
   await write("gap/metrics", "turned_test.json", testSet(0.996));
   const families = await withRecipeRuns(await readMetrics(join(results, "metrics")), results);
   assert.deepEqual(Object.keys(families.turnedRuns!).sort(), [
@@ -331,14 +317,7 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
   assert.match(shifted!, /\| 99\.35% ± 0\.07% \(2 seeds\) \| −0\.20 \(.*\), over 2 seeds/);
   // A turned model beside a run on the model's own recipe has no row to take: said, not
   // filed as the angle network's ("turned"), whose row it would have replaced.
-  await write("own/metrics", "vgg_metrics.json", {
-    seed: 42,
-    history: [{ loss: 1, accuracy: 1, val_loss: 1, val_accuracy: 1 }],
-    test_accuracy: 0.99,
-    test_loss: 0.1,
-    test_accuracy_augmented: 0.99,
-    config: {},
-  });
+  await write("own/metrics", "vgg_metrics.json", trainingMetrics(0.99, { seed: 42, config: {} }));
   await write("own/metrics", "turned_test.json", testSet(0.991));
   await assert.rejects(
     withRecipeRuns(await readMetrics(join(results, "metrics")), results),
