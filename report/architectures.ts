@@ -52,6 +52,7 @@ const LABELS: Record<string, string> = {
   "vgg:mild-mix-again": "VGG-style CNN, mild-mix-again recipe (mild-mix, then 5 more epochs of it)",
   "vgg:mild-mix-stroke":
     "VGG-style CNN, mild-mix-stroke recipe (mild-mix, then the robust recipe's finish)",
+  "vgg:mild-stroke": "VGG-style CNN, mild-stroke recipe (mild, then the robust recipe's finish)",
   "vgg:mild-robust": "VGG-style CNN, mild-robust recipe (mild, then 5 epochs on the robust one's)",
   "vgg:mild-shift": "VGG-style CNN, mild-shift recipe (mild, then 5 epochs with ±4.2 px shifts)",
   "vgg:mild-shift-stroke":

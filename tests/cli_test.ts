@@ -61,7 +61,7 @@ Deno.test("train: bad flags and nothing to resume", async () => {
   await assertRefused(
     "train/main.ts",
     ["--model", "vgg", "--recipe", "robust"],
-    /^error: --recipe must be one of clean, light, mild, mild-turn, mild-robust, mild-mix, mild-mix-settle, mild-mix-mild, mild-mix-again, mild-mix-stroke, mild-shift, mild-shift-stroke, mild-mix-shift, mild-mix-midshift, got "robust"\.$/,
+    /^error: --recipe must be one of clean, light, mild, mild-turn, mild-robust, mild-mix, mild-mix-settle, mild-mix-mild, mild-mix-again, mild-mix-stroke, mild-stroke, mild-shift, mild-shift-stroke, mild-mix-shift, mild-mix-midshift, got "robust"\.$/,
   );
   await assertRefused(
     "train/main.ts",

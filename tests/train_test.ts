@@ -335,6 +335,20 @@ Deno.test("mild-mix-settle, -mild, -again and -stroke are mild-mix's epochs, the
   }, "the robust recipe's own stage");
 });
 
+Deno.test("mild-stroke is the mild recipe's epochs, then the robust recipe's own stage, for either VGG", () => {
+  const [mild, own] = [named("mild"), defaultConfig("vgg", RECIPES.vgg, 3)];
+  const stroke = named("mild-stroke");
+  assert.equal(stroke.epochs, mild.epochs + 5);
+  assert.deepEqual(stroke.finish, { ...own.finish, fromEpoch: mild.epochs + 1 });
+  assert.ok(sameRecipe({ ...stroke, finish: undefined }, mild), "mild before the stage");
+  assert.ok(beginsRecipe(mild, mild.epochs, stroke), "a finished mild run is its start");
+  assert.ok(!beginsRecipe(named("mild-mix"), mild.epochs, stroke), "a mild-mix run is not");
+  // The same for the global-average VGG (the architecture itself is checked on the weights).
+  const gap = (name: string) =>
+    defaultConfig("vgg-gap", RECIPES["vgg-gap"], 3, { name, recipe: NAMED_RECIPES[name] });
+  assert.ok(beginsRecipe(gap("mild"), mild.epochs, gap("mild-stroke")));
+});
+
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
   const finish = { fromEpoch: 3, learningRate: 1e-4, learningRateDecay: 0.7, augmentation: null };
   const recipe = { ...quick(4), finish };

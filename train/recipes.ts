@@ -265,6 +265,15 @@ export const NAMED_RECIPES: Record<string, NamedRecipe> = {
     augmentation: MILD_MIXED_AUGMENTATION,
     summary: "the mild-mix recipe, then the robust recipe's own finishing stage",
   },
+  // `mild-stroke`: the mild recipe, then the robust recipe's own finishing
+  // stage, as mild-mix-stroke does after mild-mix (fixed before it ran, for
+  // the global-average VGG, whose mild run held shifts but not seed 43's
+  // zigzag; the robust finish lifted that most of the stages screened there).
+  "mild-stroke": {
+    recipe: scheduleThenFinishOn(STROKE_KEEPING_AUGMENTATION),
+    augmentation: MILD_AUGMENTATION,
+    summary: "the mild recipe, then the robust recipe's own finishing stage",
+  },
   // `mild-shift`: the mild recipe, then the stage on the mild augmentation
   // with the robust recipe's ±4.2 px shifts (MILD_SHIFTING_AUGMENTATION).
   // Fixed before it ran, to go behind the learned turn: the turned mild VGG
