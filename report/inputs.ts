@@ -413,8 +413,12 @@ export function recipeOfKey(key: string): string {
   return key.split(":").at(-1)!;
 }
 
-/** The classifier the report's turned rows name by their recipe alone. */
-const TURNED_DEFAULT_CLASSIFIER = "vgg";
+/**
+ * The architecture whose runs on named recipes, and turned models in front
+ * of them, the report names by their recipe alone (every such run was the
+ * VGG's before another architecture trained on a recipe).
+ */
+export const RECIPE_ARCHITECTURE = "vgg";
 
 /**
  * The row key of a turned model in front of a named recipe's run: the VGG's
@@ -422,7 +426,7 @@ const TURNED_DEFAULT_CLASSIFIER = "vgg";
  * architecture's "turned:vgg-gap:mild".
  */
 export function turnedKeyOf(classifierKey: string): string {
-  return architectureOfKey(classifierKey) === TURNED_DEFAULT_CLASSIFIER
+  return architectureOfKey(classifierKey) === RECIPE_ARCHITECTURE
     ? recipeKey(TURNED_KEY, recipeOfKey(classifierKey))
     : recipeKey(TURNED_KEY, classifierKey);
 }
@@ -430,7 +434,7 @@ export function turnedKeyOf(classifierKey: string): string {
 /** The classifier's row key behind a turned row on a named recipe ("vgg:mild-shift"). */
 export function classifierOfTurnedKey(key: string): string {
   const rest = key.split(":").slice(1);
-  return rest.length === 1 ? recipeKey(TURNED_DEFAULT_CLASSIFIER, rest[0]) : rest.join(":");
+  return rest.length === 1 ? recipeKey(RECIPE_ARCHITECTURE, rest[0]) : rest.join(":");
 }
 
 /**

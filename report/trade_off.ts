@@ -12,6 +12,7 @@ import {
   classifierOfTurnedKey,
   isRecipeKey,
   isTurnedKey,
+  RECIPE_ARCHITECTURE,
   recipeOfKey,
   type ReportInputs,
 } from "./inputs.ts";
@@ -42,7 +43,9 @@ export interface TradeOffPoint {
  */
 function recipeWords(key: string): string {
   const architecture = architectureOfKey(key);
-  return architecture === "vgg" ? recipeOfKey(key) : `${architecture}, ${recipeOfKey(key)}`;
+  return architecture === RECIPE_ARCHITECTURE
+    ? recipeOfKey(key)
+    : `${architecture}, ${recipeOfKey(key)}`;
 }
 
 /** One point per row that has clean test accuracy and a rotation sweep. */

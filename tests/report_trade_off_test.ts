@@ -65,3 +65,27 @@ Deno.test("the trade-off plot draws the target's two lines where the target puts
   assert.deepEqual(plotted.map((p) => p.row), ["robust", "resnet", "committee"]);
   assert.match(JSON.stringify(spec.title), /left out, under 99\.2% clean: separable/);
 });
+
+Deno.test("trade-off labels: the VGG's recipe rows by their recipe, another architecture's with its name", () => {
+  const given = inputs();
+  const turnedRun = (seed: number) => ({ seed, test: { accuracy: 0.996 } });
+  for (const row of ["vgg:mild", "vgg-gap:mild"]) {
+    given.training[row] = { seed: 42, test_accuracy: 0.9962 } as never;
+  }
+  given.turnedRuns = {
+    "turned:mild-shift": [turnedRun(42)],
+    "turned:vgg-gap:mild": [turnedRun(42)],
+  } as never;
+  for (const row of ["vgg:mild", "vgg-gap:mild", "turned:mild-shift", "turned:vgg-gap:mild"]) {
+    given.robustness!.models[row] = withRotation(0.9) as never;
+  }
+  const labels = Object.fromEntries(tradeOffPoints(given).map((p) => [p.row, p.label]));
+  assert.deepEqual(
+    [labels["vgg:mild"], labels["vgg-gap:mild"]],
+    ["mild", "vgg-gap, mild"],
+  );
+  assert.deepEqual(
+    [labels["turned:mild-shift"], labels["turned:vgg-gap:mild"]],
+    ["turned (mild-shift)", "turned (vgg-gap, mild)"],
+  );
+});
