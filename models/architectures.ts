@@ -61,6 +61,14 @@ export interface CnnOptions {
  */
 export type Architecture = CnnOptions | ResidualOptions | SeparableOptions | TransformerOptions;
 
+/** The VGG-style CNN's layers (ARCHITECTURES.vgg), which vgg-gap changes only in its head. */
+const VGG: CnnOptions = {
+  convBlocks: [[32, 32], [64, 64], [128]],
+  batchNorm: true,
+  convDropout: 0.25,
+  denseDropout: 0,
+};
+
 export const ARCHITECTURES = {
   baseline: { batchNorm: false, convDropout: 0, denseDropout: 0 },
   improved: { batchNorm: true, convDropout: 0.25, denseDropout: 0.5 },
@@ -99,24 +107,13 @@ export const ARCHITECTURES = {
   // oneDNN's convolutions made a training step about twice as fast (a seed
   // trains in about 20 minutes on two cores). Over seeds 42-44 it is level
   // with the robust CNN on clean digits (docs/architectures.md).
-  vgg: {
-    convBlocks: [[32, 32], [64, 64], [128]],
-    batchNorm: true,
-    convDropout: 0.25,
-    denseDropout: 0,
-  },
+  vgg: VGG,
   // The VGG-style CNN with its Flatten a global average over the 3×3
   // positions left after the last pool: the same convolutions (22.0 M
   // multiply-adds), a head of 128 features instead of 1,152. Built to ask
   // whether a head blind to position reads shifted digits without training
   // on wider shifts (docs/architectures.md).
-  "vgg-gap": {
-    convBlocks: [[32, 32], [64, 64], [128]],
-    batchNorm: true,
-    convDropout: 0.25,
-    denseDropout: 0,
-    head: "average",
-  },
+  "vgg-gap": { ...VGG, head: "average" },
 } satisfies Record<ModelName, Architecture>;
 
 /** The CNN options of an architecture that is a plain CNN, else undefined. */
