@@ -130,7 +130,7 @@ Deno.test("vgg-gap: the VGG's convolutions, then each channel's mean over the po
   const map = tf.tidy(() => tf.randomUniform([1, 3, 3, 128], 0, 1, "float32", 5));
   const shifted = tf.tidy(() => tf.reverse(map, 1));
   const [a, b] = [pool.apply(map) as tf.Tensor, pool.apply(shifted) as tf.Tensor];
-  assert.ok(tf.max(tf.abs(tf.sub(a, b))).arraySync() as number < 1e-6);
+  assert.ok(tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).arraySync() as number) < 1e-6);
   tf.dispose([map, shifted, a, b]);
   model.dispose();
   vgg.dispose();

@@ -191,9 +191,9 @@ Deno.test("the light recipe is the robust one with the appearance families half 
   assert.ok(!beginsRecipe(light, 2, own));
 });
 
-/** The VGG's configuration on a named recipe, as `train:vgg --recipe NAME` makes it. */
-const named = (name: string) =>
-  defaultConfig("vgg", RECIPES.vgg, 3, { name, recipe: NAMED_RECIPES[name] });
+/** A model's configuration on a named recipe, as `train:vgg --recipe NAME` makes the VGG's. */
+const named = (name: string, model: "vgg" | "vgg-gap" = "vgg") =>
+  defaultConfig(model, RECIPES[model], 3, { name, recipe: NAMED_RECIPES[name] });
 
 Deno.test("the mild recipe is the clean one with the robust recipe's appearance families", () => {
   const [mild, clean, own] = [named("mild"), named("clean"), defaultConfig("vgg", RECIPES.vgg, 3)];
@@ -344,9 +344,7 @@ Deno.test("mild-stroke is the mild recipe's epochs, then the robust recipe's own
   assert.ok(beginsRecipe(mild, mild.epochs, stroke), "a finished mild run is its start");
   assert.ok(!beginsRecipe(named("mild-mix"), mild.epochs, stroke), "a mild-mix run is not");
   // The same for the global-average VGG (the architecture itself is checked on the weights).
-  const gap = (name: string) =>
-    defaultConfig("vgg-gap", RECIPES["vgg-gap"], 3, { name, recipe: NAMED_RECIPES[name] });
-  assert.ok(beginsRecipe(gap("mild"), mild.epochs, gap("mild-stroke")));
+  assert.ok(beginsRecipe(named("mild", "vgg-gap"), mild.epochs, named("mild-stroke", "vgg-gap")));
 });
 
 Deno.test("only a run that stopped before either stage begins is taken as the start of the recipe", () => {
