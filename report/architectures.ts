@@ -70,7 +70,7 @@ const LABELS: Record<string, string> = {
  * A row's label; a recipe without words of its own is named after its
  * architecture's, and a turn in front of a recipe's VGG after that VGG's.
  */
-function labelOf(key: string): string {
+export function labelOf(key: string): string {
   if (LABELS[key]) return LABELS[key];
   if (isTurnedKey(key)) {
     return `${labelOf(classifierOfTurnedKey(key))}, behind a learned turn (one ONNX file)`;

@@ -4,7 +4,15 @@
  * the improved model collapses (the BatchNorm experiment).
  */
 import { mean, pct, table } from "./format.ts";
-import type { HandwritingMetrics, ReportInputs, RobustnessSummary } from "./inputs.ts";
+import {
+  architectureOfKey,
+  type HandwritingMetrics,
+  isRecipeKey,
+  isTurnedKey,
+  type ReportInputs,
+  type RobustnessSummary,
+  TURNED_KEY,
+} from "./inputs.ts";
 import { summarize } from "../util/stats.ts";
 
 type Augmentation = Record<string, unknown> & { appearance?: Record<string, unknown> };
@@ -127,11 +135,23 @@ export function overSeeds(
   return summaries.map(pick).filter((v): v is number => typeof v === "number");
 }
 
-/** One model's robustness summary for each of its seeds that was evaluated, in seed order. */
+/**
+ * One row's robustness summary for each of its seeds that was evaluated, in
+ * seed order: a model's, a named recipe's run ("vgg:mild", whose files name
+ * it "vgg") or a turned model's ("turned:mild", its files "turned").
+ */
 export function robustnessBySeed(inputs: ReportInputs, model: string) {
   const bySeed = new Map<number, RobustnessSummary>();
+  if (isTurnedKey(model)) {
+    for (const run of inputs.turnedRuns?.[model] ?? []) {
+      const summary = run.robustness?.models[TURNED_KEY]?.summary;
+      if (summary) bySeed.set(run.seed, summary);
+    }
+    return bySeed;
+  }
+  const name = isRecipeKey(model) ? architectureOfKey(model) : model;
   for (const run of inputs.seedRuns[model] ?? []) {
-    const summary = run.robustness?.models[model]?.summary;
+    const summary = run.robustness?.models[name]?.summary;
     if (summary) bySeed.set(run.seed, summary);
   }
   return bySeed;
