@@ -11,9 +11,11 @@ import {
   classifierOfTurnedKey,
   isRecipeKey,
   isTurnedKey,
+  RECIPE_ARCHITECTURE,
   recipeOfKey,
   type ReportInputs,
   type TrainingMetrics,
+  TURNED_KEY,
 } from "./inputs.ts";
 import { BOOTSTRAP_SEED, correctness, verdict } from "./paired.ts";
 import { pairedBootstrap, summarize } from "../util/stats.ts";
@@ -175,6 +177,39 @@ export function trainedOn(metrics: TrainingMetrics): string | undefined {
   return metrics.engine === "native" ? "im2col" : undefined;
 }
 
+/**
+ * A row's size and ONNX speed. A recipe's row has its architecture's (the
+ * bench's figures, or the run's own weight count). The bench's turned model
+ * is the VGG behind the angle network: a turn in front of another classifier
+ * has the angle network's weights and arithmetic (the bench's turned model
+ * less its VGG) plus that classifier's, and no speed of its own.
+ */
+export function rowSize(inputs: ReportInputs, model: string) {
+  const bench = inputs.bench;
+  const own = (key: string) => ({
+    parameters: bench?.parameters?.[architectureOfKey(key)] ??
+      inputs.training[key]?.parameters?.total,
+    multiplyAdds: bench?.multiply_adds?.[architectureOfKey(key)],
+  });
+  // The plain "turned" row is the angle network's own folder's, in front of the VGG.
+  const otherClassifier = isTurnedKey(model) && model !== TURNED_KEY &&
+    architectureOfKey(classifierOfTurnedKey(model)) !== RECIPE_ARCHITECTURE;
+  if (!otherClassifier) {
+    return { ...own(model), imagesPerSecond: bench?.infer_onnx?.[architectureOfKey(model)] };
+  }
+  const turned = own(TURNED_KEY), vgg = own(RECIPE_ARCHITECTURE);
+  const classifier = own(classifierOfTurnedKey(model));
+  const plus = (pick: (size: ReturnType<typeof own>) => number | undefined) => {
+    const [t, v, c] = [pick(turned), pick(vgg), pick(classifier)];
+    return t === undefined || v === undefined || c === undefined ? undefined : t - v + c;
+  };
+  return {
+    parameters: plus((size) => size.parameters),
+    multiplyAdds: plus((size) => size.multiplyAdds),
+    imagesPerSecond: undefined,
+  };
+}
+
 const COUNT_WORDS = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight"];
 
 export function architecturesMarkdown(
@@ -183,7 +218,6 @@ export function architecturesMarkdown(
 ): string | undefined {
   const present = familyRows(inputs);
   if (!present.some((model) => model !== REFERENCE)) return undefined;
-  const bench = inputs.bench;
   const robustness = inputs.robustness?.models;
   const handwriting = inputs.handwriting?.models;
   const rows = present.map((model) => {
@@ -194,15 +228,14 @@ export function architecturesMarkdown(
       ? history.reduce((sum, r) => sum + (r.seconds ?? 0), 0) / history.length
       : undefined;
     const engine = training && trainedOn(training);
-    // A recipe's row has its architecture's size and speed.
-    const architecture = architectureOfKey(model);
+    const size = rowSize(inputs, model);
     const summary = robustness?.[model]?.summary;
     const worst = summary?.worst;
     return [
       labelOf(model),
-      thousands(bench?.parameters?.[architecture] ?? inputs.training[model]?.parameters?.total),
-      millions(bench?.multiply_adds?.[architecture]),
-      bench?.infer_onnx?.[architecture]?.toLocaleString("en-US") ?? "–",
+      thousands(size.parameters),
+      millions(size.multiplyAdds),
+      size.imagesPerSecond?.toLocaleString("en-US") ?? "–",
       epochSeconds === undefined
         ? "–"
         : `${Math.round(epochSeconds)}${engine ? ` (${engine})` : ""}`,

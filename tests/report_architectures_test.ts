@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { architecturesMarkdown, differenceOverSeeds, trainedOn } from "../report/architectures.ts";
+import {
+  architecturesMarkdown,
+  differenceOverSeeds,
+  rowSize,
+  trainedOn,
+} from "../report/architectures.ts";
 import { readMetrics, type ReportInputs, withRecipeRuns } from "../report/inputs.ts";
 import { writeReport } from "../report/main.ts";
 import { tempDir } from "./temp_dir.ts";
@@ -331,4 +336,36 @@ Deno.test("a turned model's folder joins the table as one row, its seeds paired 
   await assert.rejects(writeReport(results, "deno task report"), /cannot tell which row it is/);
   assert.equal(existsSync(join(results, "plots")), false);
   assert.equal(existsSync(join(results, "REPORT.md")), false);
+});
+
+Deno.test("a turn in front of another classifier has the angle network's size plus that classifier's, and no speed of its own", () => {
+  const given = inputs();
+  given.bench = {
+    parameters: { vgg: 289_066, turned: 746_475 },
+    multiply_adds: { vgg: 22_050_560, turned: 50_147_456 },
+    infer_onnx: { vgg: 3_426, turned: 2_584 },
+  } as unknown as ReportInputs["bench"];
+  given.training["vgg-gap:mild"] = trainingMetrics(0.996, {
+    parameters: { total: 157_994 },
+  }) as unknown as ReportInputs["training"][string];
+  // The bench's turned model is the VGG behind the angle network: the VGG's turned rows are its.
+  for (const key of ["turned", "turned:mild-shift"]) {
+    assert.deepEqual(rowSize(given, key), {
+      parameters: 746_475,
+      multiplyAdds: 50_147_456,
+      imagesPerSecond: 2_584,
+    });
+  }
+  // vgg-gap is not in this bench: its weights from its run, its arithmetic unknown.
+  assert.deepEqual(rowSize(given, "turned:vgg-gap:mild"), {
+    parameters: 746_475 - 289_066 + 157_994,
+    multiplyAdds: undefined,
+    imagesPerSecond: undefined,
+  });
+  given.bench!.multiply_adds!["vgg-gap"] = 21_920_000;
+  assert.equal(
+    rowSize(given, "turned:vgg-gap:mild").multiplyAdds,
+    50_147_456 - 22_050_560 + 21_920_000,
+  );
+  assert.equal(rowSize(given, "vgg-gap:mild").parameters, 157_994);
 });
