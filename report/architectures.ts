@@ -181,31 +181,32 @@ export function trainedOn(metrics: TrainingMetrics): string | undefined {
  * A row's size and ONNX speed. A recipe's row has its architecture's (the
  * bench's figures, or the run's own weight count). The bench's turned model
  * is the VGG behind the angle network: a turn in front of another classifier
- * has the angle network's weights and arithmetic (the bench's turned model
- * less its VGG) plus that classifier's, and no speed of its own.
+ * has the angle network's weights (the bench's turned model's less its VGG's)
+ * and that classifier's. Its arithmetic is left unsaid (the bench counts the
+ * classifier once or twice, as its pick runs it) and it has no speed of its own.
  */
 export function rowSize(inputs: ReportInputs, model: string) {
   const bench = inputs.bench;
-  const own = (key: string) => ({
-    parameters: bench?.parameters?.[architectureOfKey(key)] ??
-      inputs.training[key]?.parameters?.total,
-    multiplyAdds: bench?.multiply_adds?.[architectureOfKey(key)],
-  });
+  const parameters = (key: string) =>
+    bench?.parameters?.[architectureOfKey(key)] ?? inputs.training[key]?.parameters?.total;
   // The plain "turned" row is the angle network's own folder's, in front of the VGG.
   const otherClassifier = isTurnedKey(model) && model !== TURNED_KEY &&
     architectureOfKey(classifierOfTurnedKey(model)) !== RECIPE_ARCHITECTURE;
   if (!otherClassifier) {
-    return { ...own(model), imagesPerSecond: bench?.infer_onnx?.[architectureOfKey(model)] };
+    const architecture = architectureOfKey(model);
+    return {
+      parameters: parameters(model),
+      multiplyAdds: bench?.multiply_adds?.[architecture],
+      imagesPerSecond: bench?.infer_onnx?.[architecture],
+    };
   }
-  const turned = own(TURNED_KEY), vgg = own(RECIPE_ARCHITECTURE);
-  const classifier = own(classifierOfTurnedKey(model));
-  const plus = (pick: (size: ReturnType<typeof own>) => number | undefined) => {
-    const [t, v, c] = [pick(turned), pick(vgg), pick(classifier)];
-    return t === undefined || v === undefined || c === undefined ? undefined : t - v + c;
-  };
+  const [turned, vgg, classifier] = [TURNED_KEY, RECIPE_ARCHITECTURE, classifierOfTurnedKey(model)]
+    .map(parameters);
   return {
-    parameters: plus((size) => size.parameters),
-    multiplyAdds: plus((size) => size.multiplyAdds),
+    parameters: turned === undefined || vgg === undefined || classifier === undefined
+      ? undefined
+      : turned - vgg + classifier,
+    multiplyAdds: undefined,
     imagesPerSecond: undefined,
   };
 }
