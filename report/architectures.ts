@@ -273,7 +273,7 @@ export function architecturesMarkdown(
       } trained on a named recipe instead (\`train --recipe\`, train/recipes.ts's NAMED_RECIPES)`
       : "") +
     (present.some(isTurnedKey)
-      ? "; VGGs behind a learned turn (`deno task train:turn`, then " +
+      ? "; classifiers behind a learned turn (`deno task train:turn`, then " +
         "`export --turned`: an angle network reads how far each digit is turned, the graph turns " +
         "it back, the classifier reads it, as its metadata's pick says), one ONNX file whose " +
         "two parts trained apart (no seconds an epoch)"
