@@ -121,11 +121,23 @@ export function testAccuracyBySeed(inputs: ReportInputs, model: string): Map<num
   return single ? new Map([[single.seed, single.test_accuracy]]) : new Map();
 }
 
+/** Seed by seed, a − b over the seeds both have, in a's order. */
+export function differencesBySeed(
+  a: Map<number, number>,
+  b: Map<number, number>,
+): Map<number, number> {
+  return new Map(
+    [...a].filter(([seed]) => b.has(seed)).map(([seed, v]) => [seed, v - b.get(seed)!]),
+  );
+}
+
 /** Mean over the seeds both models have of (model − reference), with its t interval. */
 export function differenceOverSeeds(inputs: ReportInputs, model: string, reference: string) {
-  const a = testAccuracyBySeed(inputs, model), b = testAccuracyBySeed(inputs, reference);
-  const differences = [...a].filter(([seed]) => b.has(seed)).map(([seed, v]) => v - b.get(seed)!);
-  return differences.length ? summarize(differences) : undefined;
+  const differences = differencesBySeed(
+    testAccuracyBySeed(inputs, model),
+    testAccuracyBySeed(inputs, reference),
+  );
+  return differences.size ? summarize([...differences.values()]) : undefined;
 }
 
 /** A row key as a verdict names it: "vgg (clean)" for "vgg:clean". */

@@ -9,7 +9,7 @@
  */
 import { pct, signedPoints, table } from "./format.ts";
 import type { ReportInputs, RobustnessSummary } from "./inputs.ts";
-import { labelOf, testAccuracyBySeed } from "./architectures.ts";
+import { differencesBySeed, labelOf, testAccuracyBySeed } from "./architectures.ts";
 import { robustnessBySeed } from "./robust.ts";
 import { type SeedSummary, summarize } from "../util/stats.ts";
 
@@ -87,13 +87,10 @@ function familyGaps(
       typeof reference.get(seed)!.families[family] === "number"
     )
   );
+  const onSeeds = (summaries: Map<number, RobustnessSummary>, family: string) =>
+    new Map(seeds.map((seed) => [seed, summaries.get(seed)!.families[family]]));
   return families.map((family) => {
-    const bySeed = new Map(
-      seeds.map((seed) => [
-        seed,
-        model.get(seed)!.families[family] - reference.get(seed)!.families[family],
-      ]),
-    );
+    const bySeed = differencesBySeed(onSeeds(model, family), onSeeds(reference, family));
     return { family, bySeed, overSeeds: summarize([...bySeed.values()]) };
   }).sort((a, b) => a.overSeeds.mean - b.overSeeds.mean);
 }
